@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds skip Swift's dynamic exclusivity checks: measured here at ~10% of the
+// proxy's CPU (shared/PLATFORM-NOTES.md). Only the root package may use unsafe flags.
+let hotPathFlags: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "prox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "prox", targets: ["prox"]),
+        .library(name: "ProxCore", targets: ["ProxCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
+        .target(name: "ProxRegex", dependencies: ["CPCRE2"], swiftSettings: hotPathFlags),
+        .target(
+            name: "ProxCore",
+            dependencies: ["ProxRegex", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathFlags
+        ),
+        .target(name: "ProxFilters", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
+        .target(name: "ProxUpstream", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
+        .target(
+            name: "ProxConfig",
+            dependencies: ["ProxCore", "ProxFilters", "ProxUpstream", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "ProxEngine",
+            dependencies: [
+                "ProxCore", "ProxConfig", "ProxUpstream", "ProxFilters",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathFlags + swift5
+        ),
+        .target(
+            name: "ProxCLI",
+            dependencies: [
+                "ProxEngine", "ProxConfig", "ProxCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swift5
+        ),
+        .executableTarget(name: "prox", dependencies: ["ProxCLI"], swiftSettings: swift5),
+        .executableTarget(
+            name: "prox-routebench",
+            dependencies: ["ProxConfig", "ProxCore"],
+            path: "bench/RouteBench",
+            swiftSettings: hotPathFlags + swift5
+        ),
+        .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex"]),
+        .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore", "ProxConfig"], swiftSettings: swift5),
+        .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI"], swiftSettings: swift5),
+        .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig"], swiftSettings: swift5),
+        .testTarget(name: "ProxUpstreamTests", dependencies: ["ProxUpstream"], swiftSettings: swift5),
+        .testTarget(
+            name: "ProxEngineTests",
+            dependencies: [
+                "ProxEngine", "ProxCLI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swift5
+        ),
+    ]
+)

@@ -1,0 +1,53 @@
+import NIOCore
+
+/// Everything about one request in flight. Created by the engine when a head arrives, with
+/// the snapshot read once for this request; used on the request's event loop only.
+public final class RequestContext {
+    public var head: RequestHead
+    /// The snapshot this request runs against, to its end, even across a reload.
+    public let snapshot: Snapshot
+    public let listener: ListenerSpec
+    public let client: IPAddress
+    public let clientPort: Int
+    /// "http" or "https".
+    public let scheme: String
+    public var route: Route?
+    public var requestID: String = ""
+    /// Captures of the chosen route's path regex and host regex, when templates use them.
+    public var pathCaptures: [String?] = []
+    public var pathCaptureNames: [String: Int] = [:]
+    public var hostCaptures: [String?] = []
+    public var hostCaptureNames: [String: Int] = [:]
+    /// The smallest body cap any stage asked for; the engine enforces it while streaming.
+    public var requestBodyLimit: Int64?
+    /// Set when tracing (dry-run, check); nil on the hot path.
+    public var trace: Trace?
+    /// The loop the request runs on; nil in dry-run.
+    public let eventLoop: (any EventLoop)?
+    /// Filled by the engine (or the dry-run stub) when it picks an upstream.
+    public var poolID: String?
+    public var endpoint: String?
+
+    public init(head: RequestHead, snapshot: Snapshot, listener: ListenerSpec, client: IPAddress, clientPort: Int,
+                scheme: String = "http", eventLoop: (any EventLoop)?, trace: Trace? = nil) {
+        self.head = head
+        self.snapshot = snapshot
+        self.listener = listener
+        self.client = client
+        self.clientPort = clientPort
+        self.scheme = scheme
+        self.eventLoop = eventLoop
+        self.trace = trace
+    }
+
+    public var isTracing: Bool { trace != nil }
+
+    /// Records a trace entry. The arguments are evaluated only when tracing.
+    @inlinable
+    public func record(_ stage: @autoclosure () -> String, looked: @autoclosure () -> String,
+                       decided: @autoclosure () -> String, why: @autoclosure () -> String) {
+        if let t = trace {
+            t.entries.append(TraceEntry(stage: stage(), looked: looked(), decided: decided(), why: why()))
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// A header name prepared once, at config compile time: its canonical spelling for output and
+/// its lowercase bytes for case-insensitive comparison against the bytes received.
+public struct HeaderName: Hashable, Sendable, CustomStringConvertible {
+    /// The spelling used when Prox writes this header.
+    public let name: String
+    /// ASCII-lowercased bytes of `name`, compared against received bytes.
+    public let lowercased: [UInt8]
+
+    public init(_ name: String) {
+        self.name = name
+        self.lowercased = Array(name.utf8).map(asciiLower)
+    }
+
+    public var description: String { name }
+
+    public static func == (a: HeaderName, b: HeaderName) -> Bool { a.lowercased == b.lowercased }
+    public func hash(into h: inout Hasher) { h.combine(lowercased) }
+
+    /// True when `bytes` spell this name, ignoring ASCII case.
+    @inlinable
+    public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == lowercased.count else { return false }
+        return lowercased.withUnsafeBufferPointer { mine in
+            for i in 0..<bytes.count where asciiLower(bytes[i]) != mine[i] { return false }
+            return true
+        }
+    }
+
+    // Names the engine and built-in stages use; built once.
+    public static let host = HeaderName("Host")
+    public static let contentLength = HeaderName("Content-Length")
+    public static let transferEncoding = HeaderName("Transfer-Encoding")
+    public static let connection = HeaderName("Connection")
+    public static let keepAlive = HeaderName("Keep-Alive")
+    public static let expect = HeaderName("Expect")
+    public static let te = HeaderName("TE")
+    public static let trailer = HeaderName("Trailer")
+    public static let upgrade = HeaderName("Upgrade")
+    public static let proxyConnection = HeaderName("Proxy-Connection")
+    public static let proxyAuthenticate = HeaderName("Proxy-Authenticate")
+    public static let proxyAuthorization = HeaderName("Proxy-Authorization")
+    public static let cookie = HeaderName("Cookie")
+    public static let xRequestID = HeaderName("X-Request-Id")
+    public static let xForwardedFor = HeaderName("X-Forwarded-For")
+    public static let xForwardedProto = HeaderName("X-Forwarded-Proto")
+    public static let xForwardedHost = HeaderName("X-Forwarded-Host")
+    public static let via = HeaderName("Via")
+    public static let contentType = HeaderName("Content-Type")
+    public static let location = HeaderName("Location")
+    public static let date = HeaderName("Date")
+    public static let server = HeaderName("Server")
+}
+
+@inlinable @inline(__always)
+public func asciiLower(_ b: UInt8) -> UInt8 {
+    (b &- 0x41) < 26 ? b | 0x20 : b
+}

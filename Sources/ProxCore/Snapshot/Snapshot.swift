@@ -1,0 +1,174 @@
+import ProxRegex
+
+/// A listener as compiled: where to accept and the limits to enforce.
+public struct ListenerSpec: Sendable {
+    public var id: String
+    public var index: Int
+    public var host: String
+    public var port: Int
+    public var maxHeaderBytes: Int
+    public var maxHeaders: Int
+    public var maxConnections: Int
+    /// Longest request target accepted (414 beyond).
+    public var maxURIBytes: Int
+    public var clientHeaderTimeout: TimeAmountMillis
+    public var clientBodyIdleTimeout: TimeAmountMillis
+    public var keepAliveIdleTimeout: TimeAmountMillis
+    /// Incoming X-Forwarded-* are kept (and appended to) only from peers in these blocks;
+    /// from anyone else they are replaced.
+    public var trustedProxies: [CIDR]
+
+    public init(id: String, index: Int, host: String, port: Int, maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100,
+                maxConnections: Int = 10_000, maxURIBytes: Int = 8 * 1024, clientHeaderTimeout: TimeAmountMillis = 10_000,
+                clientBodyIdleTimeout: TimeAmountMillis = 30_000, keepAliveIdleTimeout: TimeAmountMillis = 60_000,
+                trustedProxies: [CIDR] = []) {
+        self.id = id
+        self.index = index
+        self.host = host
+        self.port = port
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = maxHeaders
+        self.maxConnections = maxConnections
+        self.maxURIBytes = maxURIBytes
+        self.clientHeaderTimeout = clientHeaderTimeout
+        self.clientBodyIdleTimeout = clientBodyIdleTimeout
+        self.keepAliveIdleTimeout = keepAliveIdleTimeout
+        self.trustedProxies = trustedProxies
+    }
+}
+
+/// Milliseconds; config durations compile to this.
+public typealias TimeAmountMillis = Int64
+
+public enum BalancerKind: String, Sendable, CaseIterable {
+    case roundRobin = "round_robin"
+    case weightedRoundRobin = "weighted_round_robin"
+    case random = "random"
+    case leastRequest = "least_request"
+}
+
+public struct EndpointSpec: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    public var weight: Int
+    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public init(host: String, port: Int, weight: Int = 1) {
+        self.host = host
+        self.port = port
+        self.weight = weight
+    }
+}
+
+/// An upstream pool as compiled. Its runtime state (connections, balancer position, in-flight
+/// counts) lives in per-event-loop registries keyed by `id`, so it outlives a reload.
+public struct PoolSpec: Sendable {
+    public var id: String
+    public var index: Int
+    public var endpoints: [EndpointSpec]
+    public var balancer: BalancerKind
+    public var connectTimeout: TimeAmountMillis
+    public var responseHeaderTimeout: TimeAmountMillis
+    public var bodyIdleTimeout: TimeAmountMillis
+    public var maxConnectionsPerEndpoint: Int
+    public var idleTimeout: TimeAmountMillis
+    public var maxIdlePerEndpoint: Int
+
+    public init(id: String, index: Int, endpoints: [EndpointSpec], balancer: BalancerKind = .roundRobin,
+                connectTimeout: TimeAmountMillis = 5_000, responseHeaderTimeout: TimeAmountMillis = 30_000,
+                bodyIdleTimeout: TimeAmountMillis = 60_000, maxConnectionsPerEndpoint: Int = 1024,
+                idleTimeout: TimeAmountMillis = 60_000, maxIdlePerEndpoint: Int = 256) {
+        self.id = id
+        self.index = index
+        self.endpoints = endpoints
+        self.balancer = balancer
+        self.connectTimeout = connectTimeout
+        self.responseHeaderTimeout = responseHeaderTimeout
+        self.bodyIdleTimeout = bodyIdleTimeout
+        self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
+        self.idleTimeout = idleTimeout
+        self.maxIdlePerEndpoint = maxIdlePerEndpoint
+    }
+}
+
+/// What a route does once its chain has passed.
+public enum RouteAction: Sendable {
+    case proxy(pool: Int)
+    case respond(status: Int, headers: [(name: HeaderName, value: Template)], body: Template)
+    case redirect(status: Int, location: Template)
+}
+
+/// A route as compiled.
+public final class Route: Sendable {
+    public let id: String
+    public let index: Int
+    public let match: RouteMatchSpec
+    public let chain: RouteChain
+    public let action: RouteAction
+    /// Set when a template or rewrite uses the path regex's captures.
+    public let needsPathCaptures: Bool
+    public let needsHostCaptures: Bool
+    /// Where the route was declared (`file:line:col`), for logs and dry-run.
+    public let origin: String
+
+    public init(id: String, index: Int, match: RouteMatchSpec, chain: RouteChain, action: RouteAction,
+                needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String) {
+        self.id = id
+        self.index = index
+        self.match = match
+        self.chain = chain
+        self.action = action
+        self.needsPathCaptures = needsPathCaptures
+        self.needsHostCaptures = needsHostCaptures
+        self.origin = origin
+    }
+
+    /// Fills the context's captures from the route's regexes, when templates need them.
+    public func captureInto(_ ctx: RequestContext) {
+        if needsPathCaptures, case .regex(let r)? = match.path {
+            ctx.pathCaptures = r.captures(ctx.head.path) ?? []
+        }
+        if needsHostCaptures {
+            for h in match.hosts {
+                if case .regex(let r) = h, let c = r.captures(ctx.head.host) { ctx.hostCaptures = c; break }
+            }
+        }
+    }
+}
+
+/// Access-log and proxy-wide settings.
+public struct ServerSettings: Sendable {
+    /// "stdout", "off", or a file path.
+    public var accessLog: String
+    /// Value of `Via` (`1.1 <name>`) and `Server` on local answers.
+    public var serverName: String
+    public var drainTimeout: TimeAmountMillis
+
+    public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000) {
+        self.accessLog = accessLog
+        self.serverName = serverName
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// One compiled config: immutable, shared by every event loop. A request reads the current
+/// snapshot once, when its head arrives, and uses it to its end.
+public final class Snapshot: Sendable {
+    public let version: Int
+    public let source: String
+    public let listeners: [ListenerSpec]
+    public let routes: [Route]
+    public let pools: [PoolSpec]
+    public let router: Router
+    public let settings: ServerSettings
+
+    public init(version: Int, source: String, listeners: [ListenerSpec], routes: [Route], pools: [PoolSpec],
+                router: Router, settings: ServerSettings) {
+        self.version = version
+        self.source = source
+        self.listeners = listeners
+        self.routes = routes
+        self.pools = pools
+        self.router = router
+        self.settings = settings
+    }
+}
