@@ -27,14 +27,19 @@ public final class RequestContext {
     /// Filled by the engine (or the dry-run stub) when it picks an upstream.
     public var poolID: String?
     public var endpoint: String?
+    /// How many chain stages have run (their response sides run in reverse on the way back).
+    public var stagesRun: Int = 0
+    /// `client` as text, made once per connection by the engine.
+    public let clientIPText: String
 
     public init(head: RequestHead, snapshot: Snapshot, listener: ListenerSpec, client: IPAddress, clientPort: Int,
-                scheme: String = "http", eventLoop: (any EventLoop)?, trace: Trace? = nil) {
+                clientIPText: String? = nil, scheme: String = "http", eventLoop: (any EventLoop)?, trace: Trace? = nil) {
         self.head = head
         self.snapshot = snapshot
         self.listener = listener
         self.client = client
         self.clientPort = clientPort
+        self.clientIPText = clientIPText ?? client.description
         self.scheme = scheme
         self.eventLoop = eventLoop
         self.trace = trace

@@ -141,7 +141,7 @@ public struct Template: Sendable, CustomStringConvertible {
         for p in parts {
             switch p {
             case .literal(let s): out += s
-            case .clientIP: out += ctx.client.description
+            case .clientIP: out += ctx.clientIPText
             case .requestID: out += ctx.requestID
             case .host: out += ctx.head.host
             case .path: out += ctx.head.path

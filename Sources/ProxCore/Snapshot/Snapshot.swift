@@ -51,11 +51,13 @@ public struct EndpointSpec: Sendable, Hashable {
     public var host: String
     public var port: Int
     public var weight: Int
-    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    /// `host:port` (`[v6]:port`), made once; the key of the endpoint's connection pool.
+    public let address: String
     public init(host: String, port: Int, weight: Int = 1) {
         self.host = host
         self.port = port
         self.weight = weight
+        self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

@@ -1,0 +1,100 @@
+import ProxCore
+
+/// Endpoint choice for one pool on one event loop. Not thread-safe by design: each event loop
+/// owns its own `Balancer` per pool (no locks on the hot path), so round-robin positions and
+/// in-flight counts are per loop, the way nginx workers and HAProxy threads keep theirs.
+public struct Balancer: Sendable {
+    public let kind: BalancerKind
+    /// Endpoint weights, in the pool's order.
+    public private(set) var weights: [Int]
+    /// Requests in flight per endpoint (for `least_request`); the engine increments on
+    /// dispatch and decrements on completion.
+    public private(set) var inFlight: [Int]
+    var next = 0
+    /// Smooth weighted round robin (as nginx does it): current weights.
+    var current: [Int]
+    var rng: SplitMix64
+
+    public init(kind: BalancerKind, weights: [Int], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        self.kind = kind
+        self.weights = weights.map { max(0, $0) }
+        self.inFlight = Array(repeating: 0, count: weights.count)
+        self.current = Array(repeating: 0, count: weights.count)
+        self.rng = SplitMix64(seed: seed)
+    }
+
+    /// Why an endpoint was chosen, for dry-run traces.
+    public struct Choice: Sendable, Equatable {
+        public var index: Int
+        public var why: String
+    }
+
+    /// Picks an endpoint, skipping `excluded` ones (a failed attempt's endpoint). Returns nil when
+    /// every endpoint is excluded or has weight 0.
+    public mutating func pick(excluding excluded: Int? = nil) -> Choice? {
+        let n = weights.count
+        guard n > 0 else { return nil }
+        let w = weights
+        func eligible(_ i: Int) -> Bool { i != excluded && w[i] > 0 }
+        switch kind {
+        case .roundRobin:
+            for _ in 0..<n {
+                let i = next % n
+                next = (next + 1) % n
+                if eligible(i) { return Choice(index: i, why: "round_robin: next in turn (position \(i) of \(n))") }
+            }
+            return nil
+        case .weightedRoundRobin:
+            var total = 0, best = -1
+            for i in 0..<n where eligible(i) {
+                current[i] += weights[i]
+                total += weights[i]
+                if best < 0 || current[i] > current[best] { best = i }
+            }
+            guard best >= 0 else { return nil }
+            current[best] -= total
+            return Choice(index: best, why: "weighted_round_robin: highest current weight (weight \(weights[best]) of \(total))")
+        case .random:
+            let candidates = (0..<n).filter(eligible)
+            guard !candidates.isEmpty else { return nil }
+            // Weighted random.
+            let total = candidates.reduce(0) { $0 + weights[$1] }
+            var r = Int(rng.next() % UInt64(total))
+            for i in candidates {
+                r -= weights[i]
+                if r < 0 { return Choice(index: i, why: "random: weighted draw (weight \(weights[i]) of \(total))") }
+            }
+            return Choice(index: candidates[candidates.count - 1], why: "random")
+        case .leastRequest:
+            let candidates = (0..<n).filter(eligible)
+            guard !candidates.isEmpty else { return nil }
+            if candidates.count == 1 { return Choice(index: candidates[0], why: "least_request: only eligible endpoint") }
+            // Power of two choices: two distinct random endpoints, the one with fewer in flight wins
+            // (ties go to the higher weight, then the first drawn).
+            let ia = Int(rng.next() % UInt64(candidates.count))
+            var ib = Int(rng.next() % UInt64(candidates.count - 1))
+            if ib >= ia { ib += 1 }
+            let a = candidates[ia], b = candidates[ib]
+            let pickA = inFlight[a] < inFlight[b] || (inFlight[a] == inFlight[b] && weights[a] >= weights[b])
+            let w = pickA ? a : b, l = pickA ? b : a
+            return Choice(index: w, why: "least_request: two random choices, \(inFlight[w]) in flight beats \(inFlight[l])")
+        }
+    }
+
+    public mutating func started(_ i: Int) { if i < inFlight.count { inFlight[i] += 1 } }
+    public mutating func finished(_ i: Int) { if i < inFlight.count && inFlight[i] > 0 { inFlight[i] -= 1 } }
+}
+
+/// A small, fast, seedable generator (Steele et al.'s SplitMix64): balancer draws need speed and
+/// spread, not cryptographic strength.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
