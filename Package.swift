@@ -45,6 +45,8 @@ let package = Package(
                 "ProxCore", "ProxConfig", "ProxUpstream", "ProxFilters",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPathFlags + swift5
@@ -54,6 +56,7 @@ let package = Package(
             dependencies: [
                 "ProxEngine", "ProxConfig", "ProxCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swift5

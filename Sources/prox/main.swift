@@ -1,1 +1,3 @@
-print("prox")
+import ProxCLI
+
+ProxCommand.main()

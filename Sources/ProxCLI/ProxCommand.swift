@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// `prox`: the reverse proxy whose configuration is a declaration.
+public struct ProxCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "prox",
+        abstract: "A reverse proxy whose configuration is a declaration, not a program.",
+        discussion: """
+        Without a subcommand, `prox` runs `serve` on the embedded default config.
+        See docs/CLI.md for every command and option.
+        """,
+        subcommands: [Serve.self, Validate.self, DryRunCommand.self, Check.self, Schema.self],
+        defaultSubcommand: Serve.self
+    )
+
+    public init() {}
+}

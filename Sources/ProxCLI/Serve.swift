@@ -1,0 +1,179 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import ProxConfig
+import ProxCore
+import ProxEngine
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the proxy.",
+        discussion: """
+        With no --config, serves the embedded default config (listener 127.0.0.1:8080; try
+        `curl localhost:8080/`). SIGHUP or a change of the config file reloads it: the new config is
+        validated and compiled off the hot path, then swapped in atomically; an invalid one is
+        logged and the running config keeps serving. SIGTERM or SIGINT drain: stop accepting,
+        let requests in flight finish (up to server.drain_timeout), exit 0.
+        """
+    )
+
+    @Option(name: .shortAndLong, help: "Config file (YAML or JSON). Default: the embedded config.")
+    var config: String?
+
+    @Option(help: "Number of event loops (default: the number of cores).")
+    var threads: Int?
+
+    @Flag(help: "Do not watch the config file for changes (SIGHUP still reloads).")
+    var noWatch = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "prox")
+        let loader = SnapshotLoader(path: config)
+        let snapshot: Snapshot
+        switch loader.load(version: 1) {
+        case .success(let s): snapshot = s
+        case .failure(let f):
+            FileHandle.standardError.write(Data((f.report + "\n").utf8))
+            throw ExitCode(f.unreadable ? 2 : 1)
+        }
+        let threadCount = threads ?? System.coreCount
+        let server = try ServerProcess(snapshot: snapshot, threads: threadCount, loader: loader, logger: logger)
+        try server.start(watch: !noWatch && config != nil)
+        dispatchMain()
+    }
+}
+
+/// Loads and compiles the config the server was started with (a file, or the embedded default).
+struct SnapshotLoader: Sendable {
+    let path: String?
+
+    struct Failure: Error {
+        var report: String
+        var unreadable: Bool
+    }
+
+    var sourceName: String { path ?? "<embedded default config>" }
+
+    func load(version: Int) -> Result<Snapshot, Failure> {
+        let result: CompileResult
+        if let p = path {
+            result = ConfigCompiler.compile(file: p, version: version)
+        } else {
+            result = ConfigCompiler.compile(text: DefaultConfig.yaml, fileName: "<embedded default config>", version: version)
+        }
+        if let s = result.snapshot, !result.diagnostics.contains(where: { $0.severity == .error }) {
+            return .success(s)
+        }
+        return .failure(Failure(report: DiagnosticFormatter.text(result.diagnostics), unreadable: result.unreadable))
+    }
+}
+
+/// The serve process: the server, its signal handlers and the config watcher.
+final class ServerProcess: @unchecked Sendable {
+    let server: ProxServer
+    let loader: SnapshotLoader
+    let logger: Logger
+    let queue = DispatchQueue(label: "prox.control")
+    var version = 1
+    var sources: [any DispatchSourceProtocol] = []
+    var lastStamp: FileStamp?
+    var draining = false
+
+    init(snapshot: Snapshot, threads: Int, loader: SnapshotLoader, logger: Logger) throws {
+        self.server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
+        self.loader = loader
+        self.logger = logger
+    }
+
+    func start(watch: Bool) throws {
+        let addrs = try server.start()
+        let s = server.snapshot
+        logger.info("prox started", metadata: [
+            "config": "\(loader.sourceName)",
+            "snapshot": "\(s.version)",
+            "threads": "\(server.group.makeIterator().map { _ in 1 }.count)",
+            "listeners": "\(zip(s.listeners, addrs).map { "\($0.0.id)=\($0.1.ipAddress ?? "?"):\($0.1.port ?? 0)" }.joined(separator: ", "))",
+            "routes": "\(s.routes.count)",
+            "pools": "\(s.pools.map { "\($0.id)(\($0.endpoints.count))" }.joined(separator: ", "))",
+            "access_log": "\(s.settings.accessLog)",
+        ])
+        for sig in [SIGHUP, SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hup.setEventHandler { [self] in reload(reason: "SIGHUP") }
+        hup.resume()
+        for sig in [SIGTERM, SIGINT] {
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            src.setEventHandler { [self] in drainAndExit(signal: sig == SIGTERM ? "SIGTERM" : "SIGINT") }
+            src.resume()
+            sources.append(src)
+        }
+        sources.append(hup)
+        if watch, let path = loader.path {
+            lastStamp = FileStamp(path)
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [self] in
+                let now = FileStamp(path)
+                if now != lastStamp {
+                    lastStamp = now
+                    if now != nil { reload(reason: "config file changed") }
+                }
+            }
+            timer.resume()
+            sources.append(timer)
+        }
+    }
+
+    /// Runs on the control queue, never on an event loop.
+    func reload(reason: String) {
+        guard !draining else { return }
+        let next = version + 1
+        logger.info("reloading (\(reason))")
+        switch loader.load(version: next) {
+        case .success(let s):
+            version = next
+            server.swap(s)
+        case .failure(let f):
+            logger.error("reload rejected; the running snapshot \(version) keeps serving:\n\(f.report)")
+        }
+    }
+
+    func drainAndExit(signal: String) {
+        guard !draining else { return }
+        draining = true
+        logger.info("\(signal): draining")
+        let timeout = server.snapshot.settings.drainTimeout
+        let clean = server.drain(timeout: .milliseconds(timeout))
+        server.shutdown()
+        logger.info(clean ? "drained; exiting" : "drain timed out; exiting")
+        exit(0)
+    }
+}
+
+/// What identifies a version of the config file on disk.
+struct FileStamp: Equatable {
+    var mtime: Int
+    var mtimeNanos: Int
+    var size: Int
+    var inode: UInt64
+
+    init?(_ path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        mtime = Int(st.st_mtim.tv_sec)
+        mtimeNanos = Int(st.st_mtim.tv_nsec)
+        size = Int(st.st_size)
+        inode = UInt64(st.st_ino)
+    }
+}

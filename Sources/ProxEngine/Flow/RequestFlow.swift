@@ -1,0 +1,122 @@
+import NIOCore
+import ProxCore
+
+/// What happens to a request after routing and its chain: the decisions `serve`, `dry-run` and
+/// `check` share. No I/O here: the connection handler carries out the step, dry-run records it.
+public enum FlowStep {
+    /// Answer the client with this response (the chain or the route's action made it).
+    case respond(LocalResponse)
+    /// Send the request to this pool.
+    case proxy(PoolSpec)
+    /// A stage is waiting; call `RequestFlow.resume` with the verdict the future yields.
+    case suspend(EventLoopFuture<Verdict>)
+}
+
+public enum RequestFlow {
+    /// Routes the request and runs its chain from the first stage. Runs on the request's loop.
+    public static func begin(_ ctx: RequestContext) -> FlowStep {
+        guard let m = ctx.snapshot.router.match(ctx.head, listener: ctx.listener.index) else {
+            ctx.record("router", looked: "host '\(ctx.head.host)', path '\(ctx.head.path)', method \(ctx.head.method)",
+                       decided: "no route", why: "none of the \(ctx.snapshot.routes.count) routes matches")
+            return .respond(errorResponse(ctx, 404, "no_route"))
+        }
+        let route = ctx.snapshot.routes[m.routeIndex]
+        ctx.route = route
+        route.captureInto(ctx)
+        ctx.record("router", looked: "host '\(ctx.head.host)', path '\(ctx.head.path)', method \(ctx.head.method)",
+                   decided: "route \(route.id)", why: "first route in order whose match holds (\(route.origin))")
+        return runChain(ctx, from: 0)
+    }
+
+    /// Continues after a suspended stage answered.
+    public static func resume(_ ctx: RequestContext, with verdict: Verdict) -> FlowStep {
+        switch verdict {
+        case .next: return runChain(ctx, from: ctx.stagesRun)
+        case .respond(let r): return .respond(r)
+        case .suspend(let f): return .suspend(f)
+        }
+    }
+
+    static func runChain(_ ctx: RequestContext, from start: Int) -> FlowStep {
+        guard let route = ctx.route else { return .respond(errorResponse(ctx, 500, "internal_error")) }
+        let (verdict, ran) = route.chain.runRequest(ctx, from: start)
+        ctx.stagesRun = ran
+        switch verdict {
+        case .respond(let r): return .respond(r)
+        case .suspend(let f): return .suspend(f)
+        case .next: return action(ctx, route)
+        }
+    }
+
+    static func action(_ ctx: RequestContext, _ route: Route) -> FlowStep {
+        switch route.action {
+        case .proxy(let pool):
+            let p = ctx.snapshot.pools[pool]
+            ctx.poolID = p.id
+            ctx.record("action", looked: "route \(route.id)", decided: "proxy to pool \(p.id)",
+                       why: "the route's action is proxy")
+            return .proxy(p)
+        case .respond(let status, let headers, let body):
+            var r = LocalResponse(status: status, body: body.render(ctx))
+            for h in headers { r.headers.append((h.name, h.value.render(ctx))) }
+            ctx.record("action", looked: "route \(route.id)", decided: "respond \(status)", why: "the route's action is respond")
+            return .respond(r)
+        case .redirect(let status, let location):
+            let loc = location.render(ctx)
+            ctx.record("action", looked: "route \(route.id)", decided: "redirect \(status) to \(loc)",
+                       why: "the route's action is redirect")
+            return .respond(LocalResponse(status: status, headers: [(.location, loc)], body: ""))
+        }
+    }
+
+    /// An error answer carrying the request id (made now if no stage made one).
+    public static func errorResponse(_ ctx: RequestContext, _ status: Int, _ category: String, detail: String = "") -> LocalResponse {
+        if ctx.requestID.isEmpty { ctx.requestID = RequestID.generate() }
+        return LocalResponse.error(status, category, requestID: ctx.requestID, detail: detail)
+    }
+
+    /// The response head for a local answer, after the response sides of the stages that ran.
+    public static func responseHead(for r: LocalResponse, _ ctx: RequestContext, serverName: String) -> ResponseHead {
+        var head = ResponseHead(status: r.status, framing: .contentLength(Int64(r.body.utf8.count)))
+        for h in r.headers { head.fields.add(h.name, h.value) }
+        if !r.category.isEmpty {
+            head.fields.set(proxErrorHeader, r.category)
+            head.fields.set(.server, serverName)
+        }
+        if !ctx.requestID.isEmpty && !head.fields.contains(.xRequestID) { head.fields.set(.xRequestID, ctx.requestID) }
+        if let route = ctx.route { route.chain.runResponse(ctx, &head, ranCount: ctx.stagesRun) }
+        return head
+    }
+
+    public static let proxErrorHeader = HeaderName("X-Prox-Error")
+
+    /// Prepares the request head for the upstream: forwarding headers, Via, Expect. Runs once per
+    /// attempt's head, on the request's loop.
+    ///
+    /// X-Forwarded-For/-Proto/-Host from the client are kept (and appended to) only when the
+    /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
+    /// cannot forge its address to the upstream.
+    public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
+        let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
+        var f = ctx.head.fields
+        if trusted, f.contains(.xForwardedFor) {
+            let prior = f.all(.xForwardedFor).joined(separator: ", ")
+            f.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+        } else {
+            f.set(.xForwardedFor, ctx.clientIPText)
+        }
+        if !(trusted && f.contains(.xForwardedProto)) { f.set(.xForwardedProto, ctx.scheme) }
+        if !(trusted && f.contains(.xForwardedHost)) {
+            if let h = f.first(.host) { f.set(.xForwardedHost, h) } else { f.remove(.xForwardedHost) }
+        }
+        let via = ctx.head.versionMinor == 0 ? "1.0 " + serverName : "1.1 " + serverName
+        if f.contains(.via) {
+            f.set(.via, f.all(.via).joined(separator: ", ") + ", " + via)
+        } else {
+            f.add(.via, via)
+        }
+        // Prox answers `100 Continue` itself once the chain has passed.
+        f.remove(.expect)
+        ctx.head.fields = f
+    }
+}

@@ -1,0 +1,174 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ProxCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The running proxy: event loops, listeners, the snapshot every loop reads, reloads and drain.
+///
+/// Thread model: each event loop owns a `LoopState`; the listener hands each accepted connection
+/// to a handler on the connection's own loop. A reload compiles on the caller's thread (never an
+/// event loop) and then posts the new snapshot to every loop: from then on new requests on that
+/// loop read it, and requests already in flight keep the one they started with.
+public final class ProxServer: @unchecked Sendable {
+    public let group: MultiThreadedEventLoopGroup
+    public let logger: Logger
+    private var loopStates: [ObjectIdentifier: LoopState] = [:]
+    private var orderedLoops: [(any EventLoop, LoopState)] = []
+    private var serverChannels: [(ListenerSpec, any Channel)] = []
+    private let lock = NIOLock()
+    private var current: Snapshot
+    private var connectionCounts: [String: NIOLockedValueBox<Int>] = [:]
+    private let accessLogFD: Int32
+
+    /// Starts `threads` event loops with `snapshot`. Call `start()` to bind the listeners.
+    public init(snapshot: Snapshot, threads: Int, logger: Logger) throws {
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        self.logger = logger
+        self.current = snapshot
+        self.accessLogFD = try ProxServer.openAccessLog(snapshot.settings.accessLog)
+        var seed: UInt64 = 0x5eed
+        let loops = Array(group.makeIterator())
+        for loop in loops {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let state = LoopState(eventLoop: loop, snapshot: snapshot, seed: seed,
+                                  accessLog: AccessLog(fd: accessLogFD), loopCount: loops.count)
+            loopStates[ObjectIdentifier(loop)] = state
+            orderedLoops.append((loop, state))
+            try loop.submit { state.startSweep() }.wait()
+        }
+    }
+
+    static func openAccessLog(_ target: String) throws -> Int32 {
+        switch target {
+        case "off", "": return -1
+        case "stdout": return 1
+        case "stderr": return 2
+        default:
+            let fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if fd < 0 { throw ServerError("cannot open access log \(target): errno \(errno)") }
+            return fd
+        }
+    }
+
+    public var snapshot: Snapshot { lock.withLock { current } }
+
+    /// Binds every listener of the current snapshot. Returns the bound addresses, in listener
+    /// order (port 0 in the config becomes the port the system chose).
+    @discardableResult
+    public func start() throws -> [SocketAddress] {
+        var bound: [SocketAddress] = []
+        for listener in snapshot.listeners {
+            let ch = try bind(listener)
+            serverChannels.append((listener, ch))
+            if let a = ch.localAddress { bound.append(a) }
+        }
+        return bound
+    }
+
+    public var boundPorts: [Int] { serverChannels.compactMap { $0.1.localAddress?.port } }
+
+    private func bind(_ listener: ListenerSpec) throws -> any Channel {
+        let count = NIOLockedValueBox(0)
+        connectionCounts[listener.id] = count
+        let states = loopStates
+        let max = listener.maxConnections
+        let logger = self.logger
+        return try ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                let admitted = count.withLockedValue { n -> Bool in
+                    if n >= max { return false }
+                    n += 1
+                    return true
+                }
+                guard admitted, let state = states[ObjectIdentifier(channel.eventLoop)], !state.draining else {
+                    if !admitted { logger.warning("listener \(listener.id): max_connections (\(max)) reached, refusing a connection") }
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in count.withLockedValue { $0 -= 1 } }
+                let peer = channel.remoteAddress
+                let ip = peer?.ipAddress.flatMap { IPAddress($0) } ?? .v4(0)
+                let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: peer?.port ?? 0)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: listener.host, port: listener.port)
+            .wait()
+    }
+
+    /// Swaps in a new snapshot: every loop's new requests read it from now on.
+    public func swap(_ next: Snapshot) {
+        let previous: Snapshot = lock.withLock {
+            let p = current
+            current = next
+            return p
+        }
+        for (loop, state) in orderedLoops {
+            loop.execute { state.snapshot = next }
+        }
+        let listenersChanged = previous.listeners.map { "\($0.id)@\($0.host):\($0.port)" } != next.listeners.map { "\($0.id)@\($0.host):\($0.port)" }
+        if listenersChanged {
+            logger.warning("listener addresses changed in the new config; they take effect on restart (running listeners are kept)")
+        }
+        logger.info("snapshot \(next.version) is live", metadata: ["routes": "\(next.routes.count)", "pools": "\(next.pools.count)", "source": "\(next.source)"])
+    }
+
+    /// Open client connections across loops (for drain and tests).
+    public func openConnections() -> Int {
+        var total = 0
+        for (loop, state) in orderedLoops {
+            total += (try? loop.submit { state.connections.count }.wait()) ?? 0
+        }
+        return total
+    }
+
+    /// Stops accepting, lets requests in flight finish for up to `timeout`, then closes
+    /// everything. Returns true when every connection finished in time.
+    @discardableResult
+    public func drain(timeout: TimeAmount) -> Bool {
+        logger.info("draining: no new connections; waiting up to \(timeout.nanoseconds / 1_000_000) ms for requests in flight")
+        for (_, ch) in serverChannels { try? ch.close().wait() }
+        serverChannels = []
+        for (loop, state) in orderedLoops {
+            loop.execute {
+                state.draining = true
+                for c in Array(state.connections.values) { c.drain() }
+            }
+        }
+        let deadline = NIODeadline.now() + timeout
+        var clean = false
+        while NIODeadline.now() < deadline {
+            if openConnections() == 0 { clean = true; break }
+            usleep(50_000)
+        }
+        if !clean { logger.warning("drain timeout: closing \(openConnections()) connection(s) still open") }
+        return clean
+    }
+
+    /// Closes everything and stops the event loops.
+    public func shutdown() {
+        for (_, ch) in serverChannels { try? ch.close().wait() }
+        serverChannels = []
+        for (loop, state) in orderedLoops {
+            try? loop.submit {
+                for c in Array(state.connections.values) { c.drain() }
+                state.stop()
+            }.wait()
+        }
+        try? group.syncShutdownGracefully()
+        if accessLogFD > 2 { close(accessLogFD) }
+    }
+}
+
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,152 @@
+import NIOCore
+import ProxCore
+
+/// Receives what an upstream connection says about the request it is carrying. Implemented by
+/// the client connection handler; all calls happen on the shared event loop.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamInformational(_ c: UpstreamConnection, _ head: ResponseHead)
+    func upstreamHead(_ c: UpstreamConnection, _ head: ResponseHead)
+    func upstreamBody(_ c: UpstreamConnection, _ body: ByteBuffer)
+    func upstreamEnd(_ c: UpstreamConnection)
+    func upstreamFailed(_ c: UpstreamConnection, _ error: HTTP1ParseError)
+    /// The connection closed before the response ended. `receivedAny` tells whether any byte of
+    /// a response arrived (a stale pooled connection closes before any).
+    func upstreamClosed(_ c: UpstreamConnection, receivedAny: Bool)
+    func upstreamReadComplete(_ c: UpstreamConnection)
+    func upstreamWritabilityChanged(_ c: UpstreamConnection, writable: Bool)
+}
+
+/// One pooled connection to an upstream endpoint: the handler at the end of its pipeline, with
+/// the response framing state machine. Thin by design: it frames, the delegate decides.
+final class UpstreamConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let endpoint: EndpointSpec
+    unowned let pool: UpstreamPool
+    private var context: ChannelHandlerContext?
+    private var parser = HTTP1ResponseParser(requestMethod: .get)
+    weak var delegate: (any UpstreamDelegate)?
+    private var inbox = ByteBuffer()
+    private(set) var closing = false
+    /// True while a request is outstanding on this connection.
+    private(set) var busy = false
+    private var receivedAny = false
+    /// The upstream said it keeps the connection open after this response.
+    private(set) var upstreamKeepAlive = true
+    private(set) var exchanges = 0
+
+    init(endpoint: EndpointSpec, pool: UpstreamPool) {
+        self.endpoint = endpoint
+        self.pool = pool
+    }
+
+    var isUsable: Bool {
+        guard let ctx = context else { return false }
+        return ctx.channel.isActive && !closing && !busy && upstreamKeepAlive && inbox.readableBytes == 0
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Starts an exchange: responses are framed for `method` and go to `delegate`.
+    func begin(method: HTTPMethod, delegate: any UpstreamDelegate) {
+        parser = HTTP1ResponseParser(requestMethod: method)
+        self.delegate = delegate
+        busy = true
+        receivedAny = false
+        exchanges += 1
+    }
+
+    /// Ends the exchange (the response ended, or the request was abandoned).
+    func finish() {
+        delegate = nil
+        busy = false
+    }
+
+    func write(_ buffer: ByteBuffer) {
+        context?.write(NIOAny(buffer), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    func setAutoRead(_ on: Bool) {
+        context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+
+    func close() {
+        guard !closing else { return }
+        closing = true
+        delegate = nil
+        context?.close(promise: nil)
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        pool.closed(self)
+        if let d = delegate {
+            delegate = nil
+            if busy, let ev = parser.endOfInput() {
+                // A body delimited by the close ends here.
+                switch ev {
+                case .end:
+                    delegate = d
+                    deliver(.end)
+                    return
+                default: break
+                }
+            }
+            d.upstreamClosed(self, receivedAny: receivedAny)
+        }
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buf = unwrapInboundIn(data)
+        guard delegate != nil else {
+            // Bytes while idle: the upstream is not speaking HTTP/1.1 as we expect.
+            close()
+            return
+        }
+        receivedAny = true
+        if inbox.readableBytes == 0 { inbox = buf } else { inbox.writeBuffer(&buf) }
+        while delegate != nil, let ev = parser.next(&inbox) {
+            deliver(ev)
+        }
+    }
+
+    private func deliver(_ ev: HTTP1ResponseEvent) {
+        guard let d = delegate else { return }
+        switch ev {
+        case .informational(let h): d.upstreamInformational(self, h)
+        case .head(let h):
+            upstreamKeepAlive = h.keepAlive
+            d.upstreamHead(self, h)
+        case .body(let b): d.upstreamBody(self, b)
+        case .end:
+            busy = false
+            if inbox.readableBytes > 0 { upstreamKeepAlive = false }
+            d.upstreamEnd(self)
+        case .error(let e):
+            upstreamKeepAlive = false
+            delegate = nil
+            d.upstreamFailed(self, e)
+            close()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete(self)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(self, writable: context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
