@@ -1,0 +1,39 @@
+import ProxCore
+
+/// Sets `ctx.requestID`: the client's id when trusted and valid, else a new one. Writes it on
+/// the request sent upstream (replacing a client's untrusted one) and on the response.
+public struct RequestIDStage: Stage {
+    public let header: HeaderName
+    public let trustIncoming: Bool
+    public let setResponseHeader: Bool
+
+    public init(header: HeaderName, trustIncoming: Bool, setResponseHeader: Bool) {
+        self.header = header
+        self.trustIncoming = trustIncoming
+        self.setResponseHeader = setResponseHeader
+    }
+
+    public var kind: String { RequestIDFactory.name }
+    public var handlesResponse: Bool { setResponseHeader }
+
+    public func request(_ ctx: RequestContext) -> Verdict {
+        let incoming = ctx.head.header(header)
+        if trustIncoming, let v = incoming, RequestID.isValid(v) {
+            ctx.requestID = v
+            ctx.record(kind, looked: "\(header.name): \(v)", decided: "keep \(v)", why: "trust_incoming and the id is valid")
+            return .next
+        }
+        let id = RequestID.generate()
+        ctx.requestID = id
+        ctx.head.fields.set(header, id)
+        ctx.record(kind, looked: incoming.map { "\(header.name): \($0)" } ?? "no \(header.name)",
+                   decided: "generate \(id)",
+                   why: incoming == nil ? "the request has none"
+                       : trustIncoming ? "the incoming id is not valid" : "incoming ids are not trusted")
+        return .next
+    }
+
+    public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {
+        head.fields.set(header, ctx.requestID)
+    }
+}
