@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "ProxEngine",
             dependencies: [
-                "ProxCore", "ProxConfig", "ProxUpstream", "ProxFilters",
+                "ProxCore", "ProxUpstream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -76,7 +76,18 @@ let package = Package(
         .testTarget(
             name: "ProxEngineTests",
             dependencies: [
-                "ProxEngine", "ProxCLI",
+                "ProxEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swift5
+        ),
+        // End-to-end: real sockets, the real proxy in process, a real upstream, a real client;
+        // golden tests of configs/ and `prox dry-run`.
+        .testTarget(
+            name: "ProxE2ETests",
+            dependencies: [
+                "ProxEngine", "ProxCLI", "ProxConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -144,11 +144,16 @@ public struct ServerSettings: Sendable {
     /// Value of `Via` (`1.1 <name>`) and `Server` on local answers.
     public var serverName: String
     public var drainTimeout: TimeAmountMillis
+    /// `Via` values, made once: `1.1 <name>` and `1.0 <name>`.
+    public let via11: String
+    public let via10: String
 
     public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000) {
         self.accessLog = accessLog
         self.serverName = serverName
         self.drainTimeout = drainTimeout
+        self.via11 = "1.1 " + serverName
+        self.via10 = "1.0 " + serverName
     }
 }
 

@@ -109,7 +109,7 @@ public enum RequestFlow {
         if !(trusted && f.contains(.xForwardedHost)) {
             if let h = f.first(.host) { f.set(.xForwardedHost, h) } else { f.remove(.xForwardedHost) }
         }
-        let via = ctx.head.versionMinor == 0 ? "1.0 " + serverName : "1.1 " + serverName
+        let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
         if f.contains(.via) {
             f.set(.via, f.all(.via).joined(separator: ", ") + ", " + via)
         } else {

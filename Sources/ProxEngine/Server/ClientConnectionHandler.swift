@@ -249,13 +249,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func connectUpstream(_ ex: Exchange, _ pool: PoolSpec, excluding: Int?, allowIdle: Bool) {
         ex.phase = .connecting
         ex.attempts += 1
-        guard let choice = state.balancers.withBalancer(pool, { $0.pick(excluding: excluding) }) else {
+        guard let choice = state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version, { $0.pick(excluding: excluding) }) else {
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 503, "no_upstream_endpoint", detail: "pool \(pool.id) has no eligible endpoint"))
             return
         }
-        if ex.endpointIndex >= 0 { state.balancers.withBalancer(pool) { $0.finished(ex.endpointIndex) } }
+        if ex.endpointIndex >= 0 { state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) } }
         ex.endpointIndex = choice.index
-        state.balancers.withBalancer(pool) { $0.started(choice.index) }
+        state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.started(choice.index) }
         let endpoint = pool.endpoints[choice.index]
         ex.ctx.endpoint = endpoint.address
         if allowIdle, let c = state.upstreams.takeIdle(endpoint) {
@@ -391,7 +391,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if case .untilClose = framing {
             if ex.ctx.head.versionMinor >= 1 { framing = .chunked } else { keepAlive = false }
         }
-        if noBody, case .chunked = framing, ex.ctx.head.method == .head { framing = .chunked }
+        // HEAD, 204 and 304 carry no body: the parser kept a received Content-Length line.
+        if noBody { framing = .none }
         ex.clientChunked = !noBody && framing == .chunked
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
@@ -468,7 +469,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !ex.responseStarted {
             if ex.upstreamReused && !receivedAny && ex.retryable && ex.attempts < 2, let pool = ex.pool {
                 // A stale pooled connection: retry once on a fresh one to the same endpoint.
-                state.balancers.withBalancer(pool) { $0.finished(ex.endpointIndex) }
+                state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) }
                 let endpoint = ex.endpointIndex
                 ex.endpointIndex = -1
                 retryFresh(ex, pool, endpoint: endpoint)
@@ -487,7 +488,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.phase = .connecting
         ex.attempts += 1
         ex.endpointIndex = endpoint
-        state.balancers.withBalancer(pool) { $0.started(endpoint) }
+        state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.started(endpoint) }
         let ep = pool.endpoints[endpoint]
         state.upstreams.connect(ep, pool: pool).whenComplete { [weak self] result in
             guard let self, self.exchange === ex, !self.closed else {
@@ -530,7 +531,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard ex.phase != .done else { return }
         ex.phase = .done
         if let pool = ex.pool, ex.endpointIndex >= 0 {
-            state.balancers.withBalancer(pool) { $0.finished(ex.endpointIndex) }
+            state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) }
         }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }

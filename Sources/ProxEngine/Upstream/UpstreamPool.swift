@@ -20,14 +20,11 @@ final class UpstreamPool {
 
     /// A pooled idle connection to `endpoint`, newest first, or nil.
     func takeIdle(_ endpoint: EndpointSpec) -> UpstreamConnection? {
-        guard var list = idle[endpoint.address], !list.isEmpty else { return nil }
-        while let entry = list.popLast() {
-            if entry.connection.isUsable {
-                idle[endpoint.address] = list
-                return entry.connection
-            }
+        // Mutated in place (no copy of the list per request).
+        while let entry = idle[endpoint.address]?.popLast() {
+            if entry.connection.isUsable { return entry.connection }
+            entry.connection.close()
         }
-        idle[endpoint.address] = list
         return nil
     }
 
@@ -81,10 +78,9 @@ final class UpstreamPool {
     /// Returns a connection after a complete exchange: kept idle when reusable and room remains.
     func release(_ c: UpstreamConnection, pool: PoolSpec) {
         guard c.isUsable, !c.closing else { c.close(); return }
-        var list = idle[c.endpoint.address] ?? []
-        if list.count >= pool.maxIdlePerEndpoint { c.close(); return }
-        list.append(Idle(connection: c, expires: .now() + .milliseconds(pool.idleTimeout)))
-        idle[c.endpoint.address] = list
+        let key = c.endpoint.address
+        if (idle[key]?.count ?? 0) >= pool.maxIdlePerEndpoint { c.close(); return }
+        idle[key, default: []].append(Idle(connection: c, expires: .now() + .milliseconds(pool.idleTimeout)))
     }
 
     /// Called when a connection's channel closed.
@@ -92,9 +88,8 @@ final class UpstreamPool {
         let key = c.endpoint.address
         open[key, default: 1] -= 1
         if open[key] ?? 0 <= 0 { open[key] = nil }
-        if var list = idle[key], let i = list.firstIndex(where: { $0.connection === c }) {
-            list.remove(at: i)
-            idle[key] = list
+        if let i = idle[key]?.firstIndex(where: { $0.connection === c }) {
+            idle[key]!.remove(at: i)
         }
     }
 

@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import NIOCore
+import ProxConfig
+import ProxCore
+import ProxEngine
+
+/// The real proxy, in process: compiles a config (with `{upstream}` and `{upstream2}` filled
+/// in), binds its listeners on 127.0.0.1 port 0, and serves.
+final class ProxHarness {
+    let server: ProxServer
+    let port: Int
+    var version = 1
+
+    init(_ yaml: String, upstream: String = "127.0.0.1:9", upstream2: String = "127.0.0.1:9", threads: Int = 1) throws {
+        let snapshot = try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: 1)
+        var logger = Logger(label: "prox-test")
+        logger.logLevel = .error
+        server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
+        let addrs = try server.start()
+        port = addrs[0].port!
+    }
+
+    static func compile(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9", version: Int) throws -> Snapshot {
+        let text = yaml.replacingOccurrences(of: "{upstream}", with: upstream).replacingOccurrences(of: "{upstream2}", with: upstream2)
+        let r = ConfigCompiler.compile(text: text, fileName: "test.yaml", version: version)
+        guard let s = r.snapshot, r.diagnostics.allSatisfy({ $0.severity != .error }) else {
+            throw TestError("config does not compile:\n" + DiagnosticFormatter.text(r.diagnostics))
+        }
+        return s
+    }
+
+    func reload(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9") throws {
+        version += 1
+        server.swap(try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: version))
+    }
+
+    func client() throws -> TestClient { try TestClient(port: port) }
+
+    func stop() { server.shutdown() }
+}
+
+/// A minimal config: one listener on port 0, one route proxying everything to `{upstream}`.
+let simpleProxyConfig = """
+server:
+  access_log: "off"
+listeners:
+  - id: main
+    address: 127.0.0.1:0
+pools:
+  - id: backend
+    endpoints:
+      - address: "{upstream}"
+routes:
+  - id: all
+    match:
+      path:
+        prefix: /
+    proxy:
+      pool: backend
+"""

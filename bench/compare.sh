@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Prox against nginx and HAProxy (../shared/bench/compare.py), same
+# upstream, same wrk, same thread count. Records a JSON-lines file under bench/results/.
+#   bench/compare.sh                      # 1 and 2 threads, c64 and c256, 3 rounds of 8 s
+#   ROUNDS=1 DURATION=5 bench/compare.sh  # quicker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
+swift build -c release --product prox
+mkdir -p bench/results
+out="bench/results/compare-$(date -u +%Y%m%d-%H%M%S).jsonl"
+python3 ../shared/bench/compare.py \
+  --prox "$(pwd)/.build/release/prox serve --no-watch --config {config} --threads {threads}" \
+  --config-template bench/compare.yaml \
+  --threads "${THREADS:-1,2}" --conns "${CONNS:-64,256}" \
+  --rounds "${ROUNDS:-3}" --duration "${DURATION:-8}" --path "${BENCH_PATH:-/bench/users/42}" \
+  --json "$out"
+echo "raw results: $out"
