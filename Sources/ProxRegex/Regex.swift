@@ -32,13 +32,31 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
     /// Named groups, name to group number.
     public let captureNames: [String: Int]
     public let isJIT: Bool
+    /// Compiled with `caseless: true`.
+    public let caseless: Bool
+    /// Compiled with `anchored: true` (PCRE2_ANCHORED).
+    public let anchoredOption: Bool
+    /// True when the pattern can only match at the start of the subject: compiled anchored, or
+    /// anchored by its own text (`^...`, `\A...`, as PCRE2 itself reports it).
+    public let isAnchored: Bool
+    /// True when the pattern can be spliced into a combined alternation (`RegexSet`) without
+    /// changing what it matches: no back references, subroutine calls, conditionals, branch
+    /// resets, `\K`, callouts, verbs or extended mode. Others are matched on their own.
+    public let isSpliceable: Bool
+    /// For an anchored pattern: literal bytes every subject it matches begins with (empty when
+    /// none are known, e.g. caseless patterns or a top-level `|`). nil when not anchored.
+    public let anchoredLiteralPrefix: [UInt8]?
+    /// Size of the compiled pattern in bytes (PCRE2_INFO_SIZE).
+    public let compiledSize: Int
 
     /// Compiles `pattern` (UTF-8, no implicit anchoring) and JIT-compiles it.
     public init(_ pattern: String, caseless: Bool = false, anchored: Bool = false) throws(RegexError) {
         self.pattern = pattern
+        self.caseless = caseless
+        self.anchoredOption = anchored
         var err: Int32 = 0
         var off: Int = 0
-        var options = UInt32(PCRE2_UTF) | UInt32(PCRE2_NO_UTF_CHECK) & 0
+        var options = UInt32(PCRE2_UTF)
         if caseless { options |= UInt32(PCRE2_CASELESS) }
         if anchored { options |= UInt32(PCRE2_ANCHORED) }
         let bytes = Array(pattern.utf8)
@@ -54,6 +72,19 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
         pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_CAPTURECOUNT), &count)
         self.captureCount = Int(count)
         self.captureNames = Regex.readNames(code)
+        var all: UInt32 = 0
+        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_ALLOPTIONS), &all)
+        self.isAnchored = anchored || all & UInt32(PCRE2_ANCHORED) != 0
+        var size: Int = 0
+        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_SIZE), &size)
+        self.compiledSize = size
+        let syntax = PatternSyntax(bytes)
+        self.isSpliceable = syntax.spliceable
+        if isAnchored && !caseless && !syntax.topLevelAlternation {
+            self.anchoredLiteralPrefix = PatternSyntax.literalPrefix(bytes, anchoredOption: anchored)
+        } else {
+            self.anchoredLiteralPrefix = isAnchored ? [] : nil
+        }
     }
 
     deinit { pcre2_code_free_8(code) }
@@ -84,24 +115,31 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
         return out
     }
 
-    /// True when the pattern matches somewhere in `subject`.
+    /// True when the pattern matches somewhere in `subject`. Invalid UTF-8 matches nothing.
     @inlinable
     public func matches(_ subject: UnsafeRawBufferPointer) -> Bool {
-        rawMatch(subject) > 0
+        rawMatch(subject, checked: true) > 0
+    }
+
+    /// Like `matches(_:)` for a subject the caller knows is valid UTF-8 (a Swift String's bytes,
+    /// or bytes checked to be ASCII): skips PCRE2's UTF check and takes the JIT fast path.
+    @inlinable
+    public func matches(validUTF8 subject: UnsafeRawBufferPointer) -> Bool {
+        rawMatch(subject, checked: false) > 0
     }
 
     public func matches(_ subject: String) -> Bool {
         var s = subject
-        return s.withUTF8 { matches(UnsafeRawBufferPointer($0)) }
+        return s.withUTF8 { rawMatch(UnsafeRawBufferPointer($0), checked: false) > 0 }
     }
 
     /// Runs the match; returns PCRE2's result (> 0 on a match). The thread's match data then
-    /// holds the ovector.
+    /// holds the ovector. `checked: false` requires valid UTF-8 (pcre2_jit_match does not check).
     @usableFromInline
-    func rawMatch(_ subject: UnsafeRawBufferPointer) -> Int32 {
+    func rawMatch(_ subject: UnsafeRawBufferPointer, checked: Bool = false) -> Int32 {
         let md = MatchScratch.current.data
         let base = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? MatchScratch.empty
-        if isJIT {
+        if isJIT && !checked {
             return pcre2_jit_match_8(code, base, subject.count, 0, 0, md, nil)
         }
         return pcre2_match_8(code, base, subject.count, 0, 0, md, nil)
@@ -109,7 +147,11 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
 
     /// The first match with its capture ranges, or nil.
     public func firstMatch(_ subject: UnsafeRawBufferPointer) -> RegexMatch? {
-        let rc = rawMatch(subject)
+        match(subject, checked: true)
+    }
+
+    func match(_ subject: UnsafeRawBufferPointer, checked: Bool) -> RegexMatch? {
+        let rc = rawMatch(subject, checked: checked)
         guard rc > 0 else { return nil }
         let md = MatchScratch.current.data
         let ov = pcre2_get_ovector_pointer_8(md)!
@@ -130,7 +172,7 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
 
     public func firstMatch(_ subject: String) -> RegexMatch? {
         var s = subject
-        return s.withUTF8 { firstMatch(UnsafeRawBufferPointer($0)) }
+        return s.withUTF8 { match(UnsafeRawBufferPointer($0), checked: false) }
     }
 
     /// The captured substrings of the first match (index 0 is the whole match), or nil.
