@@ -18,10 +18,13 @@ public enum HostPattern: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Exact and wildcard compare UTF-8 bytes (not Unicode-equivalent characters), as the
+    /// compiled router does.
     public func matches(_ host: String) -> Bool {
         switch self {
-        case .exact(let h): return host == h
-        case .wildcard(let s): return host.count > s.count && host.hasSuffix(s)
+        case .exact(let h): return host.utf8.elementsEqual(h.utf8)
+        case .wildcard(let s):
+            return host.utf8.count > s.utf8.count && host.utf8.reversed().starts(with: s.utf8.reversed())
         case .regex(let r): return r.matches(host)
         }
     }
@@ -31,7 +34,7 @@ public enum HostPattern: Sendable, CustomStringConvertible {
 public enum PathPattern: Sendable, CustomStringConvertible {
     case exact(String)
     case prefix(String)
-    /// PCRE2, matched against the path (the compiler anchors it at the start).
+    /// PCRE2 search semantics on the path as received: unanchored unless the pattern says `^`.
     case regex(Regex)
 
     public var description: String {
@@ -42,10 +45,12 @@ public enum PathPattern: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Exact and prefix compare UTF-8 bytes (not Unicode-equivalent characters), as the
+    /// compiled router does.
     public func matches(_ path: String) -> Bool {
         switch self {
-        case .exact(let p): return path == p
-        case .prefix(let p): return path.hasPrefix(p)
+        case .exact(let p): return path.utf8.elementsEqual(p.utf8)
+        case .prefix(let p): return path.utf8.starts(with: p.utf8)
         case .regex(let r): return r.matches(path)
         }
     }
