@@ -1,0 +1,324 @@
+import NIOCore
+import ProxCore
+
+/// Where an incremental head scan stands. Offsets are relative to the buffer's readerIndex,
+/// which does not move until the whole head is there (it is then sliced out in one piece), so
+/// a caller may `discardReadBytes()` between calls.
+@usableFromInline
+struct HeadProgress {
+    /// Start of the first line not parsed yet.
+    var lineStart = 0
+    /// Where the search for the next LF resumes: bytes before it were already searched, so a head
+    /// trickled in byte by byte costs linear time.
+    var searchFrom = 0
+    /// Offset just after the start line; -1 until the start line is parsed.
+    var sectionStart = -1
+    var slots: [HeaderSlot] = []
+    var leadingEmptyLines = 0
+
+    /// True when part of a message was seen (beyond tolerated empty lines).
+    var started: Bool { sectionStart >= 0 || searchFrom > lineStart }
+
+    @inline(__always)
+    mutating func append(_ slot: HeaderSlot) {
+        if slots.capacity == 0 { slots.reserveCapacity(16) }
+        slots.append(slot)
+    }
+}
+
+/// One field line, `p[s..<e]` (CRLF excluded), checked per RFC 9110/9112:
+/// name is a non-empty token immediately followed by `:`; no obs-fold; the value (OWS trimmed)
+/// holds no CTL except HTAB.
+@usableFromInline
+enum FieldLine {
+    case ok(HeaderSlot)
+    case bad(String)
+}
+
+@inline(__always) @usableFromInline
+func parseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> FieldLine {
+    if isOWS(p[s]) { return .bad("obs-fold or whitespace before a field name") }
+    let table = byteClasses
+    var c = s
+    while c < e && table[Int(p[c])] & ByteClass.token != 0 { c += 1 }
+    if c == e { return .bad("field line without colon") }
+    if p[c] != COLON {
+        return .bad(isOWS(p[c]) ? "whitespace between field name and colon" : "invalid byte in field name")
+    }
+    if c == s { return .bad("empty field name") }
+    var vs = c + 1
+    while vs < e && isOWS(p[vs]) { vs += 1 }
+    var ve = e
+    while ve > vs && isOWS(p[ve - 1]) { ve -= 1 }
+    if !isValidFieldValue(p, from: vs, to: ve) { return .bad("invalid byte in field value") }
+    return .ok(HeaderSlot(nameStart: s, nameLength: c - s, valueStart: vs, valueLength: ve - vs))
+}
+
+/// Parses `HTTP/x.y` in `p[s..<e]`: 0 or 1 for HTTP/1.0 and 1.1; nil with `unsupported` true for
+/// another well-formed version; nil with `unsupported` false when malformed.
+@inline(__always) @usableFromInline
+func parseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: inout Bool) -> UInt8? {
+    unsupported = false
+    guard e - s == 8, p[s] == UInt8(ascii: "H"), p[s + 1] == UInt8(ascii: "T"), p[s + 2] == UInt8(ascii: "T"),
+          p[s + 3] == UInt8(ascii: "P"), p[s + 4] == UInt8(ascii: "/"), p[s + 6] == UInt8(ascii: ".") else { return nil }
+    let major = p[s + 5] &- UInt8(ascii: "0")
+    let minor = p[s + 7] &- UInt8(ascii: "0")
+    guard major <= 9, minor <= 9 else { return nil }
+    if major == 1 && minor <= 1 { return minor }
+    unsupported = true
+    return nil
+}
+
+/// Removes, in `slots`, every line whose name is listed in a Connection line (RFC 9110 7.6.1).
+/// Connection lines themselves were already removed; Host is never removed this way.
+@usableFromInline
+func removeConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [HeaderSlot]) {
+    for ci in slots.indices {
+        let c = slots[ci]
+        guard c.nameLength == 10, equalsLower(p, Int(c.nameStart), 10, "connection") else { continue }
+        forEachListElement(p, from: Int(c.valueStart), to: Int(c.valueStart + c.valueLength)) { s, e in
+            let n = e - s
+            if equalsLower(p, s, n, "close") || equalsLower(p, s, n, "keep-alive") || equalsLower(p, s, n, "host") {
+                return true
+            }
+            for j in slots.indices where !slots[j].removed && Int(slots[j].nameLength) == n {
+                if equalsIgnoringCase(p, Int(slots[j].nameStart), s, n) { slots[j].removed = true }
+            }
+            return true
+        }
+    }
+}
+
+/// Connection tokens of interest.
+@usableFromInline
+struct ConnectionTokens {
+    var close = false
+    var keepAlive = false
+    /// Some other token: the headers it names are removed after the head.
+    var other = false
+
+    @inline(__always) @usableFromInline
+    mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
+        forEachListElement(p, from: from, to: to) { s, e in
+            let n = e - s
+            if equalsLower(p, s, n, "close") { close = true }
+            else if equalsLower(p, s, n, "keep-alive") { keepAlive = true }
+            else { other = true }
+            return true
+        }
+    }
+}
+
+/// Outcome of scanning a head.
+@usableFromInline
+enum HeadScanResult {
+    case needMore
+    /// Skip this many bytes (empty lines before a request line) and scan again.
+    case skip(Int)
+    /// The head is the first `n` readable bytes.
+    case complete(Int)
+    case error(HTTP1ParseError)
+}
+
+/// Parses a trailer section incrementally, dropping it. Same field rules and limits as headers.
+@usableFromInline
+struct TrailerScan {
+    var bytes = 0
+    var count = 0
+    var searchFrom = 0
+
+    enum Result {
+        case needMore(consumed: Int)
+        case done(consumed: Int)
+        case error(HTTP1ParseError)
+    }
+
+    /// Scans complete lines of `p`; `consumed` bytes can be dropped from the buffer.
+    mutating func scan(_ p: UnsafeRawBufferPointer, limits: HTTP1Limits, status: Int) -> Result {
+        var lineStart = 0
+        var from = searchFrom
+        while true {
+            guard let lf = findByte(LF, p, from: from, to: p.count) else {
+                searchFrom = p.count - lineStart
+                if bytes + (p.count - lineStart) > limits.maxHeaderBytes {
+                    return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "trailer section too large"))
+                }
+                return .needMore(consumed: lineStart)
+            }
+            if lf == lineStart || p[lf - 1] != CR {
+                return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer line not ended by CRLF"))
+            }
+            bytes += lf + 1 - lineStart
+            if bytes > limits.maxHeaderBytes {
+                return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "trailer section too large"))
+            }
+            if lf - 1 == lineStart {
+                self = TrailerScan()
+                return .done(consumed: lf + 1)
+            }
+            count += 1
+            if count > limits.maxHeaders {
+                return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "too many trailer fields"))
+            }
+            if case .bad(let why) = parseFieldLine(p, lineStart, lf - 1) {
+                return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer: " + why))
+            }
+            lineStart = lf + 1
+            from = lineStart
+        }
+    }
+}
+
+/// De-chunks a body (RFC 9112 section 7.1), zero copy: data comes out as slices of the input.
+@usableFromInline
+struct ChunkedDecoder {
+    enum State {
+        case sizeLine
+        case data(remaining: Int64)
+        case dataCRLF
+        case trailers
+    }
+
+    enum Event {
+        case body(ByteBuffer)
+        case end
+        case needMore
+        case error(HTTP1ParseError)
+    }
+
+    var state = State.sizeLine
+    var searchFrom = 0
+    var trailers = TrailerScan()
+
+    /// True when the decoder is at the start of a body (nothing consumed).
+    var atStart: Bool { if case .sizeLine = state { return searchFrom == 0 } else { return false } }
+
+    /// `status` is what errors carry: 400 for requests, 502 for responses.
+    mutating func next(_ buffer: inout ByteBuffer, limits: HTTP1Limits, status: Int) -> Event {
+        while true {
+            switch state {
+            case .sizeLine:
+                var size: Int64 = 0
+                var consumed = 0
+                var err: HTTP1ParseError? = nil
+                buffer.withUnsafeReadableBytes { p in
+                    guard let lf = findByte(LF, p, from: searchFrom, to: p.count) else {
+                        searchFrom = p.count
+                        if p.count > limits.maxChunkLineBytes {
+                            err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line too long")
+                        }
+                        return
+                    }
+                    if lf + 1 > limits.maxChunkLineBytes {
+                        err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line too long")
+                        return
+                    }
+                    if lf == 0 || p[lf - 1] != CR {
+                        err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line not ended by CRLF")
+                        return
+                    }
+                    if let why = parseChunkSizeLine(p, 0, lf - 1, &size) {
+                        err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: why)
+                        return
+                    }
+                    consumed = lf + 1
+                }
+                if let err { return .error(err) }
+                if consumed == 0 { return .needMore }
+                buffer.moveReaderIndex(forwardBy: consumed)
+                searchFrom = 0
+                state = size == 0 ? .trailers : .data(remaining: size)
+
+            case .data(let remaining):
+                let readable = buffer.readableBytes
+                guard readable > 0 else { return .needMore }
+                let n = Int(min(Int64(readable), remaining))
+                let slice = buffer.readSlice(length: n)!
+                let left = remaining - Int64(n)
+                state = left == 0 ? .dataCRLF : .data(remaining: left)
+                return .body(slice)
+
+            case .dataCRLF:
+                let readable = buffer.readableBytes
+                if readable == 0 { return .needMore }
+                let r = buffer.readerIndex
+                if buffer.getInteger(at: r, as: UInt8.self) != CR {
+                    return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk data not followed by CRLF"))
+                }
+                if readable == 1 { return .needMore }
+                if buffer.getInteger(at: r + 1, as: UInt8.self) != LF {
+                    return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk data not followed by CRLF"))
+                }
+                buffer.moveReaderIndex(forwardBy: 2)
+                state = .sizeLine
+
+            case .trailers:
+                let r = buffer.withUnsafeReadableBytes { trailers.scan($0, limits: limits, status: status) }
+                switch r {
+                case .needMore(let consumed):
+                    buffer.moveReaderIndex(forwardBy: consumed)
+                    return .needMore
+                case .done(let consumed):
+                    buffer.moveReaderIndex(forwardBy: consumed)
+                    self = ChunkedDecoder()
+                    return .end
+                case .error(let e):
+                    return .error(e)
+                }
+            }
+        }
+    }
+}
+
+/// chunk-size [ chunk-ext ] in `p[s..<e]`; returns an error detail or nil.
+/// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string.
+@usableFromInline
+func parseChunkSizeLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, _ size: inout Int64) -> String? {
+    var i = s
+    var v: Int64 = 0
+    while i < e, let h = hexValue(p[i]) {
+        if v > (Int64.max >> 4) { return "chunk size overflows" }
+        v = v << 4 | Int64(h)
+        i += 1
+    }
+    if i == s { return "missing chunk size" }
+    size = v
+    while i < e {
+        while i < e && isOWS(p[i]) { i += 1 }
+        guard i < e, p[i] == UInt8(ascii: ";") else { return "malformed chunk size or extension" }
+        i += 1
+        while i < e && isOWS(p[i]) { i += 1 }
+        let nameStart = i
+        while i < e && isTokenByte(p[i]) { i += 1 }
+        if i == nameStart { return "malformed chunk extension name" }
+        var j = i
+        while j < e && isOWS(p[j]) { j += 1 }
+        guard j < e, p[j] == UInt8(ascii: "=") else { continue }
+        i = j + 1
+        while i < e && isOWS(p[i]) { i += 1 }
+        guard i < e else { return "missing chunk extension value" }
+        if p[i] == UInt8(ascii: "\"") {
+            i += 1
+            var closed = false
+            while i < e {
+                let b = p[i]
+                if b == UInt8(ascii: "\"") { closed = true; i += 1; break }
+                if b == UInt8(ascii: "\\") {
+                    guard i + 1 < e else { return "malformed quoted chunk extension" }
+                    let q = p[i + 1]
+                    if (q < SP && q != HTAB) || q == 0x7F { return "malformed quoted chunk extension" }
+                    i += 2
+                    continue
+                }
+                if (b < SP && b != HTAB) || b == 0x7F { return "malformed quoted chunk extension" }
+                i += 1
+            }
+            if !closed { return "unterminated quoted chunk extension" }
+        } else {
+            let vs = i
+            while i < e && isTokenByte(p[i]) { i += 1 }
+            if i == vs { return "malformed chunk extension value" }
+        }
+    }
+    return nil
+}

@@ -1,0 +1,479 @@
+import NIOCore
+import ProxCore
+
+/// What the request framer yields, in order: `.head`, zero or more `.body`, `.end`; then the
+/// next pipelined request's `.head`. `.error` is final: the parser yields nothing after it.
+public enum HTTP1RequestEvent: Sendable {
+    case head(RequestHead)
+    /// De-chunked payload, a slice of the input buffer (zero copy).
+    case body(ByteBuffer)
+    case end
+    case error(HTTP1ParseError)
+}
+
+/// HTTP/1.0 and HTTP/1.1 request framing (RFC 9112), strict, as a state machine over bytes.
+///
+/// Feed it the connection's cumulation buffer: `next(&buffer)` consumes what it can and returns
+/// one event, or nil when it needs more bytes. Call it in a loop until nil. The head it yields is
+/// a view over the received bytes (`RequestHead.fields.bytes` is a slice of the input), with
+/// hop-by-hop lines already marked removed.
+public struct HTTP1RequestParser {
+    public let limits: HTTP1Limits
+
+    @usableFromInline
+    enum State {
+        case head
+        /// Head (or body) done; `.end` is next.
+        case endPending
+        case fixed(remaining: Int64)
+        case chunked
+        case failed
+    }
+
+    @usableFromInline var state = State.head
+    @usableFromInline var progress = HeadProgress()
+    @usableFromInline var info = RequestInfo()
+    @usableFromInline var chunked = ChunkedDecoder()
+
+    public init(limits: HTTP1Limits = .default) {
+        self.limits = limits
+    }
+
+    /// True between messages: no part of a request was seen since the last `.end` (empty lines
+    /// aside). A client closing now closed cleanly.
+    public var isIdle: Bool {
+        if case .head = state { return !progress.started }
+        return false
+    }
+
+    /// Consumes bytes from `buffer` and returns the next event, or nil when more bytes are needed
+    /// (or after an error).
+    public mutating func next(_ buffer: inout ByteBuffer) -> HTTP1RequestEvent? {
+        switch state {
+        case .head:
+            return nextHead(&buffer)
+        case .endPending:
+            state = .head
+            return .end
+        case .fixed(let remaining):
+            let readable = buffer.readableBytes
+            guard readable > 0 else { return nil }
+            let n = Int(min(Int64(readable), remaining))
+            let slice = buffer.readSlice(length: n)!
+            let left = remaining - Int64(n)
+            state = left == 0 ? .endPending : .fixed(remaining: left)
+            return .body(slice)
+        case .chunked:
+            switch chunked.next(&buffer, limits: limits, status: 400) {
+            case .body(let b): return .body(b)
+            case .end:
+                state = .head
+                return .end
+            case .needMore: return nil
+            case .error(let e):
+                state = .failed
+                return .error(e)
+            }
+        case .failed:
+            return nil
+        }
+    }
+
+    /// The client closed its side. nil when that was clean (between requests); otherwise the
+    /// error for a request cut short.
+    public mutating func endOfInput() -> HTTP1RequestEvent? {
+        switch state {
+        case .head where !progress.started, .failed:
+            return nil
+        case .endPending:
+            state = .head
+            return .end
+        default:
+            state = .failed
+            return .error(HTTP1ParseError(status: 400, category: HTTP1ParseError.incompleteMessage, detail: "connection closed mid-request"))
+        }
+    }
+
+    // MARK: head
+
+    @inline(__always)
+    mutating func nextHead(_ buffer: inout ByteBuffer) -> HTTP1RequestEvent? {
+        while true {
+            let r = buffer.withUnsafeReadableBytes { scanHead($0) }
+            switch r {
+            case .needMore:
+                return nil
+            case .skip(let n):
+                buffer.moveReaderIndex(forwardBy: n)
+            case .error(let e):
+                state = .failed
+                return .error(e)
+            case .complete(let length):
+                return finishHead(&buffer, length: length)
+            }
+        }
+    }
+
+    @usableFromInline
+    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> HeadScanResult {
+        let count = p.count
+        while true {
+            guard let lf = findByte(LF, p, from: progress.searchFrom, to: count) else {
+                progress.searchFrom = count
+                if progress.sectionStart < 0 {
+                    if count - progress.lineStart > limits.maxURIBytes + 64 {
+                        return .error(HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request line too long"))
+                    }
+                } else if count - progress.sectionStart > limits.maxHeaderBytes {
+                    return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
+                }
+                return .needMore
+            }
+            let ls = progress.lineStart
+            progress.searchFrom = lf + 1
+            if lf == ls || p[lf - 1] != CR {
+                return .error(.bad("line not ended by CRLF"))
+            }
+            let le = lf - 1
+            if progress.sectionStart < 0 {
+                if le == ls {
+                    progress.leadingEmptyLines += 1
+                    if progress.leadingEmptyLines > limits.maxLeadingEmptyLines {
+                        return .error(.bad("too many empty lines before the request line"))
+                    }
+                    progress.lineStart = 0
+                    progress.searchFrom = 0
+                    return .skip(lf + 1)
+                }
+                if le - ls > limits.maxURIBytes + 64 {
+                    return .error(HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request line too long"))
+                }
+                if let e = parseRequestLine(p, ls, le) { return .error(e) }
+                progress.sectionStart = lf + 1
+                progress.lineStart = lf + 1
+                continue
+            }
+            if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
+                return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
+            }
+            if le == ls { return .complete(lf + 1) }
+            if progress.slots.count >= limits.maxHeaders {
+                return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "too many header fields"))
+            }
+            switch parseFieldLine(p, ls, le) {
+            case .bad(let why):
+                return .error(.bad(why))
+            case .ok(var slot):
+                if let e = interpret(p, &slot) { return .error(e) }
+                progress.append(slot)
+            }
+            progress.lineStart = lf + 1
+        }
+    }
+
+    /// method SP request-target SP HTTP-version, in `p[s..<e]`.
+    @usableFromInline
+    mutating func parseRequestLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> HTTP1ParseError? {
+        var i = s
+        while i < e && p[i] != SP {
+            if !isTokenByte(p[i]) { return .bad("invalid byte in method") }
+            i += 1
+        }
+        if i == s || i == e { return .bad("malformed request line") }
+        let ts = i + 1
+        guard let te = findByte(SP, p, from: ts, to: e), te > ts else { return .bad("malformed request line") }
+        var unsupported = false
+        guard let minor = parseVersion(p, te + 1, e, unsupported: &unsupported) else {
+            if unsupported {
+                return HTTP1ParseError(status: 505, category: HTTP1ParseError.unsupportedVersion, detail: "HTTP version not supported")
+            }
+            return .bad("malformed HTTP version")
+        }
+        if te - ts > limits.maxURIBytes {
+            return HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request target too long")
+        }
+        let method = methodFrom(p, s, i - s)
+        if method == .connect {
+            return HTTP1ParseError(status: 501, category: HTTP1ParseError.unsupportedMethod, detail: "CONNECT is not supported")
+        }
+        info.method = method
+        info.versionMinor = minor
+        return parseTarget(p, ts, te, method: method)
+    }
+
+    @usableFromInline
+    mutating func parseTarget(_ p: UnsafeRawBufferPointer, _ ts: Int, _ te: Int, method: HTTPMethod) -> HTTP1ParseError? {
+        let first = p[ts]
+        if first == UInt8(ascii: "/") {
+            guard let q = validatePathAndQuery(p, ts, te) else { return .bad("invalid byte in request target") }
+            info.targetStart = ts
+            info.targetLength = te - ts
+            info.pathLength = q - ts
+            return nil
+        }
+        if first == UInt8(ascii: "*") {
+            if te - ts == 1 && method == .options {
+                return HTTP1ParseError(status: 501, category: HTTP1ParseError.unsupportedTarget, detail: "asterisk-form is not supported")
+            }
+            return .bad("invalid request target")
+        }
+        // absolute-form: http[s]://authority[path-abempty][?query]
+        var k = ts
+        while k < te, isSchemeByte(p[k], first: k == ts) { k += 1 }
+        guard k - ts >= 1, te - k >= 3, p[k] == COLON, p[k + 1] == UInt8(ascii: "/"), p[k + 2] == UInt8(ascii: "/") else {
+            return .bad("invalid request target")
+        }
+        guard equalsLower(p, ts, k - ts, "http") || equalsLower(p, ts, k - ts, "https") else {
+            return .bad("unsupported scheme in absolute-form target")
+        }
+        let authStart = k + 3
+        var authEnd = authStart
+        while authEnd < te {
+            let b = p[authEnd]
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "?") { break }
+            if b == UInt8(ascii: "@") { return .bad("userinfo in request target") }
+            if !isHostByte(b) { return .bad("invalid byte in request target authority") }
+            authEnd += 1
+        }
+        if authEnd == authStart { return .bad("empty authority in absolute-form target") }
+        guard let q = validatePathAndQuery(p, authEnd, te) else { return .bad("invalid byte in request target") }
+        info.absolute = true
+        info.authorityStart = authStart
+        info.authorityEnd = authEnd
+        info.targetStart = authEnd
+        info.targetLength = te - authEnd
+        info.pathLength = q - authEnd
+        return nil
+    }
+
+    /// Checks pchar/query bytes in `p[s..<e]`; returns the index of the first `?` (or `e`).
+    @inline(__always) @usableFromInline
+    func validatePathAndQuery(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> Int? {
+        let table = byteClasses
+        var i = s
+        while i < e && table[Int(p[i])] & ByteClass.path != 0 { i += 1 }
+        if i == e { return e }
+        if p[i] != UInt8(ascii: "?") { return nil }
+        let q = i
+        i += 1
+        while i < e && table[Int(p[i])] & ByteClass.query != 0 { i += 1 }
+        return i == e ? q : nil
+    }
+
+    /// Records what the engine needs from a field line and marks hop-by-hop lines removed.
+    @inline(__always) @usableFromInline
+    mutating func interpret(_ p: UnsafeRawBufferPointer, _ slot: inout HeaderSlot) -> HTTP1ParseError? {
+        let ns = Int(slot.nameStart)
+        let n = Int(slot.nameLength)
+        let vs = Int(slot.valueStart)
+        let ve = vs + Int(slot.valueLength)
+        switch n {
+        case 2:
+            if equalsLower(p, ns, n, "te") { slot.removed = true }
+        case 4:
+            if equalsLower(p, ns, n, "host") {
+                if info.hostSlot >= 0 {
+                    return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidHost, detail: "more than one Host header")
+                }
+                for i in vs..<ve where !isHostByte(p[i]) || p[i] == UInt8(ascii: "@") {
+                    return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidHost, detail: "invalid Host value")
+                }
+                info.hostSlot = progress.slots.count
+            }
+        case 6:
+            if equalsLower(p, ns, n, "expect") {
+                forEachListElement(p, from: vs, to: ve) { s, e in
+                    if equalsLower(p, s, e - s, "100-continue") { info.expectContinue = true } else { info.expectOther = true }
+                    return true
+                }
+            }
+        case 7:
+            if equalsLower(p, ns, n, "trailer") || equalsLower(p, ns, n, "upgrade") { slot.removed = true }
+        case 10:
+            if equalsLower(p, ns, n, "connection") {
+                info.connection.add(p, from: vs, to: ve)
+                slot.removed = true
+            } else if equalsLower(p, ns, n, "keep-alive") {
+                slot.removed = true
+            }
+        case 14:
+            if equalsLower(p, ns, n, "content-length") {
+                guard let v = parseContentLength(p, from: vs, to: ve) else {
+                    return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "malformed Content-Length")
+                }
+                if info.contentLength >= 0 && info.contentLength != v {
+                    return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "conflicting Content-Length values")
+                }
+                info.contentLength = v
+                slot.removed = true
+            }
+        case 16:
+            if equalsLower(p, ns, n, "proxy-connection") { slot.removed = true }
+        case 17:
+            if equalsLower(p, ns, n, "transfer-encoding") {
+                info.transferCodings.add(p, from: vs, to: ve)
+                slot.removed = true
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    @usableFromInline
+    mutating func finishHead(_ buffer: inout ByteBuffer, length: Int) -> HTTP1RequestEvent {
+        let info = self.info
+        var slots = progress.slots
+        progress = HeadProgress()
+        self.info = RequestInfo()
+
+        func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {
+            state = .failed
+            return .error(e)
+        }
+
+        if info.versionMinor == 1 && info.hostSlot < 0 {
+            return fail(HTTP1ParseError(status: 400, category: HTTP1ParseError.missingHost, detail: "HTTP/1.1 request without Host"))
+        }
+        var framing = BodyFraming.none
+        if info.transferCodings.present {
+            if info.versionMinor == 0 {
+                return fail(HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "Transfer-Encoding in an HTTP/1.0 request"))
+            }
+            if info.contentLength >= 0 {
+                return fail(HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "both Content-Length and Transfer-Encoding"))
+            }
+            if let e = info.transferCodings.validate() { return fail(e) }
+            framing = .chunked
+        } else if info.contentLength >= 0 {
+            framing = .contentLength(info.contentLength)
+        }
+        if info.expectOther {
+            return fail(HTTP1ParseError(status: 417, category: HTTP1ParseError.expectationFailed, detail: "unsupported expectation"))
+        }
+
+        var head = buffer.readSlice(length: length)!
+        var host = ""
+        var hostDiffers = false
+        head.withUnsafeReadableBytes { p in
+            if info.connection.other { removeConnectionListed(p, &slots) }
+            let hs = info.hostSlot >= 0 ? slots[info.hostSlot] : nil
+            if info.absolute {
+                host = normalizedHost(p, from: info.authorityStart, to: info.authorityEnd)
+                let n = info.authorityEnd - info.authorityStart
+                if let hs, Int(hs.valueLength) == n, equalsIgnoringCase(p, Int(hs.valueStart), info.authorityStart, n) {
+                    hostDiffers = false
+                } else {
+                    hostDiffers = true
+                }
+            } else if let hs {
+                host = normalizedHost(p, from: Int(hs.valueStart), to: Int(hs.valueStart + hs.valueLength))
+            }
+        }
+
+        var targetStart = info.targetStart
+        var targetLength = info.targetLength
+        var pathLength = info.pathLength
+        var authority: String? = nil
+        if info.absolute {
+            if hostDiffers {
+                authority = head.getString(at: head.readerIndex + info.authorityStart, length: info.authorityEnd - info.authorityStart)
+            }
+            if pathLength == 0 {
+                // `http://h` or `http://h?q`: the origin-form needs a "/" that is not in the
+                // received bytes. Rare: copy the head and append "/" + query after it.
+                var copy = ByteBuffer()
+                copy.reserveCapacity(head.readableBytes + targetLength + 1)
+                copy.writeImmutableBuffer(head)
+                let start = copy.writerIndex
+                copy.writeStaticString("/")
+                if targetLength > 0 {
+                    copy.writeImmutableBuffer(head.getSlice(at: head.readerIndex + targetStart, length: targetLength)!)
+                }
+                head = copy
+                targetStart = start
+                targetLength += 1
+                pathLength = 1
+            }
+        }
+
+        var fields = HeaderFields(bytes: head, slots: slots)
+        if let authority { fields.set(.host, authority) }
+
+        let keepAlive: Bool
+        if info.versionMinor == 1 {
+            keepAlive = !info.connection.close
+        } else {
+            keepAlive = info.connection.keepAlive && !info.connection.close
+        }
+        let req = RequestHead(method: info.method, versionMinor: info.versionMinor, fields: fields,
+                              targetStart: targetStart, targetLength: targetLength, pathLength: pathLength,
+                              host: host, framing: framing, keepAlive: keepAlive,
+                              expectContinue: info.expectContinue && info.versionMinor == 1)
+        switch framing {
+        case .chunked: state = .chunked
+        case .contentLength(let n) where n > 0: state = .fixed(remaining: n)
+        default: state = .endPending
+        }
+        return .head(req)
+    }
+}
+
+/// What the request line and the interesting field lines said.
+@usableFromInline
+struct RequestInfo {
+    var method = HTTPMethod.get
+    var versionMinor: UInt8 = 1
+    var targetStart = 0
+    var targetLength = 0
+    var pathLength = 0
+    var absolute = false
+    var authorityStart = 0
+    var authorityEnd = 0
+    var hostSlot = -1
+    var contentLength: Int64 = -1
+    var transferCodings = TransferCodings()
+    var connection = ConnectionTokens()
+    var expectContinue = false
+    var expectOther = false
+}
+
+@inline(__always) @usableFromInline
+func isSchemeByte(_ b: UInt8, first: Bool) -> Bool {
+    let lower = b | 0x20
+    if lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "z") { return true }
+    if first { return false }
+    return (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "+") || b == UInt8(ascii: "-") || b == UInt8(ascii: ".")
+}
+
+@inline(__always) @usableFromInline
+func equalsExact(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int, _ lit: StaticString) -> Bool {
+    guard n == lit.utf8CodeUnitCount else { return false }
+    let l = lit.utf8Start
+    for i in 0..<n where p[s + i] != l[i] { return false }
+    return true
+}
+
+/// The method from its bytes; common ones without building a String.
+@usableFromInline
+func methodFrom(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int) -> HTTPMethod {
+    switch n {
+    case 3:
+        if equalsExact(p, s, n, "GET") { return .get }
+        if equalsExact(p, s, n, "PUT") { return .put }
+    case 4:
+        if equalsExact(p, s, n, "POST") { return .post }
+        if equalsExact(p, s, n, "HEAD") { return .head }
+    case 5:
+        if equalsExact(p, s, n, "PATCH") { return .patch }
+        if equalsExact(p, s, n, "TRACE") { return .trace }
+    case 6:
+        if equalsExact(p, s, n, "DELETE") { return .delete }
+    case 7:
+        if equalsExact(p, s, n, "OPTIONS") { return .options }
+        if equalsExact(p, s, n, "CONNECT") { return .connect }
+    default:
+        break
+    }
+    return .other(String(decoding: UnsafeRawBufferPointer(rebasing: p[s..<(s + n)]), as: UTF8.self))
+}

@@ -1,0 +1,341 @@
+import NIOCore
+import ProxCore
+
+/// What the response framer yields: any number of `.informational` (1xx other than 101), then
+/// `.head`, zero or more `.body`, `.end`. `.error` is final.
+public enum HTTP1ResponseEvent: Sendable {
+    /// A 1xx interim response (100 Continue, 103 Early Hints...); the final head follows.
+    case informational(ResponseHead)
+    case head(ResponseHead)
+    /// De-chunked payload, a slice of the input buffer (zero copy).
+    case body(ByteBuffer)
+    case end
+    case error(HTTP1ParseError)
+}
+
+/// HTTP/1.0 and HTTP/1.1 response framing for upstream responses (RFC 9112), strict. Every
+/// error carries status 502 (a bad upstream response).
+///
+/// Set `requestMethod` before each response is parsed: a response to HEAD has no body.
+public struct HTTP1ResponseParser {
+    public let limits: HTTP1Limits
+    /// The method of the request this response answers.
+    public var requestMethod: HTTPMethod
+
+    @usableFromInline
+    enum State {
+        case head
+        case endPending
+        case fixed(remaining: Int64)
+        case chunked
+        case untilClose
+        case failed
+    }
+
+    @usableFromInline var state = State.head
+    @usableFromInline var progress = HeadProgress()
+    @usableFromInline var info = ResponseInfo()
+    @usableFromInline var chunked = ChunkedDecoder()
+
+    public init(limits: HTTP1Limits = .default, requestMethod: HTTPMethod = .get) {
+        self.limits = limits
+        self.requestMethod = requestMethod
+    }
+
+    /// True between messages: nothing of a response was seen since the last `.end`.
+    public var isIdle: Bool {
+        if case .head = state { return !progress.started }
+        return false
+    }
+
+    public mutating func next(_ buffer: inout ByteBuffer) -> HTTP1ResponseEvent? {
+        switch state {
+        case .head:
+            return nextHead(&buffer)
+        case .endPending:
+            state = .head
+            return .end
+        case .fixed(let remaining):
+            let readable = buffer.readableBytes
+            guard readable > 0 else { return nil }
+            let n = Int(min(Int64(readable), remaining))
+            let slice = buffer.readSlice(length: n)!
+            let left = remaining - Int64(n)
+            state = left == 0 ? .endPending : .fixed(remaining: left)
+            return .body(slice)
+        case .chunked:
+            switch chunked.next(&buffer, limits: limits, status: 502) {
+            case .body(let b): return .body(b)
+            case .end:
+                state = .head
+                return .end
+            case .needMore: return nil
+            case .error(let e):
+                state = .failed
+                return .error(e)
+            }
+        case .untilClose:
+            guard buffer.readableBytes > 0 else { return nil }
+            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+        case .failed:
+            return nil
+        }
+    }
+
+    /// The upstream closed its side. `.end` for a body delimited by the close; nil when nothing
+    /// of a response was pending; otherwise an error (the response was cut short).
+    public mutating func endOfInput() -> HTTP1ResponseEvent? {
+        switch state {
+        case .untilClose, .endPending:
+            state = .head
+            return .end
+        case .head where !progress.started, .failed:
+            return nil
+        default:
+            state = .failed
+            return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.incompleteMessage, detail: "upstream closed mid-response"))
+        }
+    }
+
+    // MARK: head
+
+    @inline(__always)
+    mutating func nextHead(_ buffer: inout ByteBuffer) -> HTTP1ResponseEvent? {
+        let r = buffer.withUnsafeReadableBytes { scanHead($0) }
+        switch r {
+        case .needMore:
+            return nil
+        case .skip:
+            preconditionFailure("response heads are not preceded by empty lines")
+        case .error(let e):
+            state = .failed
+            return .error(e)
+        case .complete(let length):
+            return finishHead(&buffer, length: length)
+        }
+    }
+
+    @inline(__always)
+    static func bad(_ detail: String) -> HTTP1ParseError {
+        HTTP1ParseError(status: 502, category: HTTP1ParseError.malformedResponse, detail: detail)
+    }
+
+    @usableFromInline
+    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> HeadScanResult {
+        let count = p.count
+        while true {
+            guard let lf = findByte(LF, p, from: progress.searchFrom, to: count) else {
+                progress.searchFrom = count
+                let limit = progress.sectionStart < 0 ? limits.maxHeaderBytes : limits.maxHeaderBytes + progress.sectionStart
+                if count > limit {
+                    return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "response head too large"))
+                }
+                return .needMore
+            }
+            let ls = progress.lineStart
+            progress.searchFrom = lf + 1
+            if lf == ls || p[lf - 1] != CR {
+                return .error(Self.bad("line not ended by CRLF"))
+            }
+            let le = lf - 1
+            if progress.sectionStart < 0 {
+                if le - ls > limits.maxHeaderBytes {
+                    return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "status line too long"))
+                }
+                if let e = parseStatusLine(p, ls, le) { return .error(e) }
+                progress.sectionStart = lf + 1
+                progress.lineStart = lf + 1
+                continue
+            }
+            if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
+                return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
+            }
+            if le == ls { return .complete(lf + 1) }
+            if progress.slots.count >= limits.maxHeaders {
+                return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "too many header fields"))
+            }
+            switch parseFieldLine(p, ls, le) {
+            case .bad(let why):
+                return .error(Self.bad(why))
+            case .ok(var slot):
+                if let e = interpret(p, &slot) { return .error(e) }
+                progress.append(slot)
+            }
+            progress.lineStart = lf + 1
+        }
+    }
+
+    /// HTTP-version SP status-code [SP reason-phrase]. The SP before an empty reason may be
+    /// missing (seen in the wild).
+    @usableFromInline
+    mutating func parseStatusLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> HTTP1ParseError? {
+        guard e - s >= 12, p[s + 8] == SP else { return Self.bad("malformed status line") }
+        var unsupported = false
+        guard let minor = parseVersion(p, s, s + 8, unsupported: &unsupported) else {
+            return unsupported
+                ? HTTP1ParseError(status: 502, category: HTTP1ParseError.unsupportedVersion, detail: "upstream HTTP version not supported")
+                : Self.bad("malformed HTTP version")
+        }
+        var status = 0
+        for i in (s + 9)..<(s + 12) {
+            let d = p[i] &- UInt8(ascii: "0")
+            if d > 9 { return Self.bad("malformed status code") }
+            status = status * 10 + Int(d)
+        }
+        if status < 100 || status > 599 { return Self.bad("status code out of range") }
+        var rs = s + 12
+        if rs < e {
+            if p[rs] != SP { return Self.bad("malformed status line") }
+            rs += 1
+            if !isValidFieldValue(p, from: rs, to: e) { return Self.bad("invalid byte in reason phrase") }
+        }
+        info.versionMinor = minor
+        info.status = status
+        info.reasonStart = rs
+        info.reasonEnd = max(rs, e)
+        return nil
+    }
+
+    @inline(__always) @usableFromInline
+    mutating func interpret(_ p: UnsafeRawBufferPointer, _ slot: inout HeaderSlot) -> HTTP1ParseError? {
+        let ns = Int(slot.nameStart)
+        let n = Int(slot.nameLength)
+        let vs = Int(slot.valueStart)
+        let ve = vs + Int(slot.valueLength)
+        switch n {
+        case 2:
+            if equalsLower(p, ns, n, "te") { slot.removed = true }
+        case 7:
+            if equalsLower(p, ns, n, "trailer") || equalsLower(p, ns, n, "upgrade") { slot.removed = true }
+        case 10:
+            if equalsLower(p, ns, n, "connection") {
+                info.connection.add(p, from: vs, to: ve)
+                slot.removed = true
+            } else if equalsLower(p, ns, n, "keep-alive") {
+                slot.removed = true
+            }
+        case 14:
+            if equalsLower(p, ns, n, "content-length") {
+                // Errors are decided once the head is complete: a response without a body
+                // (HEAD, 204, 304) does not depend on it.
+                if let v = parseContentLength(p, from: vs, to: ve) {
+                    if info.contentLength >= 0 && info.contentLength != v { info.contentLengthBad = true }
+                    info.contentLength = v
+                } else {
+                    info.contentLengthBad = true
+                }
+                info.contentLengthSeen = true
+                info.contentLengthSlots += 1
+                slot.removed = true
+            }
+        case 16:
+            if equalsLower(p, ns, n, "proxy-connection") { slot.removed = true }
+        case 17:
+            if equalsLower(p, ns, n, "transfer-encoding") {
+                info.transferCodings.add(p, from: vs, to: ve)
+                slot.removed = true
+            }
+        default:
+            break
+        }
+        return nil
+    }
+
+    @usableFromInline
+    mutating func finishHead(_ buffer: inout ByteBuffer, length: Int) -> HTTP1ResponseEvent {
+        let info = self.info
+        var slots = progress.slots
+        progress = HeadProgress()
+        self.info = ResponseInfo()
+
+        func fail(_ e: HTTP1ParseError) -> HTTP1ResponseEvent {
+            state = .failed
+            return .error(e)
+        }
+
+        let status = info.status
+        if status == 101 {
+            return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols, detail: "101 without an upgrade request"))
+        }
+        let interim = status < 200
+        let noBody = interim || status == 204 || status == 304 || requestMethod == .head
+
+        var framing = BodyFraming.none
+        if !noBody {
+            if info.transferCodings.present {
+                if info.versionMinor == 0 {
+                    return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.invalidFraming, detail: "Transfer-Encoding in an HTTP/1.0 response"))
+                }
+                if info.contentLengthSeen {
+                    return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.invalidFraming, detail: "both Content-Length and Transfer-Encoding"))
+                }
+                if var e = info.transferCodings.validate() {
+                    e.status = 502
+                    return fail(e)
+                }
+                framing = .chunked
+            } else if info.contentLengthSeen {
+                if info.contentLengthBad {
+                    return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.invalidFraming, detail: "malformed or conflicting Content-Length"))
+                }
+                framing = .contentLength(info.contentLength)
+            } else {
+                framing = .untilClose
+            }
+        }
+
+        let head = buffer.readSlice(length: length)!
+        var reason = ""
+        head.withUnsafeReadableBytes { p in
+            // HEAD and 304 keep a valid Content-Length: it describes the representation, and the
+            // writer emits no framing of its own for a body-less response.
+            if (status == 304 || requestMethod == .head) && info.contentLengthSeen && !info.contentLengthBad
+                && !info.transferCodings.present && info.contentLengthSlots == 1 {
+                for i in slots.indices where slots[i].nameLength == 14
+                    && equalsLower(p, Int(slots[i].nameStart), 14, "content-length") {
+                    slots[i].removed = false
+                }
+            }
+            if info.connection.other { removeConnectionListed(p, &slots) }
+            if info.reasonEnd > info.reasonStart {
+                reason = String(decoding: UnsafeRawBufferPointer(rebasing: p[info.reasonStart..<info.reasonEnd]), as: UTF8.self)
+            }
+        }
+
+        let keepAlive: Bool
+        if framing == .untilClose {
+            keepAlive = false
+        } else if info.versionMinor == 1 {
+            keepAlive = !info.connection.close
+        } else {
+            keepAlive = info.connection.keepAlive && !info.connection.close
+        }
+        let response = ResponseHead(status: status, reason: reason, versionMinor: info.versionMinor,
+                                    fields: HeaderFields(bytes: head, slots: slots), framing: framing, keepAlive: keepAlive)
+        if interim {
+            state = .head
+            return .informational(response)
+        }
+        switch framing {
+        case .chunked: state = .chunked
+        case .contentLength(let n) where n > 0: state = .fixed(remaining: n)
+        case .untilClose: state = .untilClose
+        default: state = .endPending
+        }
+        return .head(response)
+    }
+}
+
+@usableFromInline
+struct ResponseInfo {
+    var status = 0
+    var versionMinor: UInt8 = 1
+    var reasonStart = 0
+    var reasonEnd = 0
+    var contentLength: Int64 = -1
+    var contentLengthSeen = false
+    var contentLengthBad = false
+    var contentLengthSlots = 0
+    var transferCodings = TransferCodings()
+    var connection = ConnectionTokens()
+}

@@ -1,0 +1,323 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import ProxCore
+
+/// Size limits the HTTP/1 framers enforce. Exceeding one is an error with the status noted on
+/// each field (for responses from an upstream every error maps to 502).
+public struct HTTP1Limits: Sendable, Equatable {
+    /// Bytes of the field section (after the start line, including the final empty line). 431.
+    /// Also the cap for a trailer section.
+    public var maxHeaderBytes: Int
+    /// Number of field lines. 431. Also the cap for trailer lines.
+    public var maxHeaders: Int
+    /// Bytes of the request target. 414. The request line as a whole may be `maxURIBytes + 64`.
+    public var maxURIBytes: Int
+    /// Bytes of a chunk-size line, extensions included (400 beyond).
+    public var maxChunkLineBytes: Int
+    /// Empty lines (CRLF) tolerated before a request line (RFC 9112 section 2.2). 400 beyond.
+    public var maxLeadingEmptyLines: Int
+
+    public init(maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100, maxURIBytes: Int = 8 * 1024,
+                maxChunkLineBytes: Int = 4096, maxLeadingEmptyLines: Int = 4) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = maxHeaders
+        self.maxURIBytes = maxURIBytes
+        self.maxChunkLineBytes = maxChunkLineBytes
+        self.maxLeadingEmptyLines = maxLeadingEmptyLines
+    }
+
+    public static let `default` = HTTP1Limits()
+}
+
+/// Why a message was rejected. `status` is what to answer a client with (request parser) or
+/// 502 (response parser); after an error the connection must be closed.
+public struct HTTP1ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var status: Int
+    /// Short, stable, metric-friendly: `malformed_request`, `header_too_large`, ...
+    public var category: String
+    /// Human-readable detail for logs (never sent to the client by the framer).
+    public var detail: String
+
+    public init(status: Int, category: String, detail: String) {
+        self.status = status
+        self.category = category
+        self.detail = detail
+    }
+
+    public var description: String { "\(status) \(category): \(detail)" }
+
+    // Categories.
+    public static let malformedRequest = "malformed_request"
+    public static let malformedResponse = "malformed_response"
+    public static let malformedChunk = "malformed_chunk"
+    public static let invalidFraming = "invalid_framing"
+    public static let headerTooLarge = "header_too_large"
+    public static let uriTooLong = "uri_too_long"
+    public static let unsupportedTransferCoding = "unsupported_transfer_coding"
+    public static let unsupportedVersion = "unsupported_version"
+    public static let unsupportedMethod = "unsupported_method"
+    public static let unsupportedTarget = "unsupported_target_form"
+    public static let expectationFailed = "expectation_failed"
+    public static let missingHost = "missing_host"
+    public static let invalidHost = "invalid_host"
+    public static let incompleteMessage = "incomplete_message"
+    public static let unexpectedSwitchingProtocols = "unexpected_switching_protocols"
+
+    @usableFromInline
+    static func bad(_ detail: String) -> HTTP1ParseError {
+        HTTP1ParseError(status: 400, category: malformedRequest, detail: detail)
+    }
+}
+
+// MARK: byte classes
+
+@usableFromInline let LF: UInt8 = 0x0A
+@usableFromInline let CR: UInt8 = 0x0D
+@usableFromInline let SP: UInt8 = 0x20
+@usableFromInline let HTAB: UInt8 = 0x09
+@usableFromInline let COLON: UInt8 = 0x3A
+
+/// Per-byte class flags, one table lookup per byte in the hot loops.
+@usableFromInline enum ByteClass {
+    /// RFC 9110 tchar.
+    @usableFromInline static let token: UInt8 = 1
+    /// RFC 3986 pchar and "/" plus `%` (a path byte; not `?`).
+    @usableFromInline static let path: UInt8 = 2
+    /// Path bytes and `?` (a query byte).
+    @usableFromInline static let query: UInt8 = 4
+    /// RFC 3986 host [":" port]: unreserved, sub-delims, `:`, `[`, `]`, `%`.
+    @usableFromInline static let host: UInt8 = 8
+}
+
+/// The class of every byte value, as a literal: a constant in read-only data (no lazy global
+/// initialization on the hot path). Generated from the RFC sets; `HTTP1ByteClassTests` checks it.
+@usableFromInline
+var byteClasses: UnsafePointer<UInt8> {
+    @inline(__always) get {
+        let table: StaticString = "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{F}\u{0}\u{1}\u{F}\u{F}\u{F}\u{F}\u{E}\u{E}\u{F}\u{F}\u{E}\u{F}\u{F}\u{6}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{E}\u{E}\u{0}\u{E}\u{0}\u{4}\u{6}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{8}\u{0}\u{8}\u{1}\u{F}\u{1}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{0}\u{1}\u{0}\u{F}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}"
+        return table.utf8Start
+    }
+}
+
+@inline(__always) @usableFromInline
+func isTokenByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.token != 0 }
+
+/// RFC 3986 pchar / query characters plus `%` (the escape introducer itself).
+@inline(__always) @usableFromInline
+func isTargetByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.query != 0 }
+
+@inline(__always) @usableFromInline
+func isHostByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.host != 0 }
+
+@inline(__always) @usableFromInline
+func isOWS(_ b: UInt8) -> Bool { b == SP || b == HTAB }
+
+/// Index of the first `byte` in `p[from..<to]`, or nil (memchr).
+@inline(__always) @usableFromInline
+func findByte(_ byte: UInt8, _ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
+    guard from < to, let base = p.baseAddress else { return nil }
+    guard let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
+    return base.distance(to: UnsafeRawPointer(hit))
+}
+
+/// True when `p[from..<to]` holds only field-value bytes: HTAB, SP, VCHAR, obs-text (no CTL, no
+/// DEL). Eight bytes at a time; a word that might hold a control byte is checked byte by byte.
+@inline(__always) @usableFromInline
+func isValidFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
+    guard let base = p.baseAddress else { return from >= to }
+    @inline(__always) func wordMayHoldControl(_ x: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let lt20 = (x &- ones &* 0x20) & ~x & highs
+        let y = x ^ (ones &* 0x7F)
+        let eq7F = (y &- ones) & ~y & highs
+        return lt20 | eq7F != 0
+    }
+    @inline(__always) func bytesValid(_ s: Int, _ e: Int) -> Bool {
+        for j in s..<e {
+            let b = p[j]
+            if (b < SP && b != HTAB) || b == 0x7F { return false }
+        }
+        return true
+    }
+    let n = to - from
+    if n < 8 { return bytesValid(from, to) }
+    var i = from
+    while i + 8 <= to {
+        if wordMayHoldControl(base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) && !bytesValid(i, i + 8) {
+            return false
+        }
+        i += 8
+    }
+    // The last, partial word: check the final 8 bytes (overlapping the ones already seen).
+    if i < to && wordMayHoldControl(base.loadUnaligned(fromByteOffset: to - 8, as: UInt64.self)) {
+        return bytesValid(to - 8, to)
+    }
+    return true
+}
+
+/// ASCII case-insensitive comparison of `p[start..<start+lit.count]` with a lowercase literal.
+@inline(__always) @usableFromInline
+func equalsLower(_ p: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ lit: StaticString) -> Bool {
+    guard length == lit.utf8CodeUnitCount else { return false }
+    let l = lit.utf8Start
+    for i in 0..<length where asciiLower(p[start + i]) != l[i] { return false }
+    return true
+}
+
+/// Case-insensitive comparison of two byte ranges of `p`.
+@inline(__always) @usableFromInline
+func equalsIgnoringCase(_ p: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ length: Int) -> Bool {
+    for i in 0..<length where asciiLower(p[a + i]) != asciiLower(p[b + i]) { return false }
+    return true
+}
+
+/// Calls `body(start, end)` for every non-empty element of a comma-separated list in
+/// `p[from..<to]`, elements trimmed of OWS. Stops early when `body` returns false.
+@inline(__always) @usableFromInline
+func forEachListElement(_ p: UnsafeRawBufferPointer, from: Int, to: Int, _ body: (Int, Int) -> Bool) {
+    var i = from
+    while i < to {
+        var s = i
+        while s < to && isOWS(p[s]) { s += 1 }
+        var e = s
+        while e < to && p[e] != UInt8(ascii: ",") { e += 1 }
+        let next = e + 1
+        while e > s && isOWS(p[e - 1]) { e -= 1 }
+        if e > s && !body(s, e) { return }
+        i = next
+    }
+}
+
+/// Lowercased, port-less host (the same result as ProxCore's `normalizeHost`), built from bytes
+/// with one small String.
+@usableFromInline
+func normalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String {
+    var end = to
+    if from < to && p[from] == UInt8(ascii: "[") {
+        if let close = findByte(UInt8(ascii: "]"), p, from: from, to: to) { end = close + 1 }
+    } else {
+        var i = to
+        while i > from {
+            i -= 1
+            if p[i] == COLON { end = i; break }
+        }
+    }
+    if end > from && p[end - 1] == UInt8(ascii: ".") { end -= 1 }
+    let n = end - from
+    if n <= 0 { return "" }
+    return String(unsafeUninitializedCapacity: n) { out in
+        for i in 0..<n { out[i] = asciiLower(p[from + i]) }
+        return n
+    }
+}
+
+/// Parses a Content-Length value (a list of identical decimal numbers is allowed, RFC 9110 8.6).
+/// Returns nil when malformed, differing or overflowing.
+@usableFromInline
+func parseContentLength(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int64? {
+    var result: Int64? = nil
+    var ok = true
+    var any = false
+    // An empty element ("5,,5" or ",") is malformed, unlike in other lists.
+    var i = from
+    while i <= to {
+        var e = i
+        while e < to && p[e] != UInt8(ascii: ",") { e += 1 }
+        var s = i
+        var t = e
+        while s < t && isOWS(p[s]) { s += 1 }
+        while t > s && isOWS(p[t - 1]) { t -= 1 }
+        if s == t { ok = false; break }
+        var v: Int64 = 0
+        for j in s..<t {
+            let d = p[j] &- UInt8(ascii: "0")
+            if d > 9 { ok = false; break }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            if o1 || o2 { ok = false; break }
+            v = a
+        }
+        if !ok { break }
+        if let r = result, r != v { ok = false; break }
+        result = v
+        any = true
+        i = e + 1
+    }
+    return ok && any ? result : nil
+}
+
+/// How a Transfer-Encoding list ends up, accumulated over every Transfer-Encoding line.
+@usableFromInline
+struct TransferCodings {
+    var present = false
+    var chunkedCount = 0
+    var lastIsChunked = false
+    /// A coding Prox does not know (501).
+    var unknown = false
+    /// A known coding other than chunked (gzip, deflate, compress): Prox cannot forward a
+    /// message whose framing it re-emits without them.
+    var otherKnown = false
+    var malformed = false
+
+    @usableFromInline
+    mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
+        present = true
+        var sawElement = false
+        forEachListElement(p, from: from, to: to) { s, e in
+            sawElement = true
+            // transfer-coding = token *( OWS ";" OWS transfer-parameter )
+            var nameEnd = s
+            while nameEnd < e && isTokenByte(p[nameEnd]) { nameEnd += 1 }
+            if nameEnd == s { malformed = true; return false }
+            if nameEnd < e {
+                var k = nameEnd
+                while k < e && isOWS(p[k]) { k += 1 }
+                if k >= e || p[k] != UInt8(ascii: ";") { malformed = true; return false }
+            }
+            let n = nameEnd - s
+            if equalsLower(p, s, n, "chunked") {
+                chunkedCount += 1
+                lastIsChunked = nameEnd == e
+                if nameEnd != e { malformed = true; return false } // chunked takes no parameters
+                return true
+            }
+            lastIsChunked = false
+            if equalsLower(p, s, n, "gzip") || equalsLower(p, s, n, "x-gzip") || equalsLower(p, s, n, "deflate")
+                || equalsLower(p, s, n, "compress") || equalsLower(p, s, n, "x-compress") {
+                otherKnown = true
+            } else {
+                unknown = true
+            }
+            return true
+        }
+        if !sawElement { malformed = true }
+    }
+
+    /// nil when the codings are exactly `chunked`; otherwise the error.
+    @usableFromInline
+    func validate() -> HTTP1ParseError? {
+        if malformed {
+            return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "malformed Transfer-Encoding")
+        }
+        if unknown {
+            return HTTP1ParseError(status: 501, category: HTTP1ParseError.unsupportedTransferCoding, detail: "unknown transfer coding")
+        }
+        if chunkedCount > 1 {
+            return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "chunked applied more than once")
+        }
+        if !lastIsChunked {
+            return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "final transfer coding is not chunked")
+        }
+        if otherKnown {
+            return HTTP1ParseError(status: 501, category: HTTP1ParseError.unsupportedTransferCoding, detail: "transfer codings other than chunked are not supported")
+        }
+        return nil
+    }
+}
