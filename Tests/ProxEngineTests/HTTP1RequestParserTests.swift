@@ -437,10 +437,10 @@ struct HTTP1ByteClassTests {
         let host = Set((unreserved + subDelims + ":[]%").utf8)
         for i in 0..<256 {
             let b = UInt8(i)
-            #expect(isTokenByte(b) == token.contains(b), "token \(i)")
-            #expect(isTargetByte(b) == (path.contains(b) || b == UInt8(ascii: "?")), "query \(i)")
-            #expect((byteClasses[i] & ByteClass.path != 0) == path.contains(b), "path \(i)")
-            #expect(isHostByte(b) == host.contains(b), "host \(i)")
+            #expect(h1IsToken(b) == token.contains(b), "token \(i)")
+            #expect(h1IsTarget(b) == (path.contains(b) || b == UInt8(ascii: "?")), "query \(i)")
+            #expect((h1ByteClasses[i] & H1ByteClass.path != 0) == path.contains(b), "path \(i)")
+            #expect(h1IsHost(b) == host.contains(b), "host \(i)")
         }
     }
 }

@@ -5,7 +5,7 @@ import ProxCore
 /// which does not move until the whole head is there (it is then sliced out in one piece), so
 /// a caller may `discardReadBytes()` between calls.
 @usableFromInline
-struct HeadProgress {
+struct H1HeadProgress {
     /// Start of the first line not parsed yet.
     var lineStart = 0
     /// Where the search for the next LF resumes: bytes before it were already searched, so a head
@@ -30,34 +30,34 @@ struct HeadProgress {
 /// name is a non-empty token immediately followed by `:`; no obs-fold; the value (OWS trimmed)
 /// holds no CTL except HTAB.
 @usableFromInline
-enum FieldLine {
+enum H1FieldLine {
     case ok(HeaderSlot)
     case bad(String)
 }
 
 @inline(__always) @usableFromInline
-func parseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> FieldLine {
-    if isOWS(p[s]) { return .bad("obs-fold or whitespace before a field name") }
-    let table = byteClasses
+func h1ParseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> H1FieldLine {
+    if h1IsOWS(p[s]) { return .bad("obs-fold or whitespace before a field name") }
+    let table = h1ByteClasses
     var c = s
-    while c < e && table[Int(p[c])] & ByteClass.token != 0 { c += 1 }
+    while c < e && table[Int(p[c])] & H1ByteClass.token != 0 { c += 1 }
     if c == e { return .bad("field line without colon") }
-    if p[c] != COLON {
-        return .bad(isOWS(p[c]) ? "whitespace between field name and colon" : "invalid byte in field name")
+    if p[c] != h1Colon {
+        return .bad(h1IsOWS(p[c]) ? "whitespace between field name and colon" : "invalid byte in field name")
     }
     if c == s { return .bad("empty field name") }
     var vs = c + 1
-    while vs < e && isOWS(p[vs]) { vs += 1 }
+    while vs < e && h1IsOWS(p[vs]) { vs += 1 }
     var ve = e
-    while ve > vs && isOWS(p[ve - 1]) { ve -= 1 }
-    if !isValidFieldValue(p, from: vs, to: ve) { return .bad("invalid byte in field value") }
+    while ve > vs && h1IsOWS(p[ve - 1]) { ve -= 1 }
+    if !h1IsFieldValue(p, from: vs, to: ve) { return .bad("invalid byte in field value") }
     return .ok(HeaderSlot(nameStart: s, nameLength: c - s, valueStart: vs, valueLength: ve - vs))
 }
 
 /// Parses `HTTP/x.y` in `p[s..<e]`: 0 or 1 for HTTP/1.0 and 1.1; nil with `unsupported` true for
 /// another well-formed version; nil with `unsupported` false when malformed.
 @inline(__always) @usableFromInline
-func parseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: inout Bool) -> UInt8? {
+func h1ParseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: inout Bool) -> UInt8? {
     unsupported = false
     guard e - s == 8, p[s] == UInt8(ascii: "H"), p[s + 1] == UInt8(ascii: "T"), p[s + 2] == UInt8(ascii: "T"),
           p[s + 3] == UInt8(ascii: "P"), p[s + 4] == UInt8(ascii: "/"), p[s + 6] == UInt8(ascii: ".") else { return nil }
@@ -72,17 +72,17 @@ func parseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: 
 /// Removes, in `slots`, every line whose name is listed in a Connection line (RFC 9110 7.6.1).
 /// Connection lines themselves were already removed; Host is never removed this way.
 @usableFromInline
-func removeConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [HeaderSlot]) {
+func h1RemoveConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [HeaderSlot]) {
     for ci in slots.indices {
         let c = slots[ci]
-        guard c.nameLength == 10, equalsLower(p, Int(c.nameStart), 10, "connection") else { continue }
-        forEachListElement(p, from: Int(c.valueStart), to: Int(c.valueStart + c.valueLength)) { s, e in
+        guard c.nameLength == 10, h1EqualsLower(p, Int(c.nameStart), 10, "connection") else { continue }
+        h1ForEachListElement(p, from: Int(c.valueStart), to: Int(c.valueStart + c.valueLength)) { s, e in
             let n = e - s
-            if equalsLower(p, s, n, "close") || equalsLower(p, s, n, "keep-alive") || equalsLower(p, s, n, "host") {
+            if h1EqualsLower(p, s, n, "close") || h1EqualsLower(p, s, n, "keep-alive") || h1EqualsLower(p, s, n, "host") {
                 return true
             }
             for j in slots.indices where !slots[j].removed && Int(slots[j].nameLength) == n {
-                if equalsIgnoringCase(p, Int(slots[j].nameStart), s, n) { slots[j].removed = true }
+                if h1EqualsIgnoringCase(p, Int(slots[j].nameStart), s, n) { slots[j].removed = true }
             }
             return true
         }
@@ -91,7 +91,7 @@ func removeConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [HeaderS
 
 /// Connection tokens of interest.
 @usableFromInline
-struct ConnectionTokens {
+struct H1ConnectionTokens {
     var close = false
     var keepAlive = false
     /// Some other token: the headers it names are removed after the head.
@@ -99,10 +99,10 @@ struct ConnectionTokens {
 
     @inline(__always) @usableFromInline
     mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
-        forEachListElement(p, from: from, to: to) { s, e in
+        h1ForEachListElement(p, from: from, to: to) { s, e in
             let n = e - s
-            if equalsLower(p, s, n, "close") { close = true }
-            else if equalsLower(p, s, n, "keep-alive") { keepAlive = true }
+            if h1EqualsLower(p, s, n, "close") { close = true }
+            else if h1EqualsLower(p, s, n, "keep-alive") { keepAlive = true }
             else { other = true }
             return true
         }
@@ -111,7 +111,7 @@ struct ConnectionTokens {
 
 /// Outcome of scanning a head.
 @usableFromInline
-enum HeadScanResult {
+enum H1HeadScanResult {
     case needMore
     /// Skip this many bytes (empty lines before a request line) and scan again.
     case skip(Int)
@@ -122,7 +122,7 @@ enum HeadScanResult {
 
 /// Parses a trailer section incrementally, dropping it. Same field rules and limits as headers.
 @usableFromInline
-struct TrailerScan {
+struct H1TrailerScan {
     var bytes = 0
     var count = 0
     var searchFrom = 0
@@ -138,14 +138,14 @@ struct TrailerScan {
         var lineStart = 0
         var from = searchFrom
         while true {
-            guard let lf = findByte(LF, p, from: from, to: p.count) else {
+            guard let lf = h1Find(h1LF, p, from: from, to: p.count) else {
                 searchFrom = p.count - lineStart
                 if bytes + (p.count - lineStart) > limits.maxHeaderBytes {
                     return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "trailer section too large"))
                 }
                 return .needMore(consumed: lineStart)
             }
-            if lf == lineStart || p[lf - 1] != CR {
+            if lf == lineStart || p[lf - 1] != h1CR {
                 return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer line not ended by CRLF"))
             }
             bytes += lf + 1 - lineStart
@@ -153,14 +153,14 @@ struct TrailerScan {
                 return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "trailer section too large"))
             }
             if lf - 1 == lineStart {
-                self = TrailerScan()
+                self = H1TrailerScan()
                 return .done(consumed: lf + 1)
             }
             count += 1
             if count > limits.maxHeaders {
                 return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "too many trailer fields"))
             }
-            if case .bad(let why) = parseFieldLine(p, lineStart, lf - 1) {
+            if case .bad(let why) = h1ParseFieldLine(p, lineStart, lf - 1) {
                 return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer: " + why))
             }
             lineStart = lf + 1
@@ -171,7 +171,7 @@ struct TrailerScan {
 
 /// De-chunks a body (RFC 9112 section 7.1), zero copy: data comes out as slices of the input.
 @usableFromInline
-struct ChunkedDecoder {
+struct H1ChunkedDecoder {
     enum State {
         case sizeLine
         case data(remaining: Int64)
@@ -188,7 +188,7 @@ struct ChunkedDecoder {
 
     var state = State.sizeLine
     var searchFrom = 0
-    var trailers = TrailerScan()
+    var trailers = H1TrailerScan()
 
     /// True when the decoder is at the start of a body (nothing consumed).
     var atStart: Bool { if case .sizeLine = state { return searchFrom == 0 } else { return false } }
@@ -202,7 +202,7 @@ struct ChunkedDecoder {
                 var consumed = 0
                 var err: HTTP1ParseError? = nil
                 buffer.withUnsafeReadableBytes { p in
-                    guard let lf = findByte(LF, p, from: searchFrom, to: p.count) else {
+                    guard let lf = h1Find(h1LF, p, from: searchFrom, to: p.count) else {
                         searchFrom = p.count
                         if p.count > limits.maxChunkLineBytes {
                             err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line too long")
@@ -213,11 +213,11 @@ struct ChunkedDecoder {
                         err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line too long")
                         return
                     }
-                    if lf == 0 || p[lf - 1] != CR {
+                    if lf == 0 || p[lf - 1] != h1CR {
                         err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk size line not ended by CRLF")
                         return
                     }
-                    if let why = parseChunkSizeLine(p, 0, lf - 1, &size) {
+                    if let why = h1ParseChunkSizeLine(p, 0, lf - 1, &size) {
                         err = HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: why)
                         return
                     }
@@ -242,11 +242,11 @@ struct ChunkedDecoder {
                 let readable = buffer.readableBytes
                 if readable == 0 { return .needMore }
                 let r = buffer.readerIndex
-                if buffer.getInteger(at: r, as: UInt8.self) != CR {
+                if buffer.getInteger(at: r, as: UInt8.self) != h1CR {
                     return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk data not followed by CRLF"))
                 }
                 if readable == 1 { return .needMore }
-                if buffer.getInteger(at: r + 1, as: UInt8.self) != LF {
+                if buffer.getInteger(at: r + 1, as: UInt8.self) != h1LF {
                     return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "chunk data not followed by CRLF"))
                 }
                 buffer.moveReaderIndex(forwardBy: 2)
@@ -260,7 +260,7 @@ struct ChunkedDecoder {
                     return .needMore
                 case .done(let consumed):
                     buffer.moveReaderIndex(forwardBy: consumed)
-                    self = ChunkedDecoder()
+                    self = H1ChunkedDecoder()
                     return .end
                 case .error(let e):
                     return .error(e)
@@ -273,7 +273,7 @@ struct ChunkedDecoder {
 /// chunk-size [ chunk-ext ] in `p[s..<e]`; returns an error detail or nil.
 /// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string.
 @usableFromInline
-func parseChunkSizeLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, _ size: inout Int64) -> String? {
+func h1ParseChunkSizeLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, _ size: inout Int64) -> String? {
     var i = s
     var v: Int64 = 0
     while i < e, let h = hexValue(p[i]) {
@@ -284,18 +284,18 @@ func parseChunkSizeLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, _ size:
     if i == s { return "missing chunk size" }
     size = v
     while i < e {
-        while i < e && isOWS(p[i]) { i += 1 }
+        while i < e && h1IsOWS(p[i]) { i += 1 }
         guard i < e, p[i] == UInt8(ascii: ";") else { return "malformed chunk size or extension" }
         i += 1
-        while i < e && isOWS(p[i]) { i += 1 }
+        while i < e && h1IsOWS(p[i]) { i += 1 }
         let nameStart = i
-        while i < e && isTokenByte(p[i]) { i += 1 }
+        while i < e && h1IsToken(p[i]) { i += 1 }
         if i == nameStart { return "malformed chunk extension name" }
         var j = i
-        while j < e && isOWS(p[j]) { j += 1 }
+        while j < e && h1IsOWS(p[j]) { j += 1 }
         guard j < e, p[j] == UInt8(ascii: "=") else { continue }
         i = j + 1
-        while i < e && isOWS(p[i]) { i += 1 }
+        while i < e && h1IsOWS(p[i]) { i += 1 }
         guard i < e else { return "missing chunk extension value" }
         if p[i] == UInt8(ascii: "\"") {
             i += 1
@@ -306,17 +306,17 @@ func parseChunkSizeLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, _ size:
                 if b == UInt8(ascii: "\\") {
                     guard i + 1 < e else { return "malformed quoted chunk extension" }
                     let q = p[i + 1]
-                    if (q < SP && q != HTAB) || q == 0x7F { return "malformed quoted chunk extension" }
+                    if (q < h1SP && q != h1HTAB) || q == 0x7F { return "malformed quoted chunk extension" }
                     i += 2
                     continue
                 }
-                if (b < SP && b != HTAB) || b == 0x7F { return "malformed quoted chunk extension" }
+                if (b < h1SP && b != h1HTAB) || b == 0x7F { return "malformed quoted chunk extension" }
                 i += 1
             }
             if !closed { return "unterminated quoted chunk extension" }
         } else {
             let vs = i
-            while i < e && isTokenByte(p[i]) { i += 1 }
+            while i < e && h1IsToken(p[i]) { i += 1 }
             if i == vs { return "malformed chunk extension value" }
         }
     }

@@ -31,9 +31,9 @@ public struct HTTP1RequestParser {
     }
 
     @usableFromInline var state = State.head
-    @usableFromInline var progress = HeadProgress()
-    @usableFromInline var info = RequestInfo()
-    @usableFromInline var chunked = ChunkedDecoder()
+    @usableFromInline var progress = H1HeadProgress()
+    @usableFromInline var info = H1RequestInfo()
+    @usableFromInline var chunked = H1ChunkedDecoder()
 
     public init(limits: HTTP1Limits = .default) {
         self.limits = limits
@@ -115,10 +115,10 @@ public struct HTTP1RequestParser {
     }
 
     @usableFromInline
-    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> HeadScanResult {
+    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> H1HeadScanResult {
         let count = p.count
         while true {
-            guard let lf = findByte(LF, p, from: progress.searchFrom, to: count) else {
+            guard let lf = h1Find(h1LF, p, from: progress.searchFrom, to: count) else {
                 progress.searchFrom = count
                 if progress.sectionStart < 0 {
                     if count - progress.lineStart > limits.maxURIBytes + 64 {
@@ -131,7 +131,7 @@ public struct HTTP1RequestParser {
             }
             let ls = progress.lineStart
             progress.searchFrom = lf + 1
-            if lf == ls || p[lf - 1] != CR {
+            if lf == ls || p[lf - 1] != h1CR {
                 return .error(.bad("line not ended by CRLF"))
             }
             let le = lf - 1
@@ -160,7 +160,7 @@ public struct HTTP1RequestParser {
             if progress.slots.count >= limits.maxHeaders {
                 return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "too many header fields"))
             }
-            switch parseFieldLine(p, ls, le) {
+            switch h1ParseFieldLine(p, ls, le) {
             case .bad(let why):
                 return .error(.bad(why))
             case .ok(var slot):
@@ -175,15 +175,15 @@ public struct HTTP1RequestParser {
     @usableFromInline
     mutating func parseRequestLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> HTTP1ParseError? {
         var i = s
-        while i < e && p[i] != SP {
-            if !isTokenByte(p[i]) { return .bad("invalid byte in method") }
+        while i < e && p[i] != h1SP {
+            if !h1IsToken(p[i]) { return .bad("invalid byte in method") }
             i += 1
         }
         if i == s || i == e { return .bad("malformed request line") }
         let ts = i + 1
-        guard let te = findByte(SP, p, from: ts, to: e), te > ts else { return .bad("malformed request line") }
+        guard let te = h1Find(h1SP, p, from: ts, to: e), te > ts else { return .bad("malformed request line") }
         var unsupported = false
-        guard let minor = parseVersion(p, te + 1, e, unsupported: &unsupported) else {
+        guard let minor = h1ParseVersion(p, te + 1, e, unsupported: &unsupported) else {
             if unsupported {
                 return HTTP1ParseError(status: 505, category: HTTP1ParseError.unsupportedVersion, detail: "HTTP version not supported")
             }
@@ -192,7 +192,7 @@ public struct HTTP1RequestParser {
         if te - ts > limits.maxURIBytes {
             return HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request target too long")
         }
-        let method = methodFrom(p, s, i - s)
+        let method = h1Method(p, s, i - s)
         if method == .connect {
             return HTTP1ParseError(status: 501, category: HTTP1ParseError.unsupportedMethod, detail: "CONNECT is not supported")
         }
@@ -219,11 +219,11 @@ public struct HTTP1RequestParser {
         }
         // absolute-form: http[s]://authority[path-abempty][?query]
         var k = ts
-        while k < te, isSchemeByte(p[k], first: k == ts) { k += 1 }
-        guard k - ts >= 1, te - k >= 3, p[k] == COLON, p[k + 1] == UInt8(ascii: "/"), p[k + 2] == UInt8(ascii: "/") else {
+        while k < te, h1IsSchemeByte(p[k], first: k == ts) { k += 1 }
+        guard k - ts >= 1, te - k >= 3, p[k] == h1Colon, p[k + 1] == UInt8(ascii: "/"), p[k + 2] == UInt8(ascii: "/") else {
             return .bad("invalid request target")
         }
-        guard equalsLower(p, ts, k - ts, "http") || equalsLower(p, ts, k - ts, "https") else {
+        guard h1EqualsLower(p, ts, k - ts, "http") || h1EqualsLower(p, ts, k - ts, "https") else {
             return .bad("unsupported scheme in absolute-form target")
         }
         let authStart = k + 3
@@ -232,7 +232,7 @@ public struct HTTP1RequestParser {
             let b = p[authEnd]
             if b == UInt8(ascii: "/") || b == UInt8(ascii: "?") { break }
             if b == UInt8(ascii: "@") { return .bad("userinfo in request target") }
-            if !isHostByte(b) { return .bad("invalid byte in request target authority") }
+            if !h1IsHost(b) { return .bad("invalid byte in request target authority") }
             authEnd += 1
         }
         if authEnd == authStart { return .bad("empty authority in absolute-form target") }
@@ -249,14 +249,14 @@ public struct HTTP1RequestParser {
     /// Checks pchar/query bytes in `p[s..<e]`; returns the index of the first `?` (or `e`).
     @inline(__always) @usableFromInline
     func validatePathAndQuery(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> Int? {
-        let table = byteClasses
+        let table = h1ByteClasses
         var i = s
-        while i < e && table[Int(p[i])] & ByteClass.path != 0 { i += 1 }
+        while i < e && table[Int(p[i])] & H1ByteClass.path != 0 { i += 1 }
         if i == e { return e }
         if p[i] != UInt8(ascii: "?") { return nil }
         let q = i
         i += 1
-        while i < e && table[Int(p[i])] & ByteClass.query != 0 { i += 1 }
+        while i < e && table[Int(p[i])] & H1ByteClass.query != 0 { i += 1 }
         return i == e ? q : nil
     }
 
@@ -269,36 +269,36 @@ public struct HTTP1RequestParser {
         let ve = vs + Int(slot.valueLength)
         switch n {
         case 2:
-            if equalsLower(p, ns, n, "te") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "te") { slot.removed = true }
         case 4:
-            if equalsLower(p, ns, n, "host") {
+            if h1EqualsLower(p, ns, n, "host") {
                 if info.hostSlot >= 0 {
                     return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidHost, detail: "more than one Host header")
                 }
-                for i in vs..<ve where !isHostByte(p[i]) || p[i] == UInt8(ascii: "@") {
+                for i in vs..<ve where !h1IsHost(p[i]) || p[i] == UInt8(ascii: "@") {
                     return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidHost, detail: "invalid Host value")
                 }
                 info.hostSlot = progress.slots.count
             }
         case 6:
-            if equalsLower(p, ns, n, "expect") {
-                forEachListElement(p, from: vs, to: ve) { s, e in
-                    if equalsLower(p, s, e - s, "100-continue") { info.expectContinue = true } else { info.expectOther = true }
+            if h1EqualsLower(p, ns, n, "expect") {
+                h1ForEachListElement(p, from: vs, to: ve) { s, e in
+                    if h1EqualsLower(p, s, e - s, "100-continue") { info.expectContinue = true } else { info.expectOther = true }
                     return true
                 }
             }
         case 7:
-            if equalsLower(p, ns, n, "trailer") || equalsLower(p, ns, n, "upgrade") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "trailer") || h1EqualsLower(p, ns, n, "upgrade") { slot.removed = true }
         case 10:
-            if equalsLower(p, ns, n, "connection") {
+            if h1EqualsLower(p, ns, n, "connection") {
                 info.connection.add(p, from: vs, to: ve)
                 slot.removed = true
-            } else if equalsLower(p, ns, n, "keep-alive") {
+            } else if h1EqualsLower(p, ns, n, "keep-alive") {
                 slot.removed = true
             }
         case 14:
-            if equalsLower(p, ns, n, "content-length") {
-                guard let v = parseContentLength(p, from: vs, to: ve) else {
+            if h1EqualsLower(p, ns, n, "content-length") {
+                guard let v = h1ParseContentLength(p, from: vs, to: ve) else {
                     return HTTP1ParseError(status: 400, category: HTTP1ParseError.invalidFraming, detail: "malformed Content-Length")
                 }
                 if info.contentLength >= 0 && info.contentLength != v {
@@ -308,9 +308,9 @@ public struct HTTP1RequestParser {
                 slot.removed = true
             }
         case 16:
-            if equalsLower(p, ns, n, "proxy-connection") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "proxy-connection") { slot.removed = true }
         case 17:
-            if equalsLower(p, ns, n, "transfer-encoding") {
+            if h1EqualsLower(p, ns, n, "transfer-encoding") {
                 info.transferCodings.add(p, from: vs, to: ve)
                 slot.removed = true
             }
@@ -324,8 +324,8 @@ public struct HTTP1RequestParser {
     mutating func finishHead(_ buffer: inout ByteBuffer, length: Int) -> HTTP1RequestEvent {
         let info = self.info
         var slots = progress.slots
-        progress = HeadProgress()
-        self.info = RequestInfo()
+        progress = H1HeadProgress()
+        self.info = H1RequestInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {
             state = .failed
@@ -356,18 +356,18 @@ public struct HTTP1RequestParser {
         var host = ""
         var hostDiffers = false
         head.withUnsafeReadableBytes { p in
-            if info.connection.other { removeConnectionListed(p, &slots) }
+            if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             let hs = info.hostSlot >= 0 ? slots[info.hostSlot] : nil
             if info.absolute {
-                host = normalizedHost(p, from: info.authorityStart, to: info.authorityEnd)
+                host = h1NormalizedHost(p, from: info.authorityStart, to: info.authorityEnd)
                 let n = info.authorityEnd - info.authorityStart
-                if let hs, Int(hs.valueLength) == n, equalsIgnoringCase(p, Int(hs.valueStart), info.authorityStart, n) {
+                if let hs, Int(hs.valueLength) == n, h1EqualsIgnoringCase(p, Int(hs.valueStart), info.authorityStart, n) {
                     hostDiffers = false
                 } else {
                     hostDiffers = true
                 }
             } else if let hs {
-                host = normalizedHost(p, from: Int(hs.valueStart), to: Int(hs.valueStart + hs.valueLength))
+                host = h1NormalizedHost(p, from: Int(hs.valueStart), to: Int(hs.valueStart + hs.valueLength))
             }
         }
 
@@ -421,7 +421,7 @@ public struct HTTP1RequestParser {
 
 /// What the request line and the interesting field lines said.
 @usableFromInline
-struct RequestInfo {
+struct H1RequestInfo {
     var method = HTTPMethod.get
     var versionMinor: UInt8 = 1
     var targetStart = 0
@@ -432,14 +432,14 @@ struct RequestInfo {
     var authorityEnd = 0
     var hostSlot = -1
     var contentLength: Int64 = -1
-    var transferCodings = TransferCodings()
-    var connection = ConnectionTokens()
+    var transferCodings = H1TransferCodings()
+    var connection = H1ConnectionTokens()
     var expectContinue = false
     var expectOther = false
 }
 
 @inline(__always) @usableFromInline
-func isSchemeByte(_ b: UInt8, first: Bool) -> Bool {
+func h1IsSchemeByte(_ b: UInt8, first: Bool) -> Bool {
     let lower = b | 0x20
     if lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "z") { return true }
     if first { return false }
@@ -447,7 +447,7 @@ func isSchemeByte(_ b: UInt8, first: Bool) -> Bool {
 }
 
 @inline(__always) @usableFromInline
-func equalsExact(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int, _ lit: StaticString) -> Bool {
+func h1EqualsExact(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int, _ lit: StaticString) -> Bool {
     guard n == lit.utf8CodeUnitCount else { return false }
     let l = lit.utf8Start
     for i in 0..<n where p[s + i] != l[i] { return false }
@@ -456,22 +456,22 @@ func equalsExact(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int, _ lit: StaticS
 
 /// The method from its bytes; common ones without building a String.
 @usableFromInline
-func methodFrom(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int) -> HTTPMethod {
+func h1Method(_ p: UnsafeRawBufferPointer, _ s: Int, _ n: Int) -> HTTPMethod {
     switch n {
     case 3:
-        if equalsExact(p, s, n, "GET") { return .get }
-        if equalsExact(p, s, n, "PUT") { return .put }
+        if h1EqualsExact(p, s, n, "GET") { return .get }
+        if h1EqualsExact(p, s, n, "PUT") { return .put }
     case 4:
-        if equalsExact(p, s, n, "POST") { return .post }
-        if equalsExact(p, s, n, "HEAD") { return .head }
+        if h1EqualsExact(p, s, n, "POST") { return .post }
+        if h1EqualsExact(p, s, n, "HEAD") { return .head }
     case 5:
-        if equalsExact(p, s, n, "PATCH") { return .patch }
-        if equalsExact(p, s, n, "TRACE") { return .trace }
+        if h1EqualsExact(p, s, n, "PATCH") { return .patch }
+        if h1EqualsExact(p, s, n, "TRACE") { return .trace }
     case 6:
-        if equalsExact(p, s, n, "DELETE") { return .delete }
+        if h1EqualsExact(p, s, n, "DELETE") { return .delete }
     case 7:
-        if equalsExact(p, s, n, "OPTIONS") { return .options }
-        if equalsExact(p, s, n, "CONNECT") { return .connect }
+        if h1EqualsExact(p, s, n, "OPTIONS") { return .options }
+        if h1EqualsExact(p, s, n, "CONNECT") { return .connect }
     default:
         break
     }

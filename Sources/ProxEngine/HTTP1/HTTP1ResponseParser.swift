@@ -33,9 +33,9 @@ public struct HTTP1ResponseParser {
     }
 
     @usableFromInline var state = State.head
-    @usableFromInline var progress = HeadProgress()
-    @usableFromInline var info = ResponseInfo()
-    @usableFromInline var chunked = ChunkedDecoder()
+    @usableFromInline var progress = H1HeadProgress()
+    @usableFromInline var info = H1ResponseInfo()
+    @usableFromInline var chunked = H1ChunkedDecoder()
 
     public init(limits: HTTP1Limits = .default, requestMethod: HTTPMethod = .get) {
         self.limits = limits
@@ -121,10 +121,10 @@ public struct HTTP1ResponseParser {
     }
 
     @usableFromInline
-    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> HeadScanResult {
+    mutating func scanHead(_ p: UnsafeRawBufferPointer) -> H1HeadScanResult {
         let count = p.count
         while true {
-            guard let lf = findByte(LF, p, from: progress.searchFrom, to: count) else {
+            guard let lf = h1Find(h1LF, p, from: progress.searchFrom, to: count) else {
                 progress.searchFrom = count
                 let limit = progress.sectionStart < 0 ? limits.maxHeaderBytes : limits.maxHeaderBytes + progress.sectionStart
                 if count > limit {
@@ -134,7 +134,7 @@ public struct HTTP1ResponseParser {
             }
             let ls = progress.lineStart
             progress.searchFrom = lf + 1
-            if lf == ls || p[lf - 1] != CR {
+            if lf == ls || p[lf - 1] != h1CR {
                 return .error(Self.bad("line not ended by CRLF"))
             }
             let le = lf - 1
@@ -154,7 +154,7 @@ public struct HTTP1ResponseParser {
             if progress.slots.count >= limits.maxHeaders {
                 return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "too many header fields"))
             }
-            switch parseFieldLine(p, ls, le) {
+            switch h1ParseFieldLine(p, ls, le) {
             case .bad(let why):
                 return .error(Self.bad(why))
             case .ok(var slot):
@@ -169,9 +169,9 @@ public struct HTTP1ResponseParser {
     /// missing (seen in the wild).
     @usableFromInline
     mutating func parseStatusLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> HTTP1ParseError? {
-        guard e - s >= 12, p[s + 8] == SP else { return Self.bad("malformed status line") }
+        guard e - s >= 12, p[s + 8] == h1SP else { return Self.bad("malformed status line") }
         var unsupported = false
-        guard let minor = parseVersion(p, s, s + 8, unsupported: &unsupported) else {
+        guard let minor = h1ParseVersion(p, s, s + 8, unsupported: &unsupported) else {
             return unsupported
                 ? HTTP1ParseError(status: 502, category: HTTP1ParseError.unsupportedVersion, detail: "upstream HTTP version not supported")
                 : Self.bad("malformed HTTP version")
@@ -185,9 +185,9 @@ public struct HTTP1ResponseParser {
         if status < 100 || status > 599 { return Self.bad("status code out of range") }
         var rs = s + 12
         if rs < e {
-            if p[rs] != SP { return Self.bad("malformed status line") }
+            if p[rs] != h1SP { return Self.bad("malformed status line") }
             rs += 1
-            if !isValidFieldValue(p, from: rs, to: e) { return Self.bad("invalid byte in reason phrase") }
+            if !h1IsFieldValue(p, from: rs, to: e) { return Self.bad("invalid byte in reason phrase") }
         }
         info.versionMinor = minor
         info.status = status
@@ -204,21 +204,21 @@ public struct HTTP1ResponseParser {
         let ve = vs + Int(slot.valueLength)
         switch n {
         case 2:
-            if equalsLower(p, ns, n, "te") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "te") { slot.removed = true }
         case 7:
-            if equalsLower(p, ns, n, "trailer") || equalsLower(p, ns, n, "upgrade") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "trailer") || h1EqualsLower(p, ns, n, "upgrade") { slot.removed = true }
         case 10:
-            if equalsLower(p, ns, n, "connection") {
+            if h1EqualsLower(p, ns, n, "connection") {
                 info.connection.add(p, from: vs, to: ve)
                 slot.removed = true
-            } else if equalsLower(p, ns, n, "keep-alive") {
+            } else if h1EqualsLower(p, ns, n, "keep-alive") {
                 slot.removed = true
             }
         case 14:
-            if equalsLower(p, ns, n, "content-length") {
+            if h1EqualsLower(p, ns, n, "content-length") {
                 // Errors are decided once the head is complete: a response without a body
                 // (HEAD, 204, 304) does not depend on it.
-                if let v = parseContentLength(p, from: vs, to: ve) {
+                if let v = h1ParseContentLength(p, from: vs, to: ve) {
                     if info.contentLength >= 0 && info.contentLength != v { info.contentLengthBad = true }
                     info.contentLength = v
                 } else {
@@ -229,9 +229,9 @@ public struct HTTP1ResponseParser {
                 slot.removed = true
             }
         case 16:
-            if equalsLower(p, ns, n, "proxy-connection") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "proxy-connection") { slot.removed = true }
         case 17:
-            if equalsLower(p, ns, n, "transfer-encoding") {
+            if h1EqualsLower(p, ns, n, "transfer-encoding") {
                 info.transferCodings.add(p, from: vs, to: ve)
                 slot.removed = true
             }
@@ -245,8 +245,8 @@ public struct HTTP1ResponseParser {
     mutating func finishHead(_ buffer: inout ByteBuffer, length: Int) -> HTTP1ResponseEvent {
         let info = self.info
         var slots = progress.slots
-        progress = HeadProgress()
-        self.info = ResponseInfo()
+        progress = H1HeadProgress()
+        self.info = H1ResponseInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1ResponseEvent {
             state = .failed
@@ -292,11 +292,11 @@ public struct HTTP1ResponseParser {
             if (status == 304 || requestMethod == .head) && info.contentLengthSeen && !info.contentLengthBad
                 && !info.transferCodings.present && info.contentLengthSlots == 1 {
                 for i in slots.indices where slots[i].nameLength == 14
-                    && equalsLower(p, Int(slots[i].nameStart), 14, "content-length") {
+                    && h1EqualsLower(p, Int(slots[i].nameStart), 14, "content-length") {
                     slots[i].removed = false
                 }
             }
-            if info.connection.other { removeConnectionListed(p, &slots) }
+            if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             if info.reasonEnd > info.reasonStart {
                 reason = String(decoding: UnsafeRawBufferPointer(rebasing: p[info.reasonStart..<info.reasonEnd]), as: UTF8.self)
             }
@@ -327,7 +327,7 @@ public struct HTTP1ResponseParser {
 }
 
 @usableFromInline
-struct ResponseInfo {
+struct H1ResponseInfo {
     var status = 0
     var versionMinor: UInt8 = 1
     var reasonStart = 0
@@ -336,6 +336,6 @@ struct ResponseInfo {
     var contentLengthSeen = false
     var contentLengthBad = false
     var contentLengthSlots = 0
-    var transferCodings = TransferCodings()
-    var connection = ConnectionTokens()
+    var transferCodings = H1TransferCodings()
+    var connection = H1ConnectionTokens()
 }

@@ -77,14 +77,14 @@ public struct HTTP1ParseError: Error, Sendable, Equatable, CustomStringConvertib
 
 // MARK: byte classes
 
-@usableFromInline let LF: UInt8 = 0x0A
-@usableFromInline let CR: UInt8 = 0x0D
-@usableFromInline let SP: UInt8 = 0x20
-@usableFromInline let HTAB: UInt8 = 0x09
-@usableFromInline let COLON: UInt8 = 0x3A
+@usableFromInline let h1LF: UInt8 = 0x0A
+@usableFromInline let h1CR: UInt8 = 0x0D
+@usableFromInline let h1SP: UInt8 = 0x20
+@usableFromInline let h1HTAB: UInt8 = 0x09
+@usableFromInline let h1Colon: UInt8 = 0x3A
 
 /// Per-byte class flags, one table lookup per byte in the hot loops.
-@usableFromInline enum ByteClass {
+@usableFromInline enum H1ByteClass {
     /// RFC 9110 tchar.
     @usableFromInline static let token: UInt8 = 1
     /// RFC 3986 pchar and "/" plus `%` (a path byte; not `?`).
@@ -98,7 +98,7 @@ public struct HTTP1ParseError: Error, Sendable, Equatable, CustomStringConvertib
 /// The class of every byte value, as a literal: a constant in read-only data (no lazy global
 /// initialization on the hot path). Generated from the RFC sets; `HTTP1ByteClassTests` checks it.
 @usableFromInline
-var byteClasses: UnsafePointer<UInt8> {
+var h1ByteClasses: UnsafePointer<UInt8> {
     @inline(__always) get {
         let table: StaticString = "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{F}\u{0}\u{1}\u{F}\u{F}\u{F}\u{F}\u{E}\u{E}\u{F}\u{F}\u{E}\u{F}\u{F}\u{6}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{E}\u{E}\u{0}\u{E}\u{0}\u{4}\u{6}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{8}\u{0}\u{8}\u{1}\u{F}\u{1}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{F}\u{0}\u{1}\u{0}\u{F}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}"
         return table.utf8Start
@@ -106,21 +106,21 @@ var byteClasses: UnsafePointer<UInt8> {
 }
 
 @inline(__always) @usableFromInline
-func isTokenByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.token != 0 }
+func h1IsToken(_ b: UInt8) -> Bool { h1ByteClasses[Int(b)] & H1ByteClass.token != 0 }
 
 /// RFC 3986 pchar / query characters plus `%` (the escape introducer itself).
 @inline(__always) @usableFromInline
-func isTargetByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.query != 0 }
+func h1IsTarget(_ b: UInt8) -> Bool { h1ByteClasses[Int(b)] & H1ByteClass.query != 0 }
 
 @inline(__always) @usableFromInline
-func isHostByte(_ b: UInt8) -> Bool { byteClasses[Int(b)] & ByteClass.host != 0 }
+func h1IsHost(_ b: UInt8) -> Bool { h1ByteClasses[Int(b)] & H1ByteClass.host != 0 }
 
 @inline(__always) @usableFromInline
-func isOWS(_ b: UInt8) -> Bool { b == SP || b == HTAB }
+func h1IsOWS(_ b: UInt8) -> Bool { b == h1SP || b == h1HTAB }
 
 /// Index of the first `byte` in `p[from..<to]`, or nil (memchr).
 @inline(__always) @usableFromInline
-func findByte(_ byte: UInt8, _ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
+func h1Find(_ byte: UInt8, _ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
     guard from < to, let base = p.baseAddress else { return nil }
     guard let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
     return base.distance(to: UnsafeRawPointer(hit))
@@ -129,7 +129,7 @@ func findByte(_ byte: UInt8, _ p: UnsafeRawBufferPointer, from: Int, to: Int) ->
 /// True when `p[from..<to]` holds only field-value bytes: HTAB, SP, VCHAR, obs-text (no CTL, no
 /// DEL). Eight bytes at a time; a word that might hold a control byte is checked byte by byte.
 @inline(__always) @usableFromInline
-func isValidFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
+func h1IsFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
     guard let base = p.baseAddress else { return from >= to }
     @inline(__always) func wordMayHoldControl(_ x: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
@@ -142,7 +142,7 @@ func isValidFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool 
     @inline(__always) func bytesValid(_ s: Int, _ e: Int) -> Bool {
         for j in s..<e {
             let b = p[j]
-            if (b < SP && b != HTAB) || b == 0x7F { return false }
+            if (b < h1SP && b != h1HTAB) || b == 0x7F { return false }
         }
         return true
     }
@@ -164,7 +164,7 @@ func isValidFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool 
 
 /// ASCII case-insensitive comparison of `p[start..<start+lit.count]` with a lowercase literal.
 @inline(__always) @usableFromInline
-func equalsLower(_ p: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ lit: StaticString) -> Bool {
+func h1EqualsLower(_ p: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ lit: StaticString) -> Bool {
     guard length == lit.utf8CodeUnitCount else { return false }
     let l = lit.utf8Start
     for i in 0..<length where asciiLower(p[start + i]) != l[i] { return false }
@@ -173,7 +173,7 @@ func equalsLower(_ p: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ lit
 
 /// Case-insensitive comparison of two byte ranges of `p`.
 @inline(__always) @usableFromInline
-func equalsIgnoringCase(_ p: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ length: Int) -> Bool {
+func h1EqualsIgnoringCase(_ p: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ length: Int) -> Bool {
     for i in 0..<length where asciiLower(p[a + i]) != asciiLower(p[b + i]) { return false }
     return true
 }
@@ -181,15 +181,15 @@ func equalsIgnoringCase(_ p: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ lengt
 /// Calls `body(start, end)` for every non-empty element of a comma-separated list in
 /// `p[from..<to]`, elements trimmed of OWS. Stops early when `body` returns false.
 @inline(__always) @usableFromInline
-func forEachListElement(_ p: UnsafeRawBufferPointer, from: Int, to: Int, _ body: (Int, Int) -> Bool) {
+func h1ForEachListElement(_ p: UnsafeRawBufferPointer, from: Int, to: Int, _ body: (Int, Int) -> Bool) {
     var i = from
     while i < to {
         var s = i
-        while s < to && isOWS(p[s]) { s += 1 }
+        while s < to && h1IsOWS(p[s]) { s += 1 }
         var e = s
         while e < to && p[e] != UInt8(ascii: ",") { e += 1 }
         let next = e + 1
-        while e > s && isOWS(p[e - 1]) { e -= 1 }
+        while e > s && h1IsOWS(p[e - 1]) { e -= 1 }
         if e > s && !body(s, e) { return }
         i = next
     }
@@ -198,15 +198,15 @@ func forEachListElement(_ p: UnsafeRawBufferPointer, from: Int, to: Int, _ body:
 /// Lowercased, port-less host (the same result as ProxCore's `normalizeHost`), built from bytes
 /// with one small String.
 @usableFromInline
-func normalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String {
+func h1NormalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String {
     var end = to
     if from < to && p[from] == UInt8(ascii: "[") {
-        if let close = findByte(UInt8(ascii: "]"), p, from: from, to: to) { end = close + 1 }
+        if let close = h1Find(UInt8(ascii: "]"), p, from: from, to: to) { end = close + 1 }
     } else {
         var i = to
         while i > from {
             i -= 1
-            if p[i] == COLON { end = i; break }
+            if p[i] == h1Colon { end = i; break }
         }
     }
     if end > from && p[end - 1] == UInt8(ascii: ".") { end -= 1 }
@@ -221,7 +221,7 @@ func normalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String {
 /// Parses a Content-Length value (a list of identical decimal numbers is allowed, RFC 9110 8.6).
 /// Returns nil when malformed, differing or overflowing.
 @usableFromInline
-func parseContentLength(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int64? {
+func h1ParseContentLength(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int64? {
     var result: Int64? = nil
     var ok = true
     var any = false
@@ -232,8 +232,8 @@ func parseContentLength(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int6
         while e < to && p[e] != UInt8(ascii: ",") { e += 1 }
         var s = i
         var t = e
-        while s < t && isOWS(p[s]) { s += 1 }
-        while t > s && isOWS(p[t - 1]) { t -= 1 }
+        while s < t && h1IsOWS(p[s]) { s += 1 }
+        while t > s && h1IsOWS(p[t - 1]) { t -= 1 }
         if s == t { ok = false; break }
         var v: Int64 = 0
         for j in s..<t {
@@ -255,7 +255,7 @@ func parseContentLength(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int6
 
 /// How a Transfer-Encoding list ends up, accumulated over every Transfer-Encoding line.
 @usableFromInline
-struct TransferCodings {
+struct H1TransferCodings {
     var present = false
     var chunkedCount = 0
     var lastIsChunked = false
@@ -270,27 +270,27 @@ struct TransferCodings {
     mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
         present = true
         var sawElement = false
-        forEachListElement(p, from: from, to: to) { s, e in
+        h1ForEachListElement(p, from: from, to: to) { s, e in
             sawElement = true
             // transfer-coding = token *( OWS ";" OWS transfer-parameter )
             var nameEnd = s
-            while nameEnd < e && isTokenByte(p[nameEnd]) { nameEnd += 1 }
+            while nameEnd < e && h1IsToken(p[nameEnd]) { nameEnd += 1 }
             if nameEnd == s { malformed = true; return false }
             if nameEnd < e {
                 var k = nameEnd
-                while k < e && isOWS(p[k]) { k += 1 }
+                while k < e && h1IsOWS(p[k]) { k += 1 }
                 if k >= e || p[k] != UInt8(ascii: ";") { malformed = true; return false }
             }
             let n = nameEnd - s
-            if equalsLower(p, s, n, "chunked") {
+            if h1EqualsLower(p, s, n, "chunked") {
                 chunkedCount += 1
                 lastIsChunked = nameEnd == e
                 if nameEnd != e { malformed = true; return false } // chunked takes no parameters
                 return true
             }
             lastIsChunked = false
-            if equalsLower(p, s, n, "gzip") || equalsLower(p, s, n, "x-gzip") || equalsLower(p, s, n, "deflate")
-                || equalsLower(p, s, n, "compress") || equalsLower(p, s, n, "x-compress") {
+            if h1EqualsLower(p, s, n, "gzip") || h1EqualsLower(p, s, n, "x-gzip") || h1EqualsLower(p, s, n, "deflate")
+                || h1EqualsLower(p, s, n, "compress") || h1EqualsLower(p, s, n, "x-compress") {
                 otherKnown = true
             } else {
                 unknown = true

@@ -24,7 +24,7 @@ public enum HTTP1Writer {
     ///   writer's.
     public static func writeRequestHead(_ head: RequestHead, framing: BodyFraming, into out: inout ByteBuffer) {
         writeMethod(head.method, into: &out)
-        out.writeInteger(SP)
+        out.writeInteger(h1SP)
         let fields = head.fields
         if let t = head.rewrittenTarget {
             out.writeString(t)
@@ -68,7 +68,7 @@ public enum HTTP1Writer {
         } else {
             out.writeString(String(status))
         }
-        out.writeInteger(SP)
+        out.writeInteger(h1SP)
         if head.reason.isEmpty { out.writeString(reasonPhrase(status)) } else { out.writeString(head.reason) }
         out.writeStaticString("\r\n")
         writeFields(head.fields, skipHost: false, into: &out)
