@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(name: "prox", dependencies: ["ProxCLI"], swiftSettings: swift5),
         .executableTarget(
             name: "prox-routebench",
-            dependencies: ["ProxConfig", "ProxCore"],
+            dependencies: ["ProxCore"],
             path: "bench/RouteBench",
             swiftSettings: hotPathFlags + swift5
         ),
