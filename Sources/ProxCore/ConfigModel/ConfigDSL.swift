@@ -189,8 +189,8 @@ public struct ConfigField<Root> {
     public let isRequired: Bool
     /// The type as the docs show it ("duration", "list of string", "[Route](#route)").
     public let typeDocName: String
-    /// Default as the docs show it; nil when there is none worth showing.
-    let defaultDoc: (Root) -> String?
+    /// Default as the docs show it (markdown); nil when there is none worth showing.
+    public let defaultDoc: (Root) -> String?
     let schema: (inout SchemaContext) -> JSONValue
     let defaultValue: (Root) -> JSONValue?
     let apply: (ConfigNode, inout Root, inout ConfigDecoder) -> Void
@@ -203,7 +203,7 @@ public struct ConfigField<Root> {
             defaultDoc: { root in
                 if required { return nil }
                 if let t = defaultText { return t }
-                return type.renderValue(root[keyPath: path]).map(docText)
+                return type.renderValue(root[keyPath: path]).map { "`" + docText($0) + "`" }
             },
             schema: { ctx in type.schema(&ctx) },
             defaultValue: { root in required ? nil : type.renderValue(root[keyPath: path]) },
@@ -218,7 +218,7 @@ public struct ConfigField<Root> {
             defaultDoc: { root in
                 if required { return nil }
                 if let t = defaultText { return t }
-                return root[keyPath: path].flatMap { type.renderValue($0) }.map(docText)
+                return root[keyPath: path].flatMap { type.renderValue($0) }.map { "`" + docText($0) + "`" }
             },
             schema: { ctx in type.schema(&ctx) },
             defaultValue: { root in required ? nil : root[keyPath: path].flatMap { type.renderValue($0) } },
@@ -412,6 +412,15 @@ public struct SchemaContext {
             names.insert(name)
             objectTypes.append(type)
             definitions[name] = T.objectSchema(&self)
+        }
+        return .object([("$ref", .string("#/$defs/\(name)"))])
+    }
+
+    /// `{"$ref": "#/$defs/name"}` for a schema that is not a `ConfigObject` (built on first use).
+    public mutating func reference(named name: String, _ build: (inout SchemaContext) -> JSONValue) -> JSONValue {
+        if !names.contains(name) {
+            names.insert(name)
+            definitions[name] = build(&self)
         }
         return .object([("$ref", .string("#/$defs/\(name)"))])
     }

@@ -56,10 +56,13 @@ extension Array where Element == Diagnostic {
     public var warningCount: Int { filter { $0.severity == .warning }.count }
 
     /// In file order (file, line, column), keeping the order found for equal positions, with
-    /// exact duplicates removed (a chain shared by several routes reports its problem once).
+    /// repeats removed (a chain shared by several routes reports a problem once, with the hint
+    /// of the first report).
     public func sortedByPosition() -> [Diagnostic] {
-        var seen = Set<Diagnostic>()
-        let unique = filter { seen.insert($0).inserted }
+        var seen = Set<String>()
+        let unique = filter { d in
+            seen.insert("\(d.file)\u{0}\(d.line)\u{0}\(d.column)\u{0}\(d.path)\u{0}\(d.severity)\u{0}\(d.message)").inserted
+        }
         return unique.enumerated().sorted { a, b in
             let x = a.element, y = b.element
             if x.file != y.file { return x.file < y.file }

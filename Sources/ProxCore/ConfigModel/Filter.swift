@@ -35,13 +35,28 @@ public struct FilterDescriptor: Sendable {
     let configSchema: @Sendable (inout SchemaContext) -> JSONValue
     let configSchemaName: String
     let decodeEntry: @Sendable (ConfigNode, inout ConfigDecoder) -> DecodedFilter?
+    let docSection: @Sendable (Int) -> String
 
     public init<F: FilterFactory>(_ factory: F.Type) {
         name = F.name
         summary = F.summary
-        worksWithDefaults = !F.Config.fields.contains { $0.isRequired }
+        worksWithDefaults = {
+            var d = ConfigDecoder()
+            let empty = ConfigNode(kind: .mapping([]), mark: SourceMark(file: "", line: 0, column: 0), path: "")
+            _ = d.decode(F.Config.self, from: empty)
+            return !d.hasErrors
+        }()
         configSchemaName = F.Config.schemaName
         configSchema = { ctx in ctx.reference(F.Config.self) }
+        docSection = { level in
+            var out = String(repeating: "#", count: level) + " `\(F.name)`\n\n" + F.summary + "\n\n"
+            var ctx = SchemaContext()
+            _ = ctx.reference(F.Config.self)
+            for t in ctx.objectTypes {
+                out += ConfigReference.sectionOf(t, level: level + 1)
+            }
+            return out
+        }
         decodeEntry = { node, d in
             guard let config = d.decode(F.Config.self, from: node) else { return nil }
             return DecodedFilter(name: F.name, node: node) { ctx in F.makeStage(config, &ctx) }
@@ -121,8 +136,8 @@ extension ConfigType where Value == DecodedFilter {
     /// One chain entry: `- name: {config}`, `- name:` or `- name` (defaults).
     public static var filterEntry: ConfigType<DecodedFilter> {
         ConfigType(
-            docName: "filter entry",
-            schema: { ctx in
+            docName: "[filter entry](#filters)",
+            schema: { ctx in ctx.reference(named: "FilterEntry") { ctx in
                 var alternatives: [JSONValue] = []
                 var bare: [JSONValue] = []
                 for f in ctx.filters {
@@ -143,8 +158,9 @@ extension ConfigType where Value == DecodedFilter {
                     alternatives.append(.object([("description", .string("A filter with every default.")),
                                                  ("type", .string("string")), ("enum", .array(bare))]))
                 }
-                return .object([("oneOf", .array(alternatives))])
-            },
+                return .object([("description", .string("One filter of a chain: `- name: {config}`, or `- name` for a filter whose keys all have defaults.")),
+                                ("oneOf", .array(alternatives))])
+            } },
             decode: { node, d in
                 let names = d.filters.map(\.name)
                 func lookup(_ name: String, _ at: SourceMark, _ path: String) -> FilterDescriptor? {

@@ -1,0 +1,91 @@
+import ProxCore
+
+/// "Route A covers route B": every request B matches, A matches too. Conservative: true only
+/// when certain, so a shadowing report is always a real bug.
+enum Coverage {
+    static func covers(_ a: RouteMatchSpec, _ b: RouteMatchSpec) -> Bool {
+        subset(b.listeners, of: a.listeners)
+            && hostsCover(a.hosts, b.hosts)
+            && pathCovers(a.path, b.path)
+            && subset(b.methods, of: a.methods)
+            && a.predicates.allSatisfy { pa in b.predicates.contains { pb in implies(pb, pa) } }
+    }
+
+    /// nil is "everything".
+    static func subset<T>(_ b: Set<T>?, of a: Set<T>?) -> Bool {
+        guard let a else { return true }
+        guard let b else { return false }
+        return b.isSubset(of: a)
+    }
+
+    static func hostsCover(_ a: [HostPattern], _ b: [HostPattern]) -> Bool {
+        if a.isEmpty { return true }
+        if b.isEmpty { return false }
+        return b.allSatisfy { hb in a.contains { ha in hostCovers(ha, hb) } }
+    }
+
+    static func hostCovers(_ a: HostPattern, _ b: HostPattern) -> Bool {
+        switch (a, b) {
+        case (.exact(let x), .exact(let y)): return x == y
+        case (.wildcard(let s), .exact(let y)): return y.count > s.count && y.hasSuffix(s)
+        case (.wildcard(let s), .wildcard(let t)): return t.hasSuffix(s)
+        case (.regex(let r), .regex(let q)): return r.pattern == q.pattern
+        case (.regex(let r), .exact(let y)): return r.matches(y)
+        default: return false
+        }
+    }
+
+    static func pathCovers(_ a: PathPattern?, _ b: PathPattern?) -> Bool {
+        guard let a else { return true }
+        guard let b else { return false }
+        switch (a, b) {
+        case (.prefix(let p), .prefix(let q)): return q.hasPrefix(p)
+        case (.prefix(let p), .exact(let e)): return e.hasPrefix(p)
+        case (.exact(let x), .exact(let y)): return x == y
+        case (.regex(let r), .regex(let q)): return r.pattern == q.pattern
+        case (.regex(let r), .exact(let e)): return r.matches(e)
+        default: return false
+        }
+    }
+
+    /// Whether predicate `b` holding guarantees `a` holds.
+    static func implies(_ b: ValuePredicate, _ a: ValuePredicate) -> Bool {
+        switch (a.source, b.source) {
+        case (.header(let x), .header(let y)) where x == y: break
+        case (.query(let x), .query(let y)) where x == y: break
+        case (.cookie(let x), .cookie(let y)) where x == y: break
+        default: return false
+        }
+        switch (a.test, b.test) {
+        case (.present, .present), (.absent, .absent), (.present, .exact), (.present, .regex): return true
+        case (.exact(let x), .exact(let y)): return x == y
+        case (.regex(let r), .regex(let q)): return r.pattern == q.pattern
+        case (.regex(let r), .exact(let y)): return r.matches(y)
+        default: return false
+        }
+    }
+
+    /// True when the spec matches every request (on its listeners).
+    static func isCatchAll(_ s: RouteMatchSpec) -> Bool {
+        s.hosts.isEmpty && s.path == nil && s.methods == nil && s.predicates.isEmpty
+    }
+}
+
+extension Compilation {
+    /// Reports each route that an earlier route covers, naming both.
+    mutating func checkShadowing(_ specs: [(Int, RouteMatchSpec)]) {
+        for (k, (j, b)) in specs.enumerated() {
+            for (i, a) in specs[..<k] where Coverage.covers(a, b) {
+                let ra = doc.routes[i], rb = doc.routes[j]
+                guard let nb = rb.node, let idA = ra.id?.value, let idB = rb.id?.value else { break }
+                let whereA = "routes[\(i)], line \(ra.node?.mark.line ?? 0)"
+                let hint = Coverage.isCatchAll(a)
+                    ? "'\(idA)' has no conditions\(a.listeners == nil ? "" : " on its listeners"), so it takes every request; put it last"
+                    : "move '\(idB)' before '\(idA)', or make '\(idA)' narrower"
+                error(nb, "route '\(idB)' can never match: route '\(idA)' (\(whereA)) comes first and matches every request it would",
+                      hint: hint)
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import ProxCore
+
+/// The whole config document. Top-level sections stay stable so later features (TLS, admin,
+/// resilience, caching) add sections or keys without breaking existing files.
+struct ProxDocument: ConfigObject {
+    var schemaURI: String?
+    var version = 1
+    var server = ServerConfig()
+    var listeners: [ListenerConfig] = []
+    var pools: [PoolConfig] = []
+    var chains: [ConfigMapEntry<[DecodedFilter]>] = []
+    var routes: [RouteConfig] = []
+    var node: ConfigNode?
+
+    static let schemaName = "Document"
+    static let doc = "A Prox config: listeners accept connections, routes (in order, first match wins) pick what happens to each request, pools are the upstreams routes proxy to, and chains are named lists of filters routes share."
+
+    static var chainType: ConfigType<[ConfigMapEntry<[DecodedFilter]>]> {
+        ConfigType.filterEntry.list().map(keyDocName: "chain id", keySchema: .object([("pattern", .string("^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]),
+                                          key: { key, node, d in
+            if !isIdentifier(key) { d.error(node, "'\(key)' is not a valid chain id", hint: "ids use letters, digits, '_', '-' and '.'") }
+            return isIdentifier(key)
+        })
+    }
+
+    static var fields: [ConfigField<Self>] {[
+        .field("$schema", \.schemaURI, .string,
+               doc: "The JSON Schema of this document, for editors (`../schemas/prox.schema.json`). Ignored by Prox."),
+        .field("version", \.version, ConfigType<Int>.int().describing(docName: "`1`", schema: { _ in .object([("const", .int(1))]) })
+            .checked { v, node, d in
+                if v != 1 { d.error(node, "unsupported version \(v)", hint: "this Prox reads version 1") }
+                return v == 1
+            }, required: true, doc: "The format version. Always 1 for now."),
+        .field("server", \.server, .object(ServerConfig.self), default: "defaults", doc: "Process-wide settings."),
+        .field("listeners", \.listeners, ConfigType.object(ListenerConfig.self).list(minItems: 1), required: true,
+               doc: "Where Prox accepts connections."),
+        .field("pools", \.pools, ConfigType.object(PoolConfig.self).list(), default: "none",
+               doc: "Upstream pools that routes proxy to."),
+        .field("chains", \.chains, chainType, default: "none",
+               doc: "Named chains of filters, which routes refer to by id with `chain: <id>`."),
+        .field("routes", \.routes, ConfigType.object(RouteConfig.self).list(), required: true,
+               doc: "The routes, in order: the first route whose `match` holds handles the request. A request no route matches gets 404 `no_route`."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+}
+
+struct ServerConfig: ConfigObject {
+    var name = "prox"
+    var accessLog = "stdout"
+    var drainTimeout: Int64 = 30_000
+    var trustedProxies: [CIDR] = []
+
+    static let schemaName = "Server"
+    static let doc = "Process-wide settings."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("name", \.name, ConfigType.string(minLength: 1).checked { s, node, d in
+            guard s.utf8.allSatisfy({ isTokenByte($0) || $0 == UInt8(ascii: "/") }) else {
+                d.error(node, "'\(s)' cannot be used in a header value as a product name", hint: "use letters, digits, '-', '.', '/'")
+                return false
+            }
+            return true
+        }, doc: "Name in `Via: 1.1 <name>` on proxied messages and in `Server:` on Prox's own answers."),
+        .field("access_log", \.accessLog, .string(minLength: 1),
+               doc: "Where access log lines go: `stdout`, `off`, or a file path (appended to)."),
+        .field("drain_timeout", \.drainTimeout, .duration(min: 0),
+               doc: "On shutdown, how long requests in flight may take to finish before connections are closed."),
+        .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "none",
+               doc: "Peers whose `X-Forwarded-*` headers are kept and appended to; from anyone else they are replaced. The default for listeners that set none."),
+    ]}
+}
+
+struct ListenerConfig: ConfigObject {
+    var id: Positioned<String>?
+    var address: HostPort?
+    var limits = ListenerLimits()
+    var timeouts = ListenerTimeouts()
+    var trustedProxies: [CIDR]?
+    var node: ConfigNode?
+
+    static let schemaName = "Listener"
+    static let doc = "A socket Prox accepts HTTP/1.1 connections on."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("id", \.id, ConfigType.identifier.positioned, required: true, doc: "Name routes use in `listeners:`; also in logs."),
+        .field("address", \.address, .address(allowNames: false, allowEmptyHost: true, allowPortZero: true), required: true,
+               doc: "`host:port` to listen on: `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:80`, or `:8080` for every IPv4 address. Port 0 picks a free port."),
+        .field("limits", \.limits, .object(ListenerLimits.self), default: "defaults", doc: "Size and count limits."),
+        .field("timeouts", \.timeouts, .object(ListenerTimeouts.self), default: "defaults", doc: "Client-side timeouts."),
+        .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "`server.trusted_proxies`",
+               doc: "Peers whose `X-Forwarded-*` headers are kept and appended to on this listener."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+}
+
+struct ListenerLimits: ConfigObject {
+    var maxHeaderBytes = 32 * 1024
+    var maxHeaders = 100
+    var maxConnections = 10_000
+    var maxURIBytes = 8 * 1024
+
+    static let doc = "Limits of a listener. A request over a limit is answered 431 (headers) or 414 (target) and the connection closed."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("max_header_bytes", \.maxHeaderBytes, .sizeInt(min: 1024, max: 1024 * 1024),
+               doc: "Largest request head (request line and headers) accepted."),
+        .field("max_headers", \.maxHeaders, .int(min: 1, max: 10_000), doc: "Most header lines accepted in a request."),
+        .field("max_connections", \.maxConnections, .int(min: 1, max: 1_000_000),
+               doc: "Most client connections open at once; further connections wait in the accept queue."),
+        .field("max_uri_bytes", \.maxURIBytes, .sizeInt(min: 256, max: 1024 * 1024), doc: "Longest request target accepted."),
+    ]}
+}
+
+struct ListenerTimeouts: ConfigObject {
+    var clientHeader: Int64 = 10_000
+    var clientBodyIdle: Int64 = 30_000
+    var keepAliveIdle: Int64 = 60_000
+
+    static let doc = "Client-side timeouts of a listener."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("client_header", \.clientHeader, .duration(min: 1),
+               doc: "Time for a client to send a complete request head, from its first byte (408 after)."),
+        .field("client_body_idle", \.clientBodyIdle, .duration(min: 1),
+               doc: "Longest pause between two reads of a request body."),
+        .field("keep_alive_idle", \.keepAliveIdle, .duration(min: 1),
+               doc: "How long an idle keep-alive connection stays open waiting for the next request."),
+    ]}
+}
+
+struct PoolConfig: ConfigObject {
+    var id: Positioned<String>?
+    var endpoints: [EndpointConfig] = []
+    var balancer = BalancerKind.roundRobin
+    var timeouts = PoolTimeouts()
+    var limits = PoolLimits()
+    var node: ConfigNode?
+
+    static let schemaName = "Pool"
+    static let doc = "A set of upstream endpoints and how to spread requests over them."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("id", \.id, ConfigType.identifier.positioned, required: true, doc: "Name routes use in `proxy:`."),
+        .field("endpoints", \.endpoints, ConfigType.object(EndpointConfig.self).list(minItems: 1), required: true,
+               doc: "The upstream servers."),
+        .field("balancer", \.balancer, .enumeration(BalancerKind.self),
+               doc: "How an endpoint is picked: `round_robin`, `weighted_round_robin` (by `weight`), `random`, or `least_request` (the less busy of two picked at random)."),
+        .field("timeouts", \.timeouts, .object(PoolTimeouts.self), default: "defaults", doc: "Upstream timeouts."),
+        .field("limits", \.limits, .object(PoolLimits.self), default: "defaults", doc: "Connection limits per endpoint."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        if balancer != .weightedRoundRobin, let e = endpoints.first(where: { $0.weight != 1 }), let n = e.node?["weight"] {
+            decoder.warning(n, "weights only matter with `balancer: weighted_round_robin`")
+        }
+        var seen: [HostPort: Int] = [:]
+        for (i, e) in endpoints.enumerated() {
+            guard let a = e.address else { continue }
+            if let first = seen[a], let n = e.node {
+                decoder.error(n, "endpoint \(a) is listed twice", hint: "it is already endpoints[\(first)]; use `weight` to send it more traffic")
+            } else { seen[a] = i }
+        }
+    }
+}
+
+struct EndpointConfig: ConfigObject {
+    var address: HostPort?
+    var weight = 1
+    var node: ConfigNode?
+
+    static let schemaName = "Endpoint"
+    static let doc = "One upstream server."
+    static let shorthand: String? = "address"
+
+    static var fields: [ConfigField<Self>] {[
+        .field("address", \.address, .address(allowNames: true, allowEmptyHost: false, allowPortZero: false), required: true,
+               doc: "`host:port` of the server: an IP address (`10.0.0.5:8080`, `[2001:db8::5]:80`) or a host name, resolved when Prox connects."),
+        .field("weight", \.weight, .int(min: 1, max: 1000), doc: "Share of requests under `weighted_round_robin`."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+}
+
+struct PoolTimeouts: ConfigObject {
+    var connect: Int64 = 5_000
+    var responseHeader: Int64 = 30_000
+    var bodyIdle: Int64 = 60_000
+    var idle: Int64 = 60_000
+
+    static let doc = "Upstream timeouts of a pool. A connect failure or timeout answers 502/504 with `X-Prox-Error`."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("connect", \.connect, .duration(min: 1), doc: "Time to open a connection to an endpoint."),
+        .field("response_header", \.responseHeader, .duration(min: 1),
+               doc: "Time from the request being sent to the upstream's complete response head."),
+        .field("body_idle", \.bodyIdle, .duration(min: 1), doc: "Longest pause between two reads of an upstream response body."),
+        .field("idle", \.idle, .duration(min: 1), doc: "How long an idle keep-alive upstream connection is kept for reuse."),
+    ]}
+}
+
+struct PoolLimits: ConfigObject {
+    var maxConnectionsPerEndpoint = 1024
+    var maxIdlePerEndpoint = 256
+
+    static let doc = "Connection limits of a pool, per endpoint and per event loop."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("max_connections_per_endpoint", \.maxConnectionsPerEndpoint, .int(min: 1, max: 1_000_000),
+               doc: "Most connections open to one endpoint; a request beyond waits for one to be free."),
+        .field("max_idle_per_endpoint", \.maxIdlePerEndpoint, .int(min: 0, max: 1_000_000),
+               doc: "Most idle keep-alive connections kept to one endpoint."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        if maxIdlePerEndpoint > maxConnectionsPerEndpoint, let n = node["max_idle_per_endpoint"] {
+            decoder.warning(n, "more idle connections than connections allowed; at most \(maxConnectionsPerEndpoint) are kept")
+        }
+    }
+}

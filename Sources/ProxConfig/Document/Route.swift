@@ -1,0 +1,275 @@
+import ProxCore
+import ProxRegex
+
+struct RouteConfig: ConfigObject {
+    var id: Positioned<String>?
+    var listeners: [Positioned<String>]?
+    var match: MatchConfig?
+    var rewrite: RewriteConfig?
+    var chain: ChainRef?
+    var proxy: ProxyConfig?
+    var respond: RespondConfig?
+    var redirect: RedirectConfig?
+    var node: ConfigNode?
+
+    static let schemaName = "Route"
+    static let doc = "What to do with the requests a `match` selects: run a chain of filters, then `proxy`, `respond` or `redirect`."
+    static let rules: [ConfigRule] = [.exactlyOne(["proxy", "respond", "redirect"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("id", \.id, ConfigType.identifier.positioned, required: true,
+               doc: "Name of the route in logs, traces, `{route}` and diagnostics."),
+        .field("listeners", \.listeners, ConfigType.identifier.positioned.list(minItems: 1), default: "all listeners",
+               doc: "Ids of the listeners this route applies to."),
+        .field("match", \.match, .object(MatchConfig.self), default: "every request",
+               doc: "Which requests the route takes. A route without `match` takes every request (a catch-all): routes after it can never match."),
+        .field("rewrite", \.rewrite, .object(RewriteConfig.self),
+               doc: "Changes to the path and Host sent upstream; runs after the chain."),
+        .field("chain", \.chain, ChainRef.type, default: "none",
+               doc: "Filters run on the request, in order, before the action (and on the response, in reverse): the id of a named chain, or a list of filter entries."),
+        .field("proxy", \.proxy, .object(ProxyConfig.self), doc: "Send the request to a pool."),
+        .field("respond", \.respond, .object(RespondConfig.self), doc: "Answer directly."),
+        .field("redirect", \.redirect, .object(RedirectConfig.self), doc: "Answer with a redirect."),
+    ]}
+
+    static func hint(forUnknownKey key: String) -> String? {
+        switch key {
+        case "host", "path", "methods", "method", "headers", "query", "cookies":
+            return "'\(key)' goes under `match:`"
+        case "pool", "upstream", "pass", "to":
+            return "write `proxy: <pool id>`"
+        case "filters", "stages", "middleware":
+            return "the filters of a route go in `chain:`"
+        default:
+            return nil
+        }
+    }
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+}
+
+/// A route's chain: a named chain or an inline list.
+enum ChainRef {
+    case named(Positioned<String>)
+    case inline([DecodedFilter])
+
+    static var type: ConfigType<ChainRef> {
+        let named = ConfigType.identifier.positioned
+        let inline = ConfigType.filterEntry.list()
+        return ConfigType(
+            docName: "chain id or list of [filter entries](#filters)",
+            schema: { ctx in .object([("anyOf", .array([named.schema(&ctx), inline.schema(&ctx)]))]) },
+            decode: { node, d in
+                if node.items != nil { return inline.decode(node, &d).map { .inline($0) } }
+                if node.string != nil { return named.decode(node, &d).map { .named($0) } }
+                d.error(node, "expected a chain id or a list of filter entries, found \(node.kindDescription)")
+                return nil
+            })
+    }
+}
+
+struct MatchConfig: ConfigObject {
+    var host: [HostMatchConfig]?
+    var path: PathMatchConfig?
+    var methods: [HTTPMethod]?
+    var headers: [ConfigMapEntry<ValueMatchConfig>] = []
+    var query: [ConfigMapEntry<ValueMatchConfig>] = []
+    var cookies: [ConfigMapEntry<ValueMatchConfig>] = []
+
+    static let schemaName = "Match"
+    static let doc = "Conditions on the request; all must hold. Within `host` and `methods`, any item may match."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("host", \.host, ConfigType.object(HostMatchConfig.self).listOrSingle(), default: "any host",
+               doc: "Host (from the Host header, without port, lowercased): `api.example.com`, `*.example.com` (any subdomain, not the bare domain), or `{regex: ...}`."),
+        .field("path", \.path, .object(PathMatchConfig.self), default: "any path", doc: "The path (the target up to `?`, as received)."),
+        .field("methods", \.methods, ConfigType.httpMethod.list(minItems: 1), default: "any method",
+               doc: "Request methods, case-sensitive: `[GET, HEAD]`."),
+        .field("headers", \.headers, ConfigType.object(ValueMatchConfig.self).map(keyDocName: "header name", keySchema: headerNameKeySchema, key: checkHeaderNameKey),
+               default: "none", doc: "Conditions on request headers, by name (case-insensitive; the first line of the name is tested)."),
+        .field("query", \.query, ConfigType.object(ValueMatchConfig.self).map(keyDocName: "parameter name"), default: "none",
+               doc: "Conditions on query parameters, by name (decoded; the first occurrence is tested)."),
+        .field("cookies", \.cookies, ConfigType.object(ValueMatchConfig.self).map(keyDocName: "cookie name"), default: "none",
+               doc: "Conditions on cookies, by name."),
+    ]}
+}
+
+struct HostMatchConfig: ConfigObject {
+    var name: String?
+    var regex: Positioned<Regex>?
+
+    static let schemaName = "HostMatch"
+    static let doc = "One host: a name, or a PCRE2 regex matched against the whole host (it is anchored at both ends and case-insensitive; named groups are available to templates as `{host.NAME}`)."
+    static let shorthand: String? = "name"
+    static let rules: [ConfigRule] = [.exactlyOne(["name", "regex"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("name", \.name, ConfigType<String>.string(minLength: 1).checked(checkHostName),
+               doc: "Exact host (`api.example.com`) or wildcard (`*.example.com`: one or more labels before `.example.com`)."),
+        .field("regex", \.regex, .regex(caseless: true, anchoredWhole: true),
+               doc: "PCRE2 pattern the whole host must match, such as `(?<tenant>[a-z0-9-]+)\\.example\\.com`."),
+    ]}
+
+    static func checkHostName(_ s: String, _ node: ConfigNode, _ d: inout ConfigDecoder) -> Bool {
+        if s.contains(":") && !s.hasPrefix("[") {
+            d.error(node, "host patterns have no port", hint: "the port is the listener's; write the host alone")
+            return false
+        }
+        if s.hasPrefix("[") {
+            guard s.hasSuffix("]"), case .v6? = IPAddress(s.dropFirst().dropLast()) else {
+                d.error(node, "'\(s)' is not an IPv6 address in brackets"); return false
+            }
+            return true
+        }
+        var rest = Substring(s)
+        if s.hasPrefix("*.") { rest = rest.dropFirst(2) }
+        if rest.contains("*") {
+            d.error(node, "'\(s)': '*' is only allowed as the whole first label", hint: "write *.example.com, or use {regex: ...}")
+            return false
+        }
+        if !isHostName(rest) {
+            d.error(node, "'\(s)' is not a valid host name", hint: "for a pattern, use {regex: ...}")
+            return false
+        }
+        return true
+    }
+}
+
+struct PathMatchConfig: ConfigObject {
+    var exact: String?
+    var prefix: String?
+    var regex: Positioned<Regex>?
+
+    static let schemaName = "PathMatch"
+    static let doc = "How the path is matched: exactly, by prefix, or by a PCRE2 regex. A regex searches the path as written: it is not anchored unless it says so (`^/api/`). Its groups are available to templates as `{path.1}`, `{path.NAME}`."
+    static let rules: [ConfigRule] = [.exactlyOne(["exact", "prefix", "regex"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("exact", \.exact, ConfigType<String>.string(minLength: 1).checked(startsWithSlash), doc: "The whole path: `/health`."),
+        .field("prefix", \.prefix, ConfigType<String>.string(minLength: 1).checked(startsWithSlash),
+               doc: "A prefix of the path, compared byte for byte: `/api/` takes `/api/users`, not `/api`."),
+        .field("regex", \.regex, .regex(), doc: "PCRE2 pattern searched in the path: `^/users/(?<id>[0-9]+)$`."),
+    ]}
+
+    static func startsWithSlash(_ s: String, _ node: ConfigNode, _ d: inout ConfigDecoder) -> Bool {
+        guard s.hasPrefix("/") else { d.error(node, "paths start with '/'", hint: "write /\(s)"); return false }
+        return true
+    }
+}
+
+struct ValueMatchConfig: ConfigObject {
+    var exact: String?
+    var regex: Positioned<Regex>?
+    var present: Bool?
+    var absent: Bool?
+
+    static let schemaName = "ValueMatch"
+    static let doc = "A condition on one header, query parameter or cookie. A plain string means `exact`."
+    static let shorthand: String? = "exact"
+    static let rules: [ConfigRule] = [.exactlyOne(["exact", "regex", "present", "absent"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("exact", \.exact, .string, doc: "The value equals this string."),
+        .field("regex", \.regex, .regex(), doc: "PCRE2 pattern searched in the value (anchor it with `^...$` for a whole match)."),
+        .field("present", \.present, .constTrue, doc: "The value is there (any value, even empty)."),
+        .field("absent", \.absent, .constTrue, doc: "The value is not there."),
+    ]}
+
+    var test: ValueTest? {
+        if let e = exact { return .exact(e) }
+        if let r = regex { return .regex(r.value) }
+        if present != nil { return .present }
+        if absent != nil { return .absent }
+        return nil
+    }
+}
+
+struct RewriteConfig: ConfigObject {
+    var replacePrefix: Positioned<String>?
+    var pathRegex: Positioned<Regex>?
+    var pathReplacement: Positioned<String>?
+    var host: Positioned<String>?
+
+    static let schemaName = "Rewrite"
+    static let doc = "Changes to the request sent upstream, applied after the route's chain. The query string is kept. Templates and filters still see the path as received in `{path}`."
+    static let rules: [ConfigRule] = [
+        .atMostOne(["replace_prefix", "path_regex"]),
+        .requires("path_regex", ["path_replacement"]),
+        .requires("path_replacement", ["path_regex"]),
+    ]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("replace_prefix", \.replacePrefix, ConfigType<String>.string(minLength: 1).checked(PathMatchConfig.startsWithSlash).positioned,
+               doc: "Replaces the prefix the route matched (`match.path.prefix`) with this one: with prefix `/api/`, `replace_prefix: /v2/` sends `/api/users?x=1` as `/v2/users?x=1`."),
+        .field("path_regex", \.pathRegex, .regex(),
+               doc: "PCRE2 pattern searched in the path; its first match is replaced with `path_replacement`. When it does not match, the path is kept."),
+        .field("path_replacement", \.pathReplacement, ConfigType<String>.string.positioned,
+               doc: "Replacement for `path_regex`'s match: `$1`, `${name}` insert groups, `$$` is a dollar sign."),
+        .field("host", \.host, .template,
+               doc: "Template for the Host header sent upstream, such as `{host.tenant}.internal`. Without it, the client's Host is sent."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        if node["replace_prefix"] == nil && node["path_regex"] == nil && node["host"] == nil {
+            decoder.error(node, "rewrites nothing", hint: "set replace_prefix, path_regex with path_replacement, or host")
+        }
+        if let r = pathRegex, let rep = pathReplacement {
+            do throws(RegexError) {
+                try r.value.validateReplacement(rep.value)
+            } catch {
+                decoder.error(at: rep.node.mark(atOffset: error.offset), path: rep.node.path,
+                              "invalid replacement: \(error.message) (at offset \(error.offset))")
+            }
+        }
+    }
+}
+
+struct ProxyConfig: ConfigObject {
+    var pool: Positioned<String>?
+
+    static let schemaName = "Proxy"
+    static let doc = "Sends the request to a pool. Written `proxy: <pool id>` or `proxy: {pool: <pool id>}`."
+    static let shorthand: String? = "pool"
+
+    static var fields: [ConfigField<Self>] {[
+        .field("pool", \.pool, ConfigType.identifier.positioned, required: true, doc: "Id of the pool."),
+    ]}
+}
+
+struct RespondConfig: ConfigObject {
+    var status = 200
+    var headers: [ConfigMapEntry<Positioned<String>>] = []
+    var body: Positioned<String>?
+
+    static let schemaName = "Respond"
+    static let doc = "Answers the request directly, without an upstream."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("status", \.status, .int(min: 200, max: 599), doc: "Status code."),
+        .field("headers", \.headers, ConfigType.template.map(keyDocName: "header name", keySchema: headerNameKeySchema, key: checkHeaderNameKey),
+               default: "none", doc: "Response headers; values are templates. Without `Content-Type`, a non-empty body is sent as `text/plain; charset=utf-8`."),
+        .field("body", \.body, .template, default: "empty", doc: "Body template: `Hello from {host}\\n`."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        for h in headers where [HeaderName.contentLength, .transferEncoding, .connection].contains(HeaderName(h.key)) {
+            decoder.error(h.keyNode, "'\(h.key)' is set by Prox for its own answers")
+        }
+    }
+}
+
+struct RedirectConfig: ConfigObject {
+    var status = 302
+    var location: Positioned<String>?
+
+    static let schemaName = "Redirect"
+    static let doc = "Answers with a redirect. Written `redirect: <location>` or with a status."
+    static let shorthand: String? = "location"
+
+    static var fields: [ConfigField<Self>] {[
+        .field("status", \.status, .oneOf([301, 302, 303, 307, 308]),
+               doc: "301 or 308 (permanent), 302, 303 or 307 (temporary); 307 and 308 keep the method and body."),
+        .field("location", \.location, .template, required: true,
+               doc: "Template for the `Location` header: `https://{host}{target}`, `/docs/{path.1}`."),
+    ]}
+}

@@ -1,0 +1,158 @@
+import ProxCore
+import Yams
+
+/// YAML via Yams' composer (which keeps every node's position), converted to `ConfigNode`.
+/// Plain scalars resolve with the YAML 1.2 core schema, as editors do: `off` is a string.
+/// Anchors, aliases and merge keys (`<<: *defaults`) work.
+enum YAMLLoader {
+    static func load(_ text: String, file: String) -> (node: ConfigNode?, diagnostics: [Diagnostic]) {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let e as YamlError {
+            return (nil, [diagnostic(e, file: file)])
+        } catch {
+            return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "cannot parse YAML: \(error)")])
+        }
+        guard let root else {
+            return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "the document is empty",
+                                     hint: "start with `version: 1`; `prox schema` prints the full format")])
+        }
+        var c = Converter(file: file, lines: SourceLines(text))
+        let node = c.convert(root, path: "")
+        return (node, c.diagnostics)
+    }
+
+    static func diagnostic(_ e: YamlError, file: String) -> Diagnostic {
+        func d(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> Diagnostic {
+            var hint: String? = nil
+            if let c = context {
+                hint = "\(c.text) at line \(c.mark.line), column \(c.mark.column)"
+            }
+            if problem.contains("tab") { hint = "indent with spaces; YAML does not allow tabs for indentation" }
+            return Diagnostic(file: file, line: mark.line, column: mark.column, path: "", message: "invalid YAML: \(problem)", hint: hint)
+        }
+        switch e {
+        case .scanner(let context, let problem, let mark, _): return d(mark, problem, context)
+        case .parser(let context, let problem, let mark, _): return d(mark, problem, context)
+        case .composer(let context, let problem, let mark, _): return d(mark, problem, context)
+        case .reader(let problem, let offset, _, _):
+            return Diagnostic(file: file, line: 1, column: 1, path: "",
+                              message: "cannot read the YAML: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return Diagnostic(file: file, line: context.mark.line, column: context.mark.column, path: "",
+                              message: "duplicate key \(keys) in the same object",
+                              hint: "each key may appear once per object; this is its first occurrence")
+        default:
+            return Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: \(e)")
+        }
+    }
+
+    struct Converter {
+        let file: String
+        let lines: SourceLines
+        var diagnostics: [Diagnostic] = []
+
+        func mark(_ m: Mark?) -> SourceMark {
+            SourceMark(file: file, line: m?.line ?? 1, column: m?.column ?? 1)
+        }
+
+        mutating func convert(_ node: Node, path: String) -> ConfigNode {
+            switch node {
+            case .scalar(let s):
+                let type = Self.type(of: s)
+                let m = mark(s.mark)
+                var valueColumn: Int? = nil
+                let q = (s.style == .singleQuoted || s.style == .doubleQuoted) ? 1 : 0
+                if s.style == .plain || q == 1, !s.string.contains("\n"), lines.has(s.string, line: m.line, column: m.column + q) {
+                    valueColumn = m.column + q
+                }
+                return ConfigNode(kind: .scalar(s.string, type), mark: m, path: path, valueColumn: valueColumn)
+            case .sequence(let seq):
+                let items = Array(seq).enumerated().map { i, n in convert(n, path: ConfigNode.childPath(path, index: i)) }
+                return ConfigNode(kind: .sequence(items), mark: mark(seq.mark), path: path)
+            case .mapping(let map):
+                var entries: [ConfigEntry] = []
+                var merged: [ConfigEntry] = []
+                for (k, v) in map {
+                    guard case .scalar(let ks) = k else {
+                        diagnostics.append(Diagnostic(at: mark(k.mark), path: path, "keys must be plain strings"))
+                        continue
+                    }
+                    if ks.string == "<<" && ks.style == .plain {
+                        merged += mergeSources(v, path: path)
+                        continue
+                    }
+                    let value = convert(v, path: ConfigNode.childPath(path, key: ks.string))
+                    entries.append(ConfigEntry(key: ks.string, keyMark: mark(ks.mark), value: value))
+                }
+                for m in merged where !entries.contains(where: { $0.key == m.key }) {
+                    entries.append(m)
+                }
+                return ConfigNode(kind: .mapping(entries), mark: mark(map.mark), path: path)
+            case .alias(let a):
+                diagnostics.append(Diagnostic(at: mark(a.mark), path: path, "unresolved alias *\(a.anchor.rawValue)"))
+                return ConfigNode(kind: .scalar("", .null), mark: mark(a.mark), path: path)
+            }
+        }
+
+        /// The entries a merge key (`<<: *a` or `<<: [*a, *b]`) brings in; earlier sources win.
+        mutating func mergeSources(_ v: Node, path: String) -> [ConfigEntry] {
+            var sources: [Node] = []
+            if case .sequence(let s) = v { sources = Array(s) } else { sources = [v] }
+            var out: [ConfigEntry] = []
+            for src in sources {
+                guard case .mapping = src else {
+                    diagnostics.append(Diagnostic(at: mark(src.mark), path: path, "a merge key (<<) needs an object or a list of objects"))
+                    continue
+                }
+                let converted = convert(src, path: path)
+                for e in converted.entries ?? [] where !out.contains(where: { $0.key == e.key }) { out.append(e) }
+            }
+            return out
+        }
+
+        static func type(of s: Node.Scalar) -> ScalarType {
+            switch s.tag.rawValue {
+            case "tag:yaml.org,2002:str", "!": return .string
+            case "tag:yaml.org,2002:int": return .integer
+            case "tag:yaml.org,2002:float": return .number
+            case "tag:yaml.org,2002:bool": return .boolean
+            case "tag:yaml.org,2002:null": return .null
+            default: break
+            }
+            guard s.style == .plain || s.style == .any else { return .string }
+            return resolvePlain(s.string)
+        }
+
+        /// YAML 1.2 core schema resolution of a plain scalar.
+        static func resolvePlain(_ t: String) -> ScalarType {
+            switch t {
+            case "", "~", "null", "Null", "NULL": return .null
+            case "true", "True", "TRUE", "false", "False", "FALSE": return .boolean
+            case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN": return .number
+            default: break
+            }
+            var u = Array(t.utf8)[...]
+            if let f = u.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { u = u.dropFirst() }
+            func digits(_ s: ArraySlice<UInt8>) -> Bool { !s.isEmpty && s.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            if digits(u) { return .integer }
+            // [0-9]* (.[0-9]*)? ([eE][-+]?[0-9]+)?, with at least one digit in the mantissa
+            var mantissa = u, exponent: ArraySlice<UInt8>? = nil
+            if let e = u.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+                mantissa = u[..<e]
+                var ex = u[(e + 1)...]
+                if let f = ex.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { ex = ex.dropFirst() }
+                exponent = ex
+            }
+            if let ex = exponent, !digits(ex) { return .string }
+            let parts = mantissa.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count <= 2 else { return .string }
+            let intPart = parts[0], frac = parts.count == 2 ? parts[1] : []
+            let ok = (intPart.isEmpty || digits(intPart)) && (frac.isEmpty || digits(frac)) && !(intPart.isEmpty && frac.isEmpty)
+            if ok && (parts.count == 2 || exponent != nil) { return .number }
+            return .string
+        }
+    }
+}
