@@ -164,16 +164,20 @@ struct PatternSyntax {
     /// Empty when nothing literal is known. The caller checks anchoring and caselessness.
     static func literalPrefix(_ p: [UInt8], anchoredOption: Bool) -> [UInt8] {
         let n = p.count
-        var i: Int
-        if n > 0 && p[0] == UInt8(ascii: "^") {
-            i = 1
-        } else if n > 1 && p[0] == UInt8(ascii: "\\") && p[1] == UInt8(ascii: "A") {
-            i = 2
-        } else if anchoredOption {
-            i = 0
-        } else {
-            return []
-        }
+        if n > 0 && p[0] == UInt8(ascii: "^") { return literalRun(p, from: 1).bytes }
+        if n > 1 && p[0] == UInt8(ascii: "\\") && p[1] == UInt8(ascii: "A") { return literalRun(p, from: 2).bytes }
+        if anchoredOption { return literalRun(p, from: 0).bytes }
+        return []
+    }
+
+    /// The literal bytes the pattern text spells from `from` on, stopping before anything that
+    /// is not a plain literal (metacharacters, escapes other than escaped punctuation, non-ASCII,
+    /// whitespace) and before a literal that a quantifier applies to. `end` is where the rest
+    /// of the pattern text starts: the text from `end` is a valid pattern on its own, and for a
+    /// pattern without a top-level `|`, `literal + rest` matches what the pattern matches.
+    static func literalRun(_ p: [UInt8], from: Int) -> (bytes: [UInt8], end: Int) {
+        let n = p.count
+        var i = from
         var out: [UInt8] = []
         while i < n {
             let c = p[i]
@@ -190,9 +194,9 @@ struct PatternSyntax {
                 case UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "."), UInt8(ascii: "["), UInt8(ascii: "|"),
                      UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "?"), UInt8(ascii: "*"), UInt8(ascii: "+"),
                      UInt8(ascii: "{"), UInt8(ascii: "#"):
-                    return out
+                    return (out, i)
                 default:
-                    guard c < 0x80, c > 0x20 else { return out }
+                    guard c < 0x80, c > 0x20 else { return (out, i) }
                     lit = c; len = 1
                 }
             }
@@ -200,12 +204,12 @@ struct PatternSyntax {
             if i + len < n {
                 let q = p[i + len]
                 if q == UInt8(ascii: "?") || q == UInt8(ascii: "*") || q == UInt8(ascii: "+") || q == UInt8(ascii: "{") {
-                    return out
+                    return (out, i)
                 }
             }
             out.append(lit)
             i += len
         }
-        return out
+        return (out, i)
     }
 }
