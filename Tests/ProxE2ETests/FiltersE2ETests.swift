@@ -4,6 +4,7 @@ import Testing
 
 @Suite(.serialized) struct FiltersE2ETests {
     static let config = """
+    version: 1
     server: { access_log: "{log}" }
     listeners:
       - id: main
@@ -12,20 +13,19 @@ import Testing
       - id: backend
         endpoints: [{ address: "{upstream}" }]
     chains:
-      - id: standard
-        stages:
-          - request_id: {}
-          - headers:
-              request:
-                set: { X-Client: "{client_ip}", X-Version: "{path.version}" }
-                remove: [X-Debug]
-              response:
-                set: { X-Served-By: prox }
+      standard:
+        - request_id: {}
+        - headers:
+            request:
+              set: { X-Client: "{client_ip}", X-Version: "{path.version}" }
+              remove: [X-Debug]
+            response:
+              set: { X-Served-By: prox }
     routes:
       - id: versioned
         match: { path: { regex: "^/api/(?<version>v[0-9]+)/" } }
         chain: standard
-        rewrite: { path_regex: { pattern: "^/api/v[0-9]+/(.*)$", replacement: "/$1" } }
+        rewrite: { path_regex: "^/api/v[0-9]+/(.*)$", path_replacement: "/$1" }
         proxy: { pool: backend }
       - id: limited
         match: { path: { prefix: /upload } }

@@ -147,6 +147,7 @@ import Testing
 
     @Test func noRouteIs404WithRequestId() throws {
         let prox = try ProxHarness("""
+        version: 1
         server: { access_log: "off" }
         listeners: [{ id: main, address: "127.0.0.1:0" }]
         routes:

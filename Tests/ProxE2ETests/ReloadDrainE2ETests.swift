@@ -7,6 +7,7 @@ import Testing
 @Suite(.serialized) struct ReloadDrainE2ETests {
     static func config(tag: String) -> String {
         """
+        version: 1
         server: { access_log: "off" }
         listeners: [{ id: main, address: "127.0.0.1:0" }]
         pools:

@@ -57,7 +57,7 @@ import Testing
         try rig.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
         let out = try rig.output()
         #expect(out.hasPrefix("HTTP/1.1 200 OK\r\n"))
-        #expect(out.contains("Content-Length: 16\r\n"))
+        #expect(out.contains("Content-Length: 13\r\n"))
         #expect(out.hasSuffix("\r\n\r\nhi 192.0.2.7\n"))
         try rig.send("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
         let notFound = try rig.output()

@@ -145,12 +145,12 @@ struct H1TrailerScan {
                 }
                 return .needMore(consumed: lineStart)
             }
-            if lf == lineStart || p[lf - 1] != h1CR {
-                return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer line not ended by CRLF"))
-            }
             bytes += lf + 1 - lineStart
             if bytes > limits.maxHeaderBytes {
                 return .error(HTTP1ParseError(status: status == 400 ? 431 : status, category: HTTP1ParseError.headerTooLarge, detail: "trailer section too large"))
+            }
+            if lf == lineStart || p[lf - 1] != h1CR {
+                return .error(HTTP1ParseError(status: status, category: HTTP1ParseError.malformedChunk, detail: "trailer line not ended by CRLF"))
             }
             if lf - 1 == lineStart {
                 self = H1TrailerScan()

@@ -121,7 +121,9 @@ public struct HTTP1RequestParser {
             guard let lf = h1Find(h1LF, p, from: progress.searchFrom, to: count) else {
                 progress.searchFrom = count
                 if progress.sectionStart < 0 {
-                    if count - progress.lineStart > limits.maxURIBytes + 64 {
+                    // The line's content is at least what arrived minus a final CR: the same
+                    // verdict as once the whole line is there, however the bytes are split.
+                    if count - progress.lineStart - 1 > limits.maxURIBytes + 64 {
                         return .error(HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request line too long"))
                     }
                 } else if count - progress.sectionStart > limits.maxHeaderBytes {
@@ -131,6 +133,15 @@ public struct HTTP1RequestParser {
             }
             let ls = progress.lineStart
             progress.searchFrom = lf + 1
+            // Size limits before anything else, so the verdict does not depend on how the bytes
+            // were split across reads.
+            if progress.sectionStart < 0 {
+                if lf - ls - 1 > limits.maxURIBytes + 64 {
+                    return .error(HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request line too long"))
+                }
+            } else if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
+                return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
+            }
             if lf == ls || p[lf - 1] != h1CR {
                 return .error(.bad("line not ended by CRLF"))
             }
@@ -145,16 +156,10 @@ public struct HTTP1RequestParser {
                     progress.searchFrom = 0
                     return .skip(lf + 1)
                 }
-                if le - ls > limits.maxURIBytes + 64 {
-                    return .error(HTTP1ParseError(status: 414, category: HTTP1ParseError.uriTooLong, detail: "request line too long"))
-                }
                 if let e = parseRequestLine(p, ls, le) { return .error(e) }
                 progress.sectionStart = lf + 1
                 progress.lineStart = lf + 1
                 continue
-            }
-            if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
-                return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
             }
             if le == ls { return .complete(lf + 1) }
             if progress.slots.count >= limits.maxHeaders {

@@ -126,7 +126,8 @@ public struct HTTP1ResponseParser {
         while true {
             guard let lf = h1Find(h1LF, p, from: progress.searchFrom, to: count) else {
                 progress.searchFrom = count
-                let limit = progress.sectionStart < 0 ? limits.maxHeaderBytes : limits.maxHeaderBytes + progress.sectionStart
+                // Status line: its content is at least what arrived minus a final CR.
+                let limit = progress.sectionStart < 0 ? limits.maxHeaderBytes + 1 : limits.maxHeaderBytes + progress.sectionStart
                 if count > limit {
                     return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "response head too large"))
                 }
@@ -134,21 +135,23 @@ public struct HTTP1ResponseParser {
             }
             let ls = progress.lineStart
             progress.searchFrom = lf + 1
+            // Size limits first: the verdict must not depend on how the bytes were split.
+            if progress.sectionStart < 0 {
+                if lf - ls - 1 > limits.maxHeaderBytes {
+                    return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "status line too long"))
+                }
+            } else if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
+                return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
+            }
             if lf == ls || p[lf - 1] != h1CR {
                 return .error(Self.bad("line not ended by CRLF"))
             }
             let le = lf - 1
             if progress.sectionStart < 0 {
-                if le - ls > limits.maxHeaderBytes {
-                    return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "status line too long"))
-                }
                 if let e = parseStatusLine(p, ls, le) { return .error(e) }
                 progress.sectionStart = lf + 1
                 progress.lineStart = lf + 1
                 continue
-            }
-            if lf + 1 - progress.sectionStart > limits.maxHeaderBytes {
-                return .error(HTTP1ParseError(status: 502, category: HTTP1ParseError.headerTooLarge, detail: "header section too large"))
             }
             if le == ls { return .complete(lf + 1) }
             if progress.slots.count >= limits.maxHeaders {

@@ -388,8 +388,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         var framing = head.framing
         let noBody = ex.ctx.head.method == .head || head.status == 204 || head.status == 304
         var keepAlive = ex.ctx.head.keepAlive && !state.draining && !closeAfterResponse && ex.requestEnded
-        if case .untilClose = framing {
+        switch framing {
+        case .untilClose:
             if ex.ctx.head.versionMinor >= 1 { framing = .chunked } else { keepAlive = false }
+        case .chunked where ex.ctx.head.versionMinor == 0:
+            // An HTTP/1.0 client cannot read chunked: the body ends when the connection closes.
+            framing = .untilClose
+            keepAlive = false
+        default: break
         }
         // HEAD, 204 and 304 carry no body: the parser kept a received Content-Length line.
         if noBody { framing = .none }
@@ -439,7 +445,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.bytesOut += 5
             context.write(wrapOutboundOut(b), promise: nil)
         }
-        wroteToClient = true
+        // The upstream's read-complete will not reach us once the exchange is finished: flush now
+        // (head and body of a small response still leave in one writev).
+        wroteToClient = false
+        context.flush()
         c.finish()
         c.setAutoRead(true)
         if ex.requestEnded, let pool = ex.pool, c.upstreamKeepAlive {

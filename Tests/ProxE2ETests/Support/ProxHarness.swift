@@ -42,6 +42,7 @@ final class ProxHarness {
 
 /// A minimal config: one listener on port 0, one route proxying everything to `{upstream}`.
 let simpleProxyConfig = """
+version: 1
 server:
   access_log: "off"
 listeners:
