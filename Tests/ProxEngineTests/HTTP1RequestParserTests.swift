@@ -397,6 +397,24 @@ struct HTTP1RequestHostileTests {
         #expect(runRequest("GET /" + String(repeating: "a", count: 99) + " HTTP/1.1\r\nHost: a\r\n\r\n", limits: limits).error == nil)
     }
 
+    /// Found by the fuzzer: a too-long line ended by a bare LF was 400 when read at once and 414
+    /// when trickled. Limits are now checked first, so the split does not change the verdict.
+    @Test func limitVerdictDoesNotDependOnSplit() {
+        let limits = HTTP1Limits(maxHeaderBytes: 100, maxURIBytes: 100)
+        let requestLine = "GET /" + String(repeating: "a", count: 170) + "\n"
+        let header = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 120) + "\n"
+        let trailer = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + String(repeating: "a", count: 120) + "\n"
+        for (input, status) in [(requestLine, 414), (header, 431), (trailer, 431)] {
+            for step in [0, 1, 2, 9] {
+                #expect(runRequest(input, step: step, limits: limits).error?.status == status, "step \(step)")
+            }
+        }
+        let status = "HTTP/1.1 200 " + String(repeating: "a", count: 120) + "\n"
+        for step in [0, 1, 2, 9] {
+            #expect(runResponse(status, step: step, limits: limits).error?.category == HTTP1ParseError.headerTooLarge)
+        }
+    }
+
     @Test func headerSectionTooLarge() {
         let limits = HTTP1Limits(maxHeaderBytes: 200, maxHeaders: 5)
         let big = "GET / HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "v", count: 200) + "\r\n\r\n"

@@ -22,7 +22,7 @@ import ProxEngine
 @inline(never)
 func check(_ ok: @autoclosure () -> Bool, _ what: @autoclosure () -> String) {
     if !ok() {
-        print("INVARIANT VIOLATED: \(what())")
+        fputs("INVARIANT VIOLATED: \(what())\n", stderr)
         abort()
     }
 }
