@@ -171,7 +171,8 @@ struct RouterFuzz {
             if rng.chance(85) { path = self.path(for: t.path) }
         }
         var method = rng.pick(RouterFuzz.methods)
-        if let ms = target?.methods, rng.chance(70) { method = rng.pick(Array(ms)) }
+        // Sets iterate in a per-process order: sort before picking, so a seed reproduces.
+        if let ms = target?.methods, rng.chance(70) { method = rng.pick(ms.sorted { $0.description < $1.description }) }
         var headers: [(String, String)] = [("Host", host + (rng.chance(10) ? ":8080" : ""))]
         var query: [String] = []
         var cookies: [String] = []
@@ -193,7 +194,7 @@ struct RouterFuzz {
         if rng.chance(10) { query.append(rng.pick(RouterFuzz.queryNames) + "=" + rng.pick(RouterFuzz.values)) }
         if !cookies.isEmpty { headers.append(("Cookie", cookies.joined(separator: "; "))) }
         var listener = rng.pick(RouterFuzz.listeners + [3])
-        if let ls = target?.listeners, rng.chance(70) { listener = rng.pick(Array(ls)) }
+        if let ls = target?.listeners, rng.chance(70) { listener = rng.pick(ls.sorted()) }
         let targetString = path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
         return (RequestHead.make(method: method, target: targetString, headers: headers), listener)
     }

@@ -249,3 +249,31 @@ import ProxRegex
         #expect(router.match(head("h0.com", "/nothing"), listener: 0) == nil)
     }
 }
+
+@Suite struct RouterConcurrencyTests {
+    @Test func oneRouterManyThreads() async throws {
+        var fuzz = RouterFuzz(rng: RouterRNG(seed: 99))
+        fuzz.anyHostPercent = 2
+        fuzz.anyPathPercent = 2
+        fuzz.wide = true
+        let specs = (0..<400).map { _ in fuzz.spec(routeCount: 400) }
+        let router = try Router(specs)
+        let reference = ReferenceRouter(specs)
+        let requests = (0..<300).map { _ in fuzz.request(aimingAt: specs[fuzz.rng.int(specs.count)]) }
+        let expected = requests.map { reference.match($0.0, listener: $0.1) }
+        await withTaskGroup(of: Int.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    var mismatches = 0
+                    for round in 0..<10 {
+                        for (k, r) in requests.enumerated() where (k + t + round) % 2 == 0 {
+                            if router.match(r.0, listener: r.1) != expected[k] { mismatches += 1 }
+                        }
+                    }
+                    return mismatches
+                }
+            }
+            for await m in group { #expect(m == 0) }
+        }
+    }
+}

@@ -288,3 +288,38 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct RegexSetLimitsTests {
+    @Test func deepBacktrackingFallsBackToSingleMatches() throws {
+        // Deep recursion on a long subject can exhaust the JIT stack or the match limit; whatever
+        // PCRE2 says for a pattern alone is what the set says.
+        let pats = ["(?:a|b)+c", "(a|b)*+z", "^(?:(a)|b)+$", "x$"]
+        let rs = try pats.map { try Regex($0) }
+        let set = RegexSet(rs)
+        for subject in [String(repeating: "ab", count: 50_000) + "x", String(repeating: "ab", count: 50_000), "abx"] {
+            #expect(set.firstMatch(subject) == naiveFirst(rs, subject))
+        }
+    }
+
+    @Test func concurrentUseFromManyThreads() async throws {
+        let pats = (0..<300).map { i in i % 2 == 0 ? "^/r\(i)/[0-9]+$" : "/u\(i)/[a-z]+" }
+        let rs = try pats.map { try Regex($0) }
+        let set = RegexSet(rs)
+        let subjects = (0..<300).map { i in i % 2 == 0 ? "/r\(i)/12" : "/x/u\(i)/ab" } + ["/none"]
+        let expected = subjects.map { naiveFirst(rs, $0) }
+        await withTaskGroup(of: Bool.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    var ok = true
+                    for round in 0..<20 {
+                        for (k, s) in subjects.enumerated() where (k + t + round) % 3 == 0 {
+                            ok = ok && set.firstMatch(s) == expected[k]
+                        }
+                    }
+                    return ok
+                }
+            }
+            for await ok in group { #expect(ok) }
+        }
+    }
+}
