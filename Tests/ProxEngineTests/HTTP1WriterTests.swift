@@ -50,6 +50,22 @@ struct HTTP1WriterTests {
             + "X-Set: new\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n")
     }
 
+    /// Values built from request data (say, a percent-decoded query parameter) cannot split the
+    /// head: CR/LF/NUL become SP in values, targets are percent-encoded, bad names are dropped.
+    @Test func noHeadSplitting() {
+        var h = parsedHead("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        h.fields.add(HeaderName("X-User"), "bob\r\nX-Admin: 1")
+        h.fields.add(HeaderName("X Bad"), "1")
+        h.fields.add(HeaderName("X-Nul"), "a\u{0}b")
+        h.setTarget("/p a\r\nth?q=\u{e9}#f")
+        h.rewrittenHost = "evil\r\nX: 1"
+        #expect(requestBytes(h, .none) == "GET /p%20a%0D%0Ath?q=%C3%A9%23f HTTP/1.1\r\nHost: evil  X: 1\r\n"
+            + "X-User: bob  X-Admin: 1\r\nX-Nul: a b\r\n\r\n")
+        var r = ResponseHead(status: 200, reason: "OK\r\nSet-Cookie: x=1")
+        r.fields.add(.location, "/x\ny")
+        #expect(responseBytes(r, .contentLength(0), keepAlive: true) == "HTTP/1.1 200 OK  Set-Cookie: x=1\r\nLocation: /x y\r\nContent-Length: 0\r\n\r\n")
+    }
+
     @Test func hostFromStageSet() {
         var h = parsedHead("GET / HTTP/1.1\r\nHost: a.test\r\nX: 1\r\n\r\n")
         h.fields.set(.host, "b.test")

@@ -27,7 +27,7 @@ public enum HTTP1Writer {
         out.writeInteger(h1SP)
         let fields = head.fields
         if let t = head.rewrittenTarget {
-            out.writeString(t)
+            writeTarget(t, into: &out)
         } else {
             fields.bytes.withUnsafeReadableBytes { all in
                 _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: all[Int(head.targetStart)..<Int(head.targetStart + head.targetLength)]))
@@ -35,11 +35,11 @@ public enum HTTP1Writer {
         }
         out.writeStaticString(" HTTP/1.1\r\nHost: ")
         if let h = head.rewrittenHost {
-            out.writeString(h)
+            writeFieldValue(h, into: &out)
         } else if let i = fields.firstSlot(.host) {
             fields.withValueBytes(ofSlot: i) { _ = out.writeBytes($0) }
         } else if let a = fields.added.first(where: { $0.name == .host }) {
-            out.writeString(a.value)
+            writeFieldValue(a.value, into: &out)
         }
         out.writeStaticString("\r\n")
         writeFields(fields, skipHost: true, into: &out)
@@ -69,7 +69,7 @@ public enum HTTP1Writer {
             out.writeString(String(status))
         }
         out.writeInteger(h1SP)
-        if head.reason.isEmpty { out.writeString(reasonPhrase(status)) } else { out.writeString(head.reason) }
+        if head.reason.isEmpty { out.writeString(reasonPhrase(status)) } else { writeFieldValue(head.reason, into: &out) }
         out.writeStaticString("\r\n")
         writeFields(head.fields, skipHost: false, into: &out)
         if status >= 200 {
@@ -178,10 +178,10 @@ public enum HTTP1Writer {
             flush(&out)
         }
         for a in fields.added {
-            if isFramingName(a.name) || (skipHost && a.name == .host) { continue }
+            if isFramingName(a.name) || (skipHost && a.name == .host) || !isTokenName(a.name) { continue }
             out.writeString(a.name.name)
             out.writeStaticString(": ")
-            out.writeString(a.value)
+            writeFieldValue(a.value, into: &out)
             out.writeStaticString("\r\n")
         }
     }
@@ -208,7 +208,62 @@ public enum HTTP1Writer {
         case .options: out.writeStaticString("OPTIONS")
         case .trace: out.writeStaticString("TRACE")
         case .patch: out.writeStaticString("PATCH")
-        case .other(let s): out.writeString(s)
+        case .other(let s): writeTarget(s, into: &out) // a token from the parser; escaped if a stage made it up
+        }
+    }
+
+    /// Added names come from config or stages: a name that is not a token would corrupt the head
+    /// (or inject lines), so such a line is dropped.
+    @inlinable
+    static func isTokenName(_ n: HeaderName) -> Bool {
+        if n.lowercased.isEmpty { return false }
+        for b in n.lowercased where !h1IsToken(b) { return false }
+        return true
+    }
+
+    /// Writes a field value made by Prox (stage edits, a rewritten Host, a local reason phrase).
+    /// CR, LF and NUL are replaced by SP (RFC 9110 5.5): a value built from request data (a
+    /// percent-decoded query parameter, say) can never split the head.
+    @inlinable
+    public static func writeFieldValue(_ value: String, into out: inout ByteBuffer) {
+        var v = value
+        v.withUTF8 { u in
+            var clean = true
+            for b in u where b == 0x0D || b == 0x0A || b == 0 { clean = false; break }
+            if clean {
+                out.writeBytes(UnsafeRawBufferPointer(u))
+                return
+            }
+            for b in u {
+                out.writeInteger(b == 0x0D || b == 0x0A || b == 0 ? h1SP : b)
+            }
+        }
+    }
+
+    /// Writes a request target made by Prox (a rewrite). Bytes that cannot appear in a request
+    /// line (controls, SP, DEL, non-ASCII, `#`) are percent-encoded, so a rewrite built from
+    /// decoded request data cannot break the request line.
+    @inlinable
+    public static func writeTarget(_ target: String, into out: inout ByteBuffer) {
+        @inline(__always) func safe(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7F && b != UInt8(ascii: "#") }
+        var t = target
+        t.withUTF8 { u in
+            var clean = true
+            for b in u where !safe(b) { clean = false; break }
+            if clean {
+                out.writeBytes(UnsafeRawBufferPointer(u))
+                return
+            }
+            let hex: StaticString = "0123456789ABCDEF"
+            for b in u {
+                if safe(b) {
+                    out.writeInteger(b)
+                } else {
+                    out.writeInteger(UInt8(ascii: "%"))
+                    out.writeInteger(hex.utf8Start[Int(b >> 4)])
+                    out.writeInteger(hex.utf8Start[Int(b & 0xF)])
+                }
+            }
         }
     }
 
