@@ -207,10 +207,12 @@ public final class RegexSet: @unchecked Sendable {
 
     /// The lowest index of a pattern that matches `subject`, at or after `from`.
     public func firstMatch(_ subject: UnsafeRawBufferPointer, from: Int = 0) -> Int? {
-        firstMatch(subject, in: from..<count, where: { _ in true })
+        guard from < count else { return nil }
+        return firstMatch(subject, in: from..<count, where: { _ in true })
     }
 
     public func firstMatch(_ subject: String, from: Int = 0) -> Int? {
+        guard from < count else { return nil }
         var s = subject
         return s.withUTF8 { firstMatch(UnsafeRawBufferPointer($0), in: from..<count, validUTF8: true, where: { _ in true }) }
     }

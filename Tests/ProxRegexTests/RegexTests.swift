@@ -143,6 +143,9 @@ func naiveFirst(_ rs: [Regex], _ s: String, from: Int = 0, accept: (Int) -> Bool
         #expect(s.firstMatch("x") == nil)
         #expect(s.firstMatch("a", from: 2) == 2)
         #expect(s.firstMatch("ab", from: 3) == nil)
+        #expect(s.firstMatch("ab", from: 7) == nil)
+        #expect(s.firstMatch("ab", from: -2) == 0)
+        #expect(RegexSet([]).firstMatch("ab") == nil)
     }
 
     @Test func anchoredAndUnanchoredInterleaved() throws {
