@@ -26,9 +26,9 @@ enum Coverage {
 
     static func hostCovers(_ a: HostPattern, _ b: HostPattern) -> Bool {
         switch (a, b) {
-        case (.exact(let x), .exact(let y)): return x == y
-        case (.wildcard(let s), .exact(let y)): return y.count > s.count && y.hasSuffix(s)
-        case (.wildcard(let s), .wildcard(let t)): return t.hasSuffix(s)
+        case (.exact(let x), .exact(let y)): return x.utf8.elementsEqual(y.utf8)
+        case (.wildcard(let s), .exact(let y)): return y.utf8.count > s.utf8.count && bytesHaveSuffix(y, s)
+        case (.wildcard(let s), .wildcard(let t)): return bytesHaveSuffix(t, s)
         case (.regex(let r), .regex(let q)): return r.pattern == q.pattern
         case (.regex(let r), .exact(let y)): return r.matches(y)
         default: return false
@@ -39,9 +39,9 @@ enum Coverage {
         guard let a else { return true }
         guard let b else { return false }
         switch (a, b) {
-        case (.prefix(let p), .prefix(let q)): return q.hasPrefix(p)
-        case (.prefix(let p), .exact(let e)): return e.hasPrefix(p)
-        case (.exact(let x), .exact(let y)): return x == y
+        case (.prefix(let p), .prefix(let q)): return q.utf8.starts(with: p.utf8)
+        case (.prefix(let p), .exact(let e)): return e.utf8.starts(with: p.utf8)
+        case (.exact(let x), .exact(let y)): return x.utf8.elementsEqual(y.utf8)
         case (.regex(let r), .regex(let q)): return r.pattern == q.pattern
         case (.regex(let r), .exact(let e)): return r.matches(e)
         default: return false
@@ -63,6 +63,11 @@ enum Coverage {
         case (.regex(let r), .exact(let y)): return r.matches(y)
         default: return false
         }
+    }
+
+    /// Byte-wise suffix test, as the router compares hosts.
+    static func bytesHaveSuffix(_ s: String, _ suffix: String) -> Bool {
+        s.utf8.reversed().starts(with: suffix.utf8.reversed())
     }
 
     /// True when the spec matches every request (on its listeners).

@@ -25,7 +25,7 @@ public enum ConfigSchema {
 
 /// The reference part of docs/CONFIG.md, generated from the declarations.
 public enum ConfigDocs {
-    public static let beginMarker = "<!-- BEGIN GENERATED REFERENCE: edit the declarations in Sources/, then run scripts/regenerate-config-docs.sh -->"
+    public static let beginMarker = "<!-- BEGIN GENERATED REFERENCE: made from the declarations in Sources/; regenerate with PROX_REGENERATE=1 swift test --filter GeneratedFilesTests -->"
     public static let endMarker = "<!-- END GENERATED REFERENCE -->"
 
     public static func reference(filters: [FilterDescriptor] = BuiltinFilters.all) -> String {

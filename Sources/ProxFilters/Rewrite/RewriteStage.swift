@@ -22,8 +22,8 @@ public struct RewriteStage: Stage {
         let original = ctx.head.effectivePath
         var path = original
         var why: [String] = []
-        if let p = prefix, path.hasPrefix(p.matched) {
-            path = p.replacement + path.dropFirst(p.matched.count)
+        if let p = prefix, path.utf8.starts(with: p.matched.utf8) {
+            path = p.replacement + String(decoding: path.utf8.dropFirst(p.matched.utf8.count), as: UTF8.self)
             why.append("prefix \(p.matched) -> \(p.replacement)")
         }
         if let r = pathRegex {
