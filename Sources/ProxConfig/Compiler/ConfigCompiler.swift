@@ -105,7 +105,7 @@ struct Compilation {
     /// Reports an unknown reference with a did-you-mean.
     mutating func unknown(_ ref: Positioned<String>, _ what: String, known: some Collection<String>) {
         var hint: String
-        if let c = closest(ref.value, in: known) {
+        if let c = suggestion(for: ref.value, in: known) {
             hint = "did you mean '\(c)'?"
         } else if known.isEmpty {
             hint = "there are no \(what)s defined"

@@ -210,7 +210,7 @@ struct RewriteConfig: ConfigObject {
     ]}
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
-        if node["replace_prefix"] == nil && node["path_regex"] == nil && node["host"] == nil {
+        if node.entries?.isEmpty == true {
             decoder.error(node, "rewrites nothing", hint: "set replace_prefix, path_regex with path_replacement, or host")
         }
         if let r = pathRegex, let rep = pathReplacement {

@@ -81,6 +81,21 @@ public enum ConfigRule: Sendable {
     }
 }
 
+// MARK: - Suggestions
+
+/// The candidate a misspelt `name` most likely meant: the closest by edit distance, else one
+/// that starts with `name` or that `name` starts with (`set_response` -> `set_response_header`).
+public func suggestion(for name: String, in candidates: some Collection<String>) -> String? {
+    if let c = closest(name, in: candidates) { return c }
+    let n = name.lowercased()
+    guard n.count >= 3 else { return nil }
+    let related = candidates.filter { c in
+        let l = c.lowercased()
+        return l.hasPrefix(n) || n.hasPrefix(l)
+    }
+    return related.count == 1 ? related.first : nil
+}
+
 // MARK: - Decoder
 
 /// Collects diagnostics while decoding. Decoding never stops at the first problem: a field
@@ -133,7 +148,7 @@ public struct ConfigDecoder {
             guard let f = fields.first(where: { $0.key == e.key }) else {
                 var hint: String? = T.hint(forUnknownKey: e.key)
                 if hint == nil {
-                    if let c = closest(e.key, in: fields.map(\.key)) {
+                    if let c = suggestion(for: e.key, in: fields.map(\.key)) {
                         hint = "did you mean '\(c)'?"
                     } else {
                         hint = "known keys: " + fields.map(\.key).joined(separator: ", ")

@@ -39,7 +39,7 @@ extension ConfigType where Value == String {
             decode: { node, d in
                 guard let s = ConfigType<String>.string.decodeNode(node, &d) else { return nil }
                 guard values.contains(s) else {
-                    let hint = closest(s, in: values).map { "did you mean '\($0)'?" }
+                    let hint = suggestion(for: s, in: values).map { "did you mean '\($0)'?" }
                     d.error(node, "'\(s)' is not one of \(values.joined(separator: ", "))", hint: hint)
                     return nil
                 }

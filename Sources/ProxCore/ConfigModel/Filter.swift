@@ -165,7 +165,7 @@ extension ConfigType where Value == DecodedFilter {
                 let names = d.filters.map(\.name)
                 func lookup(_ name: String, _ at: SourceMark, _ path: String) -> FilterDescriptor? {
                     if let f = d.filters.first(where: { $0.name == name }) { return f }
-                    let hint = closest(name, in: names).map { "did you mean '\($0)'?" }
+                    let hint = suggestion(for: name, in: names).map { "did you mean '\($0)'?" }
                         ?? "known filters: " + names.joined(separator: ", ")
                     d.error(at: at, path: path, "unknown filter '\(name)'", hint: hint)
                     return nil

@@ -15,7 +15,8 @@ public struct HeadersConfig: ConfigObject {
     ]}
 
     public mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
-        if node["request"] == nil && node["response"] == nil {
+        // Only for an empty object: with a misspelt key, "unknown key" says it better.
+        if node.entries?.isEmpty == true {
             decoder.error(node, "edits nothing", hint: "add `request:` or `response:` with set, add or remove")
         }
     }

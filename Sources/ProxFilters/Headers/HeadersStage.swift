@@ -7,11 +7,22 @@ public struct HeadersStage: Stage {
         case set(HeaderName, Template)
         case add(HeaderName, Template)
 
+        /// Edits the response head (not part of `ctx`).
         func apply(_ fields: inout HeaderFields, _ ctx: RequestContext) {
             switch self {
             case .remove(let n): fields.remove(n)
             case .set(let n, let t): fields.set(n, t.render(ctx))
             case .add(let n, let t): fields.add(n, t.render(ctx))
+            }
+        }
+
+        /// Edits the request head. Templates read `ctx.head`, so each value is rendered before
+        /// the head is modified.
+        func applyToRequest(_ ctx: RequestContext) {
+            switch self {
+            case .remove(let n): ctx.head.fields.remove(n)
+            case .set(let n, let t): let v = t.render(ctx); ctx.head.fields.set(n, v)
+            case .add(let n, let t): let v = t.render(ctx); ctx.head.fields.add(n, v)
             }
         }
 
@@ -36,7 +47,7 @@ public struct HeadersStage: Stage {
     public var handlesResponse: Bool { !responseEdits.isEmpty }
 
     public func request(_ ctx: RequestContext) -> Verdict {
-        for e in requestEdits { e.apply(&ctx.head.fields, ctx) }
+        for e in requestEdits { e.applyToRequest(ctx) }
         if !requestEdits.isEmpty {
             ctx.record(kind, looked: "request headers", decided: requestEdits.map(\.summary).joined(separator: "; "),
                        why: "the filter's request edits")

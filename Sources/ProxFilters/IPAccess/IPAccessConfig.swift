@@ -18,7 +18,9 @@ public struct IPAccessConfig: ConfigObject {
 
     public mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
         func empty(_ n: ConfigNode?) -> Bool { n == nil || n?.items?.isEmpty == true }
-        if empty(node["allow"]) && empty(node["deny"]) {
+        // Not with a misspelt key: "unknown key" says it better.
+        let known = node.entries?.allSatisfy { $0.key == "allow" || $0.key == "deny" } ?? false
+        if known && empty(node["allow"]) && empty(node["deny"]) {
             decoder.error(node, "allows everyone", hint: "list addresses in `allow` or `deny`")
         }
     }

@@ -1,0 +1,99 @@
+import ProxConfig
+import ProxCore
+import ProxFilters
+import Testing
+
+@Suite struct RequestIDTests {
+    static func isHexID(_ s: String) -> Bool {
+        s.utf8.count == 32 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var config: String
+        var incoming: String?
+        var kept: Bool
+        var testDescription: String { "\(config) with \(incoming ?? "no id")" }
+    }
+
+    @Test(arguments: [
+        Case(config: "request_id", incoming: nil, kept: false),
+        Case(config: "request_id", incoming: "abc-123", kept: false),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: nil, kept: false),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: "abc-123", kept: true),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: "has space", kept: false),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: "a,b", kept: false),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: String(repeating: "x", count: 129), kept: false),
+        Case(config: "{request_id: {trust_incoming: true}}", incoming: String(repeating: "x", count: 128), kept: true),
+    ])
+    func keepsOrGenerates(_ c: Case) throws {
+        let s = try #require(snapshot(config("""
+          - id: r
+            chain: [\(c.config)]
+            proxy: up
+        """)))
+        let ctx = request(s, headers: c.incoming.map { [("X-Request-Id", $0)] } ?? [])
+        let (v, ran) = runRequest(ctx)
+        #expect(v.isNext && ran == 1)
+        if c.kept {
+            #expect(ctx.requestID == c.incoming)
+        } else {
+            #expect(Self.isHexID(ctx.requestID), "\(ctx.requestID)")
+        }
+        // The upstream request carries exactly one id: the one chosen.
+        #expect(ctx.head.fields.all(.xRequestID) == [ctx.requestID])
+        // And the response too.
+        let resp = runResponse(ctx, ran: ran, headers: [("X-Request-Id", "from-upstream")])
+        #expect(resp.fields.all(.xRequestID) == [ctx.requestID])
+        #expect(ctx.trace?.entries.first?.stage == "request_id")
+    }
+
+    @Test func customHeaderAndNoResponseHeader() throws {
+        let s = try #require(snapshot(config("""
+          - id: r
+            chain:
+              - request_id: {header: X-Trace, set_response_header: false}
+            proxy: up
+        """)))
+        let ctx = request(s)
+        let (_, ran) = runRequest(ctx)
+        #expect(ctx.head.header(HeaderName("x-trace")) == ctx.requestID)
+        #expect(ctx.head.header(.xRequestID) == nil)
+        #expect(s.routes[0].chain.responseStages.isEmpty)
+        let resp = runResponse(ctx, ran: ran)
+        #expect(resp.header(HeaderName("X-Trace")) == nil)
+    }
+
+    @Test func idsAreUnique() {
+        var seen = Set<String>()
+        for _ in 0..<20_000 { seen.insert(RequestID.generate()) }
+        #expect(seen.count == 20_000)
+    }
+
+    @Test func traceSaysWhy() throws {
+        let s = try #require(snapshot(config("""
+          - id: r
+            chain: [request_id]
+            proxy: up
+        """)))
+        let ctx = request(s, headers: [("X-Request-Id", "mine")])
+        _ = runRequest(ctx)
+        let e = try #require(ctx.trace?.entries.first)
+        #expect(e.looked == "X-Request-Id: mine")
+        #expect(e.why == "incoming ids are not trusted")
+    }
+
+    @Test func configErrors() {
+        let errs = errors(config("""
+          - id: r
+            chain:
+              - request_id: {header: "X Request", trust_incoming: "yes", set_response: true}
+            proxy: up
+        """))
+        #expect(errs.map(\.path) == ["routes[0].chain[0].request_id.header", "routes[0].chain[0].request_id.trust_incoming",
+                                     "routes[0].chain[0].request_id.set_response"])
+        #expect(errs[0].message == "'X Request' is not a valid header name")
+        #expect(errs[1].message == "expected true or false, found a string")
+        #expect(errs[1].hint == "write true or false")
+        #expect(errs[2].hint == "did you mean 'set_response_header'?")
+    }
+}
