@@ -255,6 +255,9 @@ struct RespondConfig: ConfigObject {
         for h in headers where [HeaderName.contentLength, .transferEncoding, .connection].contains(HeaderName(h.key)) {
             decoder.error(h.keyNode, "'\(h.key)' is set by Prox for its own answers")
         }
+        if status == 204 || status == 304, let b = body, !b.value.isEmpty {
+            decoder.error(b.node, "a \(status) response has no body", hint: "remove `body`, or use another status")
+        }
     }
 }
 
