@@ -98,6 +98,19 @@ import Testing
         #expect(shadow.first?.message.contains("route 'only-a'") == true)
     }
 
+    @Test func errorsOutsideTheMatchDoNotHideShadowing() {
+        // The catch-all's pool is misspelt; its match is fine, so the route after it is still judged.
+        let r = compile(prelude + """
+        routes:
+          - id: all
+            proxy: apii
+          - id: later
+            match: {path: {prefix: /x}}
+            respond: {}
+        """)
+        #expect(r.errors.map(\.path) == ["routes[0].proxy", "routes[1]"])
+    }
+
     @Test func routesWithErrorsAreNotJudged() {
         // The first route's host is invalid: it must not look like a catch-all.
         let r = compile(prelude + """

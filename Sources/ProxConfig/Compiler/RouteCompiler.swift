@@ -14,7 +14,8 @@ struct RouteCompiler {
     let pools: [PoolSpec]
     var usedChains = Set<String>()
     var usedPools = Set<String>()
-    /// The match spec, when the route compiled without any error (for the shadowing check).
+    /// The match spec, when the route's `listeners` and `match` compiled without error (for the
+    /// shadowing check, which must only judge what is certain).
     var spec: RouteMatchSpec?
 
     init(route: RouteConfig, index: Int, file: String, listenerIndex: [String: Int], poolIndex: [String: Int],
@@ -32,13 +33,18 @@ struct RouteCompiler {
         guard let id = route.id, let node = route.node else { return nil }
         let errorsBefore = c.diagnostics.errorCount
         var ok = true
+        var matchOK = !c.hasDecodeErrors(under: node.path + ".match") && !c.hasDecodeErrors(under: node.path + ".listeners")
 
         // listeners
         var listeners: Set<Int>? = nil
         if let ls = route.listeners {
             var set = Set<Int>()
             for l in ls {
-                if let i = listenerIndex[l.value] { set.insert(i) } else { c.unknown(l, "listener", known: listenerIndex.keys); ok = false }
+                if let i = listenerIndex[l.value] { set.insert(i) } else {
+                    c.unknown(l, "listener", known: listenerIndex.keys)
+                    ok = false
+                    matchOK = false
+                }
             }
             listeners = set
         }
@@ -53,7 +59,7 @@ struct RouteCompiler {
                     spec.hosts.append(lower.hasPrefix("*.") ? .wildcard(suffix: String(lower.dropFirst())) : .exact(lower))
                 } else if let r = h.regex {
                     spec.hosts.append(.regex(r.value))
-                } else { ok = false }
+                } else { ok = false; matchOK = false }
             }
             if let p = m.path {
                 if let e = p.exact { spec.path = .exact(e) }
@@ -61,12 +67,12 @@ struct RouteCompiler {
                 else if let r = p.regex {
                     spec.path = .regex(r.value)
                     scope.pathGroups = (r.value.captureCount, r.value.captureNames)
-                } else { ok = false }
+                } else { ok = false; matchOK = false }
             }
             if let ms = m.methods { spec.methods = Set(ms) }
             for (list, source) in [(m.headers, 0), (m.query, 1), (m.cookies, 2)] {
                 for e in list {
-                    guard let test = e.value.test else { ok = false; continue }
+                    guard let test = e.value.test else { ok = false; matchOK = false; continue }
                     let src: ValuePredicate.Source = source == 0 ? .header(HeaderName(e.key)) : source == 1 ? .query(e.key) : .cookie(e.key)
                     spec.predicates.append(ValuePredicate(src, test))
                 }
@@ -166,8 +172,8 @@ struct RouteCompiler {
         usesPath = usesPath || tc.usesPathCaptures
         usesHost = usesHost || tc.usesHostCaptures
 
+        if matchOK { self.spec = spec }
         guard ok, let action, c.diagnostics.errorCount == errorsBefore, !c.hasDecodeErrors(under: node.path) else { return nil }
-        self.spec = spec
         return Route(id: id.value, index: index, match: spec, chain: RouteChain(stages), action: action,
                      needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description)
     }
