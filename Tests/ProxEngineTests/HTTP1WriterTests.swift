@@ -86,6 +86,12 @@ struct HTTP1WriterTests {
         #expect(requestBytes(b, .none) == "OPTIONS /?x=1 HTTP/1.1\r\nHost: up.test\r\n\r\n")
         let m = parsedHead("PURGE /c HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(requestBytes(m, .none) == "PURGE /c HTTP/1.1\r\nHost: a\r\n\r\n")
+        // Any token is a method, "#" included (found by the fuzzer: it was escaped).
+        let t = parsedHead("X#~|! /c HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(requestBytes(t, .none) == "X#~|! /c HTTP/1.1\r\nHost: a\r\n\r\n")
+        var made = parsedHead("GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+        made.method = .other("BAD METHOD")
+        #expect(requestBytes(made, .none).hasPrefix("BAD%20METHOD /c HTTP/1.1\r\n"))
     }
 
     @Test func madeHeads() {

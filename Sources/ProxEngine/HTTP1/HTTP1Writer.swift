@@ -208,7 +208,7 @@ public enum HTTP1Writer {
         case .options: out.writeStaticString("OPTIONS")
         case .trace: out.writeStaticString("TRACE")
         case .patch: out.writeStaticString("PATCH")
-        case .other(let s): writeTarget(s, into: &out) // a token from the parser; escaped if a stage made it up
+        case .other(let s): writeEscaped(s, safe: { h1IsToken($0) }, into: &out) // a token, unless a stage made it up
         }
     }
 
@@ -245,8 +245,13 @@ public enum HTTP1Writer {
     /// decoded request data cannot break the request line.
     @inlinable
     public static func writeTarget(_ target: String, into out: inout ByteBuffer) {
-        @inline(__always) func safe(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7F && b != UInt8(ascii: "#") }
-        var t = target
+        writeEscaped(target, safe: { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "#") }, into: &out)
+    }
+
+    /// Writes `s`, percent-encoding every byte `safe` rejects (`%` must be safe).
+    @inlinable
+    static func writeEscaped(_ s: String, safe: (UInt8) -> Bool, into out: inout ByteBuffer) {
+        var t = s
         t.withUTF8 { u in
             var clean = true
             for b in u where !safe(b) { clean = false; break }
