@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -39,6 +38,9 @@ struct Serve: ParsableCommand {
             return h
         }
         let logger = Logger(label: "prox")
+        // Signals are taken synchronously by the main thread (sigwait), so they are blocked in
+        // every thread, including the event loops created below, which inherit the mask.
+        ServerProcess.blockSignals()
         let loader = SnapshotLoader(path: config)
         let snapshot: Snapshot
         switch loader.load(version: 1) {
@@ -50,7 +52,7 @@ struct Serve: ParsableCommand {
         let threadCount = threads ?? System.coreCount
         let server = try ServerProcess(snapshot: snapshot, threads: threadCount, loader: loader, logger: logger)
         try server.start(watch: !noWatch && config != nil)
-        dispatchMain()
+        server.waitForSignals()
     }
 }
 
@@ -79,16 +81,26 @@ struct SnapshotLoader: Sendable {
     }
 }
 
-/// The serve process: the server, its signal handlers and the config watcher.
+/// The serve process: the server, its signals and the config watcher. Signals are received with
+/// `sigwait` on the main thread and the file is polled by a plain thread: no Dispatch sources,
+/// which also keeps `serve` runnable under valgrind.
 final class ServerProcess: @unchecked Sendable {
     let server: ProxServer
     let loader: SnapshotLoader
     let logger: Logger
-    let queue = DispatchQueue(label: "prox.control")
+    /// Serialises reloads from SIGHUP and from the watcher.
+    let reloadLock = NSLock()
     var version = 1
-    var sources: [any DispatchSourceProtocol] = []
-    var lastStamp: FileStamp?
     var draining = false
+
+    static let handled: [Int32] = [SIGHUP, SIGTERM, SIGINT]
+
+    static func blockSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
 
     init(snapshot: Snapshot, threads: Int, loader: SnapshotLoader, logger: Logger) throws {
         self.server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
@@ -108,35 +120,42 @@ final class ServerProcess: @unchecked Sendable {
             "pools": "\(s.pools.map { "\($0.id)(\($0.endpoints.count))" }.joined(separator: ", "))",
             "access_log": "\(s.settings.accessLog)",
         ])
-        for sig in [SIGHUP, SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-        hup.setEventHandler { [self] in reload(reason: "SIGHUP") }
-        hup.resume()
-        for sig in [SIGTERM, SIGINT] {
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            src.setEventHandler { [self] in drainAndExit(signal: sig == SIGTERM ? "SIGTERM" : "SIGINT") }
-            src.resume()
-            sources.append(src)
-        }
-        sources.append(hup)
         if watch, let path = loader.path {
-            lastStamp = FileStamp(path)
-            let timer = DispatchSource.makeTimerSource(queue: queue)
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { [self] in
-                let now = FileStamp(path)
-                if now != lastStamp {
-                    lastStamp = now
-                    if now != nil { reload(reason: "config file changed") }
+            let t = Thread { [self] in
+                var last = FileStamp(path)
+                while true {
+                    Thread.sleep(forTimeInterval: 1)
+                    let now = FileStamp(path)
+                    if now != last {
+                        last = now
+                        if now != nil { reload(reason: "config file changed") }
+                    }
                 }
             }
-            timer.resume()
-            sources.append(timer)
+            t.name = "prox-config-watch"
+            t.start()
         }
     }
 
-    /// Runs on the control queue, never on an event loop.
+    /// Blocks the calling (main) thread, handling signals until a drain ends the process.
+    func waitForSignals() -> Never {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in Self.handled { sigaddset(&set, s) }
+        while true {
+            var sig: Int32 = 0
+            guard sigwait(&set, &sig) == 0 else { continue }
+            switch sig {
+            case SIGHUP: reload(reason: "SIGHUP")
+            default: drainAndExit(signal: sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            }
+        }
+    }
+
+    /// Runs on the main thread or the watcher, never on an event loop.
     func reload(reason: String) {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
         guard !draining else { return }
         let next = version + 1
         logger.info("reloading (\(reason))")
@@ -149,9 +168,10 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 
-    func drainAndExit(signal: String) {
-        guard !draining else { return }
+    func drainAndExit(signal: String) -> Never {
+        reloadLock.lock()
         draining = true
+        reloadLock.unlock()
         logger.info("\(signal): draining")
         let timeout = server.snapshot.settings.drainTimeout
         let clean = server.drain(timeout: .milliseconds(timeout))

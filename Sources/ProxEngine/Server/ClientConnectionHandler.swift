@@ -249,13 +249,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func connectUpstream(_ ex: Exchange, _ pool: PoolSpec, excluding: Int?, allowIdle: Bool) {
         ex.phase = .connecting
         ex.attempts += 1
-        guard let choice = state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version, { $0.pick(excluding: excluding) }) else {
+        let balancer = ex.balancer ?? state.balancers.entry(pool, version: ex.ctx.snapshot.version)
+        ex.balancer = balancer
+        guard let choice = balancer.balancer.pick(excluding: excluding) else {
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 503, "no_upstream_endpoint", detail: "pool \(pool.id) has no eligible endpoint"))
             return
         }
-        if ex.endpointIndex >= 0 { state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) } }
+        if ex.endpointIndex >= 0 { balancer.balancer.finished(ex.endpointIndex) }
         ex.endpointIndex = choice.index
-        state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.started(choice.index) }
+        balancer.balancer.started(choice.index)
         let endpoint = pool.endpoints[choice.index]
         ex.ctx.endpoint = endpoint.address
         if allowIdle, let c = state.upstreams.takeIdle(endpoint) {
@@ -478,7 +480,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !ex.responseStarted {
             if ex.upstreamReused && !receivedAny && ex.retryable && ex.attempts < 2, let pool = ex.pool {
                 // A stale pooled connection: retry once on a fresh one to the same endpoint.
-                state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) }
+                ex.balancer?.balancer.finished(ex.endpointIndex)
                 let endpoint = ex.endpointIndex
                 ex.endpointIndex = -1
                 retryFresh(ex, pool, endpoint: endpoint)
@@ -497,7 +499,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.phase = .connecting
         ex.attempts += 1
         ex.endpointIndex = endpoint
-        state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.started(endpoint) }
+        ex.balancer?.balancer.started(endpoint)
         let ep = pool.endpoints[endpoint]
         state.upstreams.connect(ep, pool: pool).whenComplete { [weak self] result in
             guard let self, self.exchange === ex, !self.closed else {
@@ -539,9 +541,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishExchange(_ ex: Exchange, keepAlive: Bool, log: Bool) {
         guard ex.phase != .done else { return }
         ex.phase = .done
-        if let pool = ex.pool, ex.endpointIndex >= 0 {
-            state.balancers.withBalancer(pool, version: ex.ctx.snapshot.version) { $0.finished(ex.endpointIndex) }
-        }
+        if ex.endpointIndex >= 0 { ex.balancer?.balancer.finished(ex.endpointIndex) }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }
         idleSince = .now()

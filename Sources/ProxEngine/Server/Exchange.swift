@@ -1,5 +1,6 @@
 import NIOCore
 import ProxCore
+import ProxUpstream
 
 /// One request in flight on a client connection: its context, where its body is, which
 /// upstream carries it, and what has been sent back. Lives on the connection's loop.
@@ -27,6 +28,8 @@ final class Exchange {
     var pending: [ByteBuffer] = []
     var pendingBytes = 0
     var pool: PoolSpec?
+    /// The pool's balancer on this loop, looked up once per request.
+    var balancer: BalancerRegistry.Entry?
     var endpointIndex = -1
     var upstream: UpstreamConnection?
     var upstreamReused = false

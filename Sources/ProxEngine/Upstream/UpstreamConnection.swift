@@ -69,7 +69,14 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     func flush() { context?.flush() }
 
+    private var autoReadOff = false
+
+    /// Stops or resumes reading from the upstream (backpressure from a slow client). Changes the
+    /// channel option only when the state changes: setting it costs a dynamic cast and an
+    /// epoll update.
     func setAutoRead(_ on: Bool) {
+        guard autoReadOff == on else { return }
+        autoReadOff = !on
         context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
