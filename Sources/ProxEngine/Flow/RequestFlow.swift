@@ -98,25 +98,24 @@ public enum RequestFlow {
     /// cannot forge its address to the upstream.
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
-        var f = ctx.head.fields
-        if trusted, f.contains(.xForwardedFor) {
-            let prior = f.all(.xForwardedFor).joined(separator: ", ")
-            f.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+        // Edited in place: a local copy of the fields would copy their arrays on first write.
+        if trusted, ctx.head.fields.contains(.xForwardedFor) {
+            let prior = ctx.head.fields.all(.xForwardedFor).joined(separator: ", ")
+            ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
         } else {
-            f.set(.xForwardedFor, ctx.clientIPText)
+            ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
         }
-        if !(trusted && f.contains(.xForwardedProto)) { f.set(.xForwardedProto, ctx.scheme) }
-        if !(trusted && f.contains(.xForwardedHost)) {
-            if let h = f.first(.host) { f.set(.xForwardedHost, h) } else { f.remove(.xForwardedHost) }
+        if !(trusted && ctx.head.fields.contains(.xForwardedProto)) { ctx.head.fields.set(.xForwardedProto, ctx.scheme) }
+        if !(trusted && ctx.head.fields.contains(.xForwardedHost)) {
+            if let h = ctx.head.fields.first(.host) { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
         }
         let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
-        if f.contains(.via) {
-            f.set(.via, f.all(.via).joined(separator: ", ") + ", " + via)
+        if ctx.head.fields.contains(.via) {
+            ctx.head.fields.set(.via, ctx.head.fields.all(.via).joined(separator: ", ") + ", " + via)
         } else {
-            f.add(.via, via)
+            ctx.head.fields.add(.via, via)
         }
         // Prox answers `100 Continue` itself once the chain has passed.
-        f.remove(.expect)
-        ctx.head.fields = f
+        if ctx.head.expectContinue { ctx.head.fields.remove(.expect) }
     }
 }
