@@ -5,10 +5,13 @@ public struct HeaderName: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     /// ASCII-lowercased bytes of `name`, compared against received bytes.
     public let lowercased: [UInt8]
+    /// The name is an RFC 9110 token (safe to write on the wire); decided once, here.
+    public let isToken: Bool
 
     public init(_ name: String) {
         self.name = name
         self.lowercased = Array(name.utf8).map(asciiLower)
+        self.isToken = !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
     }
 
     public var description: String { name }
