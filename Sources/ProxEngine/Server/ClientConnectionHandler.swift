@@ -411,14 +411,47 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.bytesOut += Int64(out.readableBytes)
         ex.responseStarted = true
         ex.phase = .streamingResponse
-        context.write(wrapOutboundOut(out), promise: nil)
-        wroteToClient = true
+        if noBody {
+            context.write(wrapOutboundOut(out), promise: nil)
+            wroteToClient = true
+        } else {
+            ex.pendingClientHead = out
+        }
     }
+
+    /// Writes the held-back response head, if any.
+    private func writePendingHead(_ ex: Exchange) {
+        if let h = ex.pendingClientHead {
+            ex.pendingClientHead = nil
+            context.write(wrapOutboundOut(h), promise: nil)
+            wroteToClient = true
+        }
+    }
+
+    /// Small body pieces are copied behind the head: a memcpy costs less than a pipeline write.
+    static let coalesceLimit = 8 * 1024
 
     func upstreamBody(_ c: UpstreamConnection, _ body: ByteBuffer) {
         guard let ex = exchange, ex.upstream === c, !ex.clientNoBody else { return }
         ex.lastUpstreamActivity = .now()
         ex.bytesOut += Int64(body.readableBytes)
+        if var h = ex.pendingClientHead {
+            ex.pendingClientHead = nil
+            if body.readableBytes <= Self.coalesceLimit {
+                var b = body
+                if ex.clientChunked {
+                    HTTP1Writer.writeChunkHeader(size: b.readableBytes, into: &h)
+                    h.writeBuffer(&b)
+                    h.writeStaticString("\r\n")
+                } else {
+                    h.writeBuffer(&b)
+                }
+                context.write(wrapOutboundOut(h), promise: nil)
+                wroteToClient = true
+                return
+            }
+            context.write(wrapOutboundOut(h), promise: nil)
+        }
         if ex.clientChunked {
             var h = context.channel.allocator.buffer(capacity: 16)
             HTTP1Writer.writeChunkHeader(size: body.readableBytes, into: &h)
@@ -441,12 +474,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamEnd(_ c: UpstreamConnection) {
         guard let ex = exchange, ex.upstream === c else { return }
-        if ex.clientChunked {
+        if ex.clientChunked, var h = ex.pendingClientHead {
+            // No body at all: the last chunk joins the head.
+            ex.pendingClientHead = nil
+            h.writeStaticString("0\r\n\r\n")
+            ex.bytesOut += 5
+            context.write(wrapOutboundOut(h), promise: nil)
+        } else if ex.clientChunked {
             var b = context.channel.allocator.buffer(capacity: 5)
             b.writeStaticString("0\r\n\r\n")
             ex.bytesOut += 5
             context.write(wrapOutboundOut(b), promise: nil)
         }
+        writePendingHead(ex)
         // The upstream's read-complete will not reach us once the exchange is finished: flush now
         // (head and body of a small response still leave in one writev).
         wroteToClient = false
@@ -516,6 +556,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func upstreamReadComplete(_ c: UpstreamConnection) {
+        if let ex = exchange { writePendingHead(ex) }
         if wroteToClient {
             wroteToClient = false
             context.flush()
@@ -531,6 +572,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Closes the client connection at once: used when a response that already started cannot be
     /// completed. With no final chunk or short of its Content-Length, the client sees the cut.
     private func abort(_ ex: Exchange) {
+        writePendingHead(ex)
         if let up = ex.upstream { up.finish(); up.close(); ex.upstream = nil }
         finishExchange(ex, keepAlive: false, log: true)
         closed = true

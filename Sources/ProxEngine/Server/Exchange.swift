@@ -52,6 +52,9 @@ final class Exchange {
     var lastClientActivity: NIODeadline
     var lastUpstreamActivity: NIODeadline
     var errorCategory = ""
+    /// The response head, held back briefly so a small first body piece can join it in one
+    /// write (one trip through the channel pipeline instead of two).
+    var pendingClientHead: ByteBuffer?
 
     init(ctx: RequestContext, now: NIODeadline) {
         self.ctx = ctx
