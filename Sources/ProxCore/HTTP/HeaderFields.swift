@@ -126,19 +126,27 @@ public struct HeaderFields: Sendable {
 
     // MARK: editing
 
-    /// Removes every line named `name`, received or added.
+    /// Removes every line named `name`, received or added. Looks first and writes only on a
+    /// match: a mutable access to a shared array would copy it even when nothing changes.
     public mutating func remove(_ name: HeaderName) {
-        if !slots.isEmpty {
-            bytes.withUnsafeReadableBytes { all in
-                for i in slots.indices where !slots[i].removed && slots[i].nameLength == name.lowercased.count {
-                    let s = slots[i]
-                    if name.matches(UnsafeRawBufferPointer(rebasing: all[Int(s.nameStart)..<Int(s.nameStart + s.nameLength)])) {
-                        slots[i].removed = true
+        if let first = firstSlot(name) {
+            slots[first].removed = true
+            if first + 1 < slots.count {
+                let n = name.lowercased.count
+                let hits: [Int] = bytes.withUnsafeReadableBytes { all in
+                    var hits: [Int] = []
+                    for i in (first + 1)..<slots.count where !slots[i].removed && Int(slots[i].nameLength) == n {
+                        let s = slots[i]
+                        if name.matches(UnsafeRawBufferPointer(rebasing: all[Int(s.nameStart)..<Int(s.nameStart + s.nameLength)])) {
+                            hits.append(i)
+                        }
                     }
+                    return hits
                 }
+                for i in hits { slots[i].removed = true }
             }
         }
-        if !added.isEmpty { added.removeAll { $0.name == name } }
+        if !added.isEmpty && added.contains(where: { $0.name == name }) { added.removeAll { $0.name == name } }
     }
 
     /// Replaces every line named `name` with one line.

@@ -128,9 +128,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             // While a request is served, its body is read; the next pipelined request waits.
             if let ex = exchange, ex.requestEnded { break }
             if exchange == nil && closeAfterResponse { break }
-            guard let ev = parser.next(&inbox) else { break }
+            guard var ev = parser.next(&inbox) else { break }
             switch ev {
             case .head(let head):
+                // Drop the event's reference so the context owns the head alone: its arrays are
+                // then edited in place, not copied on first write.
+                ev = .end
                 headStartedAt = nil
                 startRequest(head)
             case .body(let body):
