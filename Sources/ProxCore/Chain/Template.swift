@@ -137,6 +137,16 @@ public struct Template: Sendable, CustomStringConvertible {
     @inlinable
     public func render(_ ctx: RequestContext) -> String {
         if let c = constant { return c }
+        // A template that is one variable (`{request_id}`) returns the value itself: no copy.
+        if parts.count == 1 {
+            switch parts[0] {
+            case .clientIP: return ctx.clientIPText
+            case .requestID: return ctx.requestID
+            case .host: return ctx.head.host
+            case .route: return ctx.route?.id ?? ""
+            default: break
+            }
+        }
         var out = ""
         for p in parts {
             switch p {

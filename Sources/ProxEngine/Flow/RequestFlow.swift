@@ -97,25 +97,53 @@ public enum RequestFlow {
     /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
     /// cannot forge its address to the upstream.
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
+        // One pass finds which forwarding headers the client sent; absent ones (the common case)
+        // are added without the scan `set` would make.
+        var seen = ForwardingSeen()
+        ctx.head.fields.forEachReceived { name, _ in
+            switch name.count {
+            case 3: if HeaderName.via.matches(name) { seen.via = true }
+            case 15: if HeaderName.xForwardedFor.matches(name) { seen.xff = true }
+            case 16: if HeaderName.xForwardedHost.matches(name) { seen.xfh = true }
+            case 17: if HeaderName.xForwardedProto.matches(name) { seen.xfp = true }
+            default: break
+            }
+        }
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
         // Edited in place: a local copy of the fields would copy their arrays on first write.
-        if trusted, ctx.head.fields.contains(.xForwardedFor) {
-            let prior = ctx.head.fields.all(.xForwardedFor).joined(separator: ", ")
-            ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+        if seen.xff || ctx.head.fields.added.contains(where: { $0.name == .xForwardedFor }) {
+            if trusted {
+                let prior = ctx.head.fields.all(.xForwardedFor).joined(separator: ", ")
+                ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+            } else {
+                ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
+            }
         } else {
-            ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
+            ctx.head.fields.add(.xForwardedFor, ctx.clientIPText)
         }
-        if !(trusted && ctx.head.fields.contains(.xForwardedProto)) { ctx.head.fields.set(.xForwardedProto, ctx.scheme) }
-        if !(trusted && ctx.head.fields.contains(.xForwardedHost)) {
-            if let h = ctx.head.fields.first(.host) { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
+        if seen.xfp || ctx.head.fields.added.contains(where: { $0.name == .xForwardedProto }) {
+            if !trusted { ctx.head.fields.set(.xForwardedProto, ctx.scheme) }
+        } else {
+            ctx.head.fields.add(.xForwardedProto, ctx.scheme)
+        }
+        if seen.xfh || ctx.head.fields.added.contains(where: { $0.name == .xForwardedHost }) {
+            if !trusted {
+                if let h = ctx.head.fields.first(.host) { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
+            }
+        } else if let h = ctx.head.fields.first(.host) {
+            ctx.head.fields.add(.xForwardedHost, h)
         }
         let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
-        if ctx.head.fields.contains(.via) {
+        if seen.via || ctx.head.fields.added.contains(where: { $0.name == .via }) {
             ctx.head.fields.set(.via, ctx.head.fields.all(.via).joined(separator: ", ") + ", " + via)
         } else {
             ctx.head.fields.add(.via, via)
         }
         // Prox answers `100 Continue` itself once the chain has passed.
         if ctx.head.expectContinue { ctx.head.fields.remove(.expect) }
+    }
+
+    struct ForwardingSeen {
+        var xff = false, xfp = false, xfh = false, via = false
     }
 }
