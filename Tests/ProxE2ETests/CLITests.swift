@@ -163,6 +163,29 @@ import Testing
         #expect(log.contains("serve.yaml:"), "the rejection lists the diagnostics")
     }
 
+    @Test func serveReloadsWhenTheConfigFileChanges() throws {
+        let port = Self.freePort()
+        let config = { (body: String) in """
+        version: 1
+        server: {access_log: "off"}
+        listeners: [{id: main, address: "127.0.0.1:\(port)"}]
+        routes:
+          - id: hello
+            respond: {status: 200, body: "\(body)"}
+        """ }
+        let f = try Self.temp("watched.yaml", config("before"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = ["serve", "--config", f, "--threads", "1"]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate(); p.waitUntilExit() } }
+        #expect(try Self.get(port) == "before")
+        try config("after the edit").write(toFile: f, atomically: true, encoding: .utf8)
+        #expect(try Self.eventually(tries: 100, every: 0.05) { try Self.get(port) == "after the edit" })
+    }
+
     static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -189,10 +212,10 @@ import Testing
         }
     }
 
-    static func eventually(_ body: () throws -> Bool) throws -> Bool {
-        for _ in 0..<100 {
+    static func eventually(tries: Int = 100, every: Double = 0.05, _ body: () throws -> Bool) throws -> Bool {
+        for _ in 0..<tries {
             if try body() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: every)
         }
         return false
     }

@@ -246,6 +246,32 @@ import Testing
     }
 }
 
+extension ProxyE2ETests {
+    @Test func listenerMaxConnectionsRefusesTheExtraConnection() throws {
+        let prox = try ProxHarness("""
+        version: 1
+        server: { access_log: "off" }
+        listeners: [{ id: main, address: "127.0.0.1:0", limits: { max_connections: 2 } }]
+        routes: [{ id: all, respond: { status: 200, body: "ok" } }]
+        """)
+        defer { prox.stop() }
+        let a = try prox.client(), b = try prox.client()
+        for c in [a, b] {
+            try c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+        }
+        let extra = try prox.client()
+        #expect(extra.waitForClose(), "a third connection is closed at once")
+        // A slot frees when a connection closes.
+        a.shutdownWrite()
+        #expect(a.waitForClose())
+        Thread.sleep(forTimeInterval: 0.1)
+        let again = try prox.client()
+        try again.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try again.readResponse().status == 200)
+    }
+}
+
 /// Resident set size of this process in MiB (Linux).
 func residentMiB() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }

@@ -26,6 +26,15 @@ public struct HeadersStage: Stage {
             }
         }
 
+        /// The edit with its value rendered for this request (dry-run traces).
+        func traced(_ ctx: RequestContext) -> String {
+            switch self {
+            case .remove(let n): return "remove \(n.name)"
+            case .set(let n, let t): return "set \(n.name): \(t.render(ctx))" + (t.constant == nil ? " (from \(t.source))" : "")
+            case .add(let n, let t): return "add \(n.name): \(t.render(ctx))" + (t.constant == nil ? " (from \(t.source))" : "")
+            }
+        }
+
         var summary: String {
             switch self {
             case .remove(let n): return "remove \(n.name)"
@@ -47,17 +56,22 @@ public struct HeadersStage: Stage {
     public var handlesResponse: Bool { !responseEdits.isEmpty }
 
     public func request(_ ctx: RequestContext) -> Verdict {
-        for e in requestEdits { e.applyToRequest(ctx) }
-        if !requestEdits.isEmpty {
-            ctx.record(kind, looked: "request headers", decided: requestEdits.map(\.summary).joined(separator: "; "),
-                       why: "the filter's request edits")
+        if ctx.isTracing {
+            // Dry-run shows each value as rendered for this request, next to its template.
+            let shown = requestEdits.map { $0.traced(ctx) }
+            for e in requestEdits { e.applyToRequest(ctx) }
+            ctx.record(kind, looked: "request headers", decided: shown.joined(separator: "; "), why: "the filter's request edits")
+            return .next
         }
+        for e in requestEdits { e.applyToRequest(ctx) }
         return .next
     }
 
     public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {
         for e in responseEdits { e.apply(&head.fields, ctx) }
-        ctx.record(kind, looked: "response headers", decided: responseEdits.map(\.summary).joined(separator: "; "),
-                   why: "the filter's response edits")
+        if ctx.isTracing {
+            ctx.record(kind, looked: "response headers", decided: responseEdits.map { $0.traced(ctx) }.joined(separator: "; "),
+                       why: "the filter's response edits")
+        }
     }
 }
