@@ -130,14 +130,7 @@ import Testing
 
     @Test func serveReloadsOnSighupRejectsInvalidConfigAndDrainsOnSigterm() throws {
         let port = Self.freePort()
-        let config = { (body: String) in """
-        version: 1
-        server: {access_log: "off"}
-        listeners: [{id: main, address: "127.0.0.1:\(port)"}]
-        routes:
-          - id: hello
-            respond: {status: 200, body: "\(body)"}
-        """ }
+        let config = { (body: String) in Self.helloConfig(port: port, body: body) }
         let f = try Self.temp("serve.yaml", config("one"))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
@@ -165,14 +158,7 @@ import Testing
 
     @Test func serveReloadsWhenTheConfigFileChanges() throws {
         let port = Self.freePort()
-        let config = { (body: String) in """
-        version: 1
-        server: {access_log: "off"}
-        listeners: [{id: main, address: "127.0.0.1:\(port)"}]
-        routes:
-          - id: hello
-            respond: {status: 200, body: "\(body)"}
-        """ }
+        let config = { (body: String) in Self.helloConfig(port: port, body: body) }
         let f = try Self.temp("watched.yaml", config("before"))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
@@ -184,6 +170,18 @@ import Testing
         #expect(try Self.get(port) == "before")
         try config("after the edit").write(toFile: f, atomically: true, encoding: .utf8)
         #expect(try Self.eventually(tries: 100, every: 0.05) { try Self.get(port) == "after the edit" })
+    }
+
+    /// One listener on `port`; every request answered with `body`.
+    static func helloConfig(port: Int, body: String) -> String {
+        """
+        version: 1
+        server: {access_log: "off"}
+        listeners: [{id: main, address: "127.0.0.1:\(port)"}]
+        routes:
+          - id: hello
+            respond: {status: 200, body: "\(body)"}
+        """
     }
 
     static func freePort() -> Int {

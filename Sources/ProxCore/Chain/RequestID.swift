@@ -29,18 +29,12 @@ public enum RequestID {
     }
 
     final class Generator {
-        var state: UInt64
+        var rng: SplitMix64
         init() {
             var os = SystemRandomNumberGenerator()
-            state = os.next()
+            rng = SplitMix64(seed: os.next())
         }
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        func next() -> UInt64 { rng.next() }
 
         private static let key: pthread_key_t = {
             var k = pthread_key_t()
@@ -56,5 +50,19 @@ public enum RequestID {
             pthread_setspecific(key, Unmanaged.passRetained(g).toOpaque())
             return g
         }
+    }
+}
+
+/// A small, fast, seedable generator (Steele et al.'s SplitMix64), for request ids and balancer
+/// draws: they need speed and spread, not cryptographic strength.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

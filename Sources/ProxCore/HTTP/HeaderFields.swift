@@ -29,7 +29,10 @@ public struct HeaderFields: Sendable {
     public var bytes: ByteBuffer
     public var slots: [HeaderSlot]
     /// Lines added by stages, in order, written after the received lines that remain.
-    public var added: [(name: HeaderName, value: String)]
+    public private(set) var added: [(name: HeaderName, value: String)]
+    /// The `knownBit`s of the names in `added`: asking whether a well-known name was added costs
+    /// a bit test instead of a walk over `added`.
+    public private(set) var addedKnown: UInt32 = 0
 
     public init(bytes: ByteBuffer, slots: [HeaderSlot]) {
         self.bytes = bytes
@@ -109,6 +112,13 @@ public struct HeaderFields: Sendable {
         return out
     }
 
+    /// Whether a stage added a line named `name`; a bit test for well-known names.
+    @inlinable
+    public func addedHas(_ name: HeaderName) -> Bool {
+        if name.knownBit != 0 { return addedKnown & name.knownBit != 0 }
+        return added.contains { $0.name == name }
+    }
+
     public func contains(_ name: HeaderName) -> Bool {
         firstSlot(name) != nil || added.contains { $0.name == name }
     }
@@ -146,7 +156,10 @@ public struct HeaderFields: Sendable {
                 for i in hits { slots[i].removed = true }
             }
         }
-        if !added.isEmpty && added.contains(where: { $0.name == name }) { added.removeAll { $0.name == name } }
+        if !added.isEmpty && (name.knownBit == 0 || addedKnown & name.knownBit != 0) && added.contains(where: { $0.name == name }) {
+            added.removeAll { $0.name == name }
+            addedKnown &= ~name.knownBit
+        }
     }
 
     /// Replaces every line named `name` with one line.
@@ -161,6 +174,7 @@ public struct HeaderFields: Sendable {
         // allocation instead of growing 1, 2, 4, 8.
         if added.capacity == 0 { added.reserveCapacity(8) }
         added.append((name, value))
+        addedKnown |= name.knownBit
     }
 
     /// Removes every line whose name is a token in the given comma-separated list (the names a

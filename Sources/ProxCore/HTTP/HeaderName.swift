@@ -7,12 +7,20 @@ public struct HeaderName: Hashable, Sendable, CustomStringConvertible {
     public let lowercased: [UInt8]
     /// The name is an RFC 9110 token (safe to write on the wire); decided once, here.
     public let isToken: Bool
+    /// A bit of its own for the few names the engine asks about on every request (see
+    /// `HeaderFields.addedHas`), 0 for others.
+    public let knownBit: UInt32
 
     public init(_ name: String) {
         self.name = name
-        self.lowercased = Array(name.utf8).map(asciiLower)
+        let lower = Array(name.utf8).map(asciiLower)
+        self.lowercased = lower
         self.isToken = !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
+        self.knownBit = HeaderName.known.firstIndex(of: lower).map { UInt32(1) << UInt32($0) } ?? 0
     }
+
+    static let known: [[UInt8]] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via",
+                                   "x-request-id", "expect"].map { Array($0.utf8) }
 
     public var description: String { name }
 

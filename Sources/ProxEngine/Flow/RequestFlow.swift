@@ -97,45 +97,51 @@ public enum RequestFlow {
     /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
     /// cannot forge its address to the upstream.
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
-        // One pass finds which forwarding headers the client sent; absent ones (the common case)
-        // are added without the scan `set` would make.
-        var seen = ForwardingSeen()
-        ctx.head.fields.forEachReceived { name, _ in
-            switch name.count {
-            case 3: if HeaderName.via.matches(name) { seen.via = true }
-            case 15: if HeaderName.xForwardedFor.matches(name) { seen.xff = true }
-            case 16: if HeaderName.xForwardedHost.matches(name) { seen.xfh = true }
-            case 17: if HeaderName.xForwardedProto.matches(name) { seen.xfp = true }
-            default: break
-            }
-        }
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
-        // Edited in place: a local copy of the fields would copy their arrays on first write.
-        if seen.xff || ctx.head.fields.added.contains(where: { $0.name == .xForwardedFor }) {
-            if trusted {
-                let prior = ctx.head.fields.all(.xForwardedFor).joined(separator: ", ")
-                ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
-            } else {
-                ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
+        // Read phase: one copy of the fields (reading a struct stored in a class copies it), one
+        // pass over the received lines. The copy is gone before the writes below, so they edit
+        // the context's arrays in place.
+        let plan: ForwardingSeen = {
+            let f = ctx.head.fields
+            var seen = ForwardingSeen()
+            f.forEachReceived { name, _ in
+                switch name.count {
+                case 3: if HeaderName.via.matches(name) { seen.via = true }
+                case 15: if HeaderName.xForwardedFor.matches(name) { seen.xff = true }
+                case 16: if HeaderName.xForwardedHost.matches(name) { seen.xfh = true }
+                case 17: if HeaderName.xForwardedProto.matches(name) { seen.xfp = true }
+                default: break
+                }
             }
+            seen.xff = seen.xff || f.addedHas(.xForwardedFor)
+            seen.xfp = seen.xfp || f.addedHas(.xForwardedProto)
+            seen.xfh = seen.xfh || f.addedHas(.xForwardedHost)
+            seen.via = seen.via || f.addedHas(.via)
+            if seen.xff && trusted { seen.priorXFF = f.all(.xForwardedFor).joined(separator: ", ") }
+            if seen.via { seen.priorVia = f.all(.via).joined(separator: ", ") }
+            if !seen.xfh || !trusted { seen.host = f.first(.host) }
+            return seen
+        }()
+        if let prior = plan.priorXFF {
+            ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+        } else if plan.xff {
+            ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
         } else {
             ctx.head.fields.add(.xForwardedFor, ctx.clientIPText)
         }
-        if seen.xfp || ctx.head.fields.added.contains(where: { $0.name == .xForwardedProto }) {
-            if !trusted { ctx.head.fields.set(.xForwardedProto, ctx.scheme) }
-        } else {
+        if !plan.xfp {
             ctx.head.fields.add(.xForwardedProto, ctx.scheme)
+        } else if !trusted {
+            ctx.head.fields.set(.xForwardedProto, ctx.scheme)
         }
-        if seen.xfh || ctx.head.fields.added.contains(where: { $0.name == .xForwardedHost }) {
-            if !trusted {
-                if let h = ctx.head.fields.first(.host) { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
-            }
-        } else if let h = ctx.head.fields.first(.host) {
-            ctx.head.fields.add(.xForwardedHost, h)
+        if !plan.xfh {
+            if let h = plan.host { ctx.head.fields.add(.xForwardedHost, h) }
+        } else if !trusted {
+            if let h = plan.host { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
         }
         let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
-        if seen.via || ctx.head.fields.added.contains(where: { $0.name == .via }) {
-            ctx.head.fields.set(.via, ctx.head.fields.all(.via).joined(separator: ", ") + ", " + via)
+        if let prior = plan.priorVia {
+            ctx.head.fields.set(.via, prior + ", " + via)
         } else {
             ctx.head.fields.add(.via, via)
         }
@@ -145,5 +151,8 @@ public enum RequestFlow {
 
     struct ForwardingSeen {
         var xff = false, xfp = false, xfh = false, via = false
+        var priorXFF: String?
+        var priorVia: String?
+        var host: String?
     }
 }
