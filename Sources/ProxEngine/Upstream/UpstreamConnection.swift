@@ -26,7 +26,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     unowned let pool: UpstreamPool
     private var context: ChannelHandlerContext?
     private var parser = HTTP1ResponseParser(requestMethod: .get)
-    weak var delegate: (any UpstreamDelegate)?
+    /// Strong, and cleared when the exchange ends (`finish`, `close`, channel inactive): a weak
+    /// reference would put the client handler's reference count in a side table.
+    var delegate: (any UpstreamDelegate)?
     private var inbox = ByteBuffer()
     private(set) var closing = false
     /// True while a request is outstanding on this connection.
