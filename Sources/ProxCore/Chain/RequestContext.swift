@@ -47,6 +47,13 @@ public final class RequestContext {
 
     public var isTracing: Bool { trace != nil }
 
+    /// Lends the head in place. Passing `ctx.head` to a function copies it (a struct read out of
+    /// a class), which retains its buffer and arrays; code on the hot path reads it through here.
+    @inlinable
+    public func withHead<R>(_ body: (inout RequestHead) -> R) -> R {
+        body(&head)
+    }
+
     /// Records a trace entry. The arguments are evaluated only when tracing.
     @inlinable
     public func record(_ stage: @autoclosure () -> String, looked: @autoclosure () -> String,

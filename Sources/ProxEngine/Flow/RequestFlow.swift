@@ -15,7 +15,9 @@ public enum FlowStep {
 public enum RequestFlow {
     /// Routes the request and runs its chain from the first stage. Runs on the request's loop.
     public static func begin(_ ctx: RequestContext) -> FlowStep {
-        guard let m = ctx.snapshot.router.match(ctx.head, listener: ctx.listener.index) else {
+        let router = ctx.snapshot.router
+        let listener = ctx.listener.index
+        guard let m = ctx.withHead({ router.match($0, listener: listener) }) else {
             ctx.record("router", looked: "host '\(ctx.head.host)', path '\(ctx.head.path)', method \(ctx.head.method)",
                        decided: "no route", why: "none of the \(ctx.snapshot.routes.count) routes matches")
             return .respond(errorResponse(ctx, 404, "no_route"))

@@ -244,7 +244,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .none, .untilClose: framing = .none
         }
         var head = context.channel.allocator.buffer(capacity: 512)
-        HTTP1Writer.writeRequestHead(ctx.head, framing: framing, into: &head)
+        ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         ex.retryable = ctx.head.method.isIdempotent && ctx.head.framing == .none
         ex.pool = pool
