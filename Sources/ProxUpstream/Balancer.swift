@@ -14,6 +14,9 @@ public struct Balancer: Sendable {
     /// Smooth weighted round robin (as nginx does it): current weights.
     var current: [Int]
     var rng: SplitMix64
+    /// Every weight is positive (decided once): picks need no candidate list.
+    let allEligible: Bool
+    let totalWeight: Int
 
     public init(kind: BalancerKind, weights: [Int], seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.kind = kind
@@ -21,12 +24,28 @@ public struct Balancer: Sendable {
         self.inFlight = Array(repeating: 0, count: weights.count)
         self.current = Array(repeating: 0, count: weights.count)
         self.rng = SplitMix64(seed: seed)
+        self.allEligible = weights.allSatisfy { $0 > 0 }
+        self.totalWeight = max(1, weights.reduce(0) { $0 + max(0, $1) })
     }
 
-    /// Why an endpoint was chosen, for dry-run traces.
+    /// The endpoint chosen, with the numbers that explain why. The explanation is text only
+    /// when asked for (dry-run): formatting it per request cost ~2k instructions.
     public struct Choice: Sendable, Equatable {
         public var index: Int
-        public var why: String
+        let kind: BalancerKind
+        let a: Int
+        let b: Int
+
+        public var why: String {
+            switch kind {
+            case .roundRobin: return "round_robin: next in turn (position \(a) of \(b))"
+            case .weightedRoundRobin: return "weighted_round_robin: highest current weight (weight \(a) of \(b))"
+            case .random: return "random: weighted draw (weight \(a) of \(b))"
+            case .leastRequest:
+                if a < 0 { return "least_request: only eligible endpoint" }
+                return "least_request: two random choices, \(a) in flight beats \(b)"
+            }
+        }
     }
 
     /// Picks an endpoint, skipping `excluded` ones (a failed attempt's endpoint). Returns nil when
@@ -41,7 +60,7 @@ public struct Balancer: Sendable {
             for _ in 0..<n {
                 let i = next % n
                 next = (next + 1) % n
-                if eligible(i) { return Choice(index: i, why: "round_robin: next in turn (position \(i) of \(n))") }
+                if eligible(i) { return Choice(index: i, kind: kind, a: i, b: n) }
             }
             return nil
         case .weightedRoundRobin:
@@ -53,8 +72,17 @@ public struct Balancer: Sendable {
             }
             guard best >= 0 else { return nil }
             current[best] -= total
-            return Choice(index: best, why: "weighted_round_robin: highest current weight (weight \(weights[best]) of \(total))")
+            return Choice(index: best, kind: kind, a: weights[best], b: total)
         case .random:
+            if excluded == nil && allEligible {
+                // Common case: no exclusion, every weight positive; no candidate list to build.
+                var r = Int(rng.next() % UInt64(totalWeight))
+                for i in 0..<n {
+                    r -= weights[i]
+                    if r < 0 { return Choice(index: i, kind: kind, a: weights[i], b: totalWeight) }
+                }
+                return Choice(index: n - 1, kind: kind, a: weights[n - 1], b: totalWeight)
+            }
             let candidates = (0..<n).filter(eligible)
             guard !candidates.isEmpty else { return nil }
             // Weighted random.
@@ -62,13 +90,22 @@ public struct Balancer: Sendable {
             var r = Int(rng.next() % UInt64(total))
             for i in candidates {
                 r -= weights[i]
-                if r < 0 { return Choice(index: i, why: "random: weighted draw (weight \(weights[i]) of \(total))") }
+                if r < 0 { return Choice(index: i, kind: kind, a: weights[i], b: total) }
             }
-            return Choice(index: candidates[candidates.count - 1], why: "random")
+            let last = candidates[candidates.count - 1]
+            return Choice(index: last, kind: kind, a: weights[last], b: total)
         case .leastRequest:
+            if excluded == nil && allEligible && n >= 2 {
+                let a = Int(rng.next() % UInt64(n))
+                var b = Int(rng.next() % UInt64(n - 1))
+                if b >= a { b += 1 }
+                let pickA = inFlight[a] < inFlight[b] || (inFlight[a] == inFlight[b] && weights[a] >= weights[b])
+                let w = pickA ? a : b, l = pickA ? b : a
+                return Choice(index: w, kind: kind, a: inFlight[w], b: inFlight[l])
+            }
             let candidates = (0..<n).filter(eligible)
             guard !candidates.isEmpty else { return nil }
-            if candidates.count == 1 { return Choice(index: candidates[0], why: "least_request: only eligible endpoint") }
+            if candidates.count == 1 { return Choice(index: candidates[0], kind: kind, a: -1, b: -1) }
             // Power of two choices: two distinct random endpoints, the one with fewer in flight wins
             // (ties go to the higher weight, then the first drawn).
             let ia = Int(rng.next() % UInt64(candidates.count))
@@ -77,7 +114,7 @@ public struct Balancer: Sendable {
             let a = candidates[ia], b = candidates[ib]
             let pickA = inFlight[a] < inFlight[b] || (inFlight[a] == inFlight[b] && weights[a] >= weights[b])
             let w = pickA ? a : b, l = pickA ? b : a
-            return Choice(index: w, why: "least_request: two random choices, \(inFlight[w]) in flight beats \(inFlight[l])")
+            return Choice(index: w, kind: kind, a: inFlight[w], b: inFlight[l])
         }
     }
 

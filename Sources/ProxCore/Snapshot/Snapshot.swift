@@ -1,22 +1,24 @@
 import ProxRegex
 
 /// A listener as compiled: where to accept and the limits to enforce.
-public struct ListenerSpec: Sendable {
-    public var id: String
-    public var index: Int
-    public var host: String
-    public var port: Int
-    public var maxHeaderBytes: Int
-    public var maxHeaders: Int
-    public var maxConnections: Int
+public final class ListenerSpec: Sendable {
+    // A class: each request context holds one; a reference is one retain where the
+    // struct's strings and array were several.
+    public let id: String
+    public let index: Int
+    public let host: String
+    public let port: Int
+    public let maxHeaderBytes: Int
+    public let maxHeaders: Int
+    public let maxConnections: Int
     /// Longest request target accepted (414 beyond).
-    public var maxURIBytes: Int
-    public var clientHeaderTimeout: TimeAmountMillis
-    public var clientBodyIdleTimeout: TimeAmountMillis
-    public var keepAliveIdleTimeout: TimeAmountMillis
+    public let maxURIBytes: Int
+    public let clientHeaderTimeout: TimeAmountMillis
+    public let clientBodyIdleTimeout: TimeAmountMillis
+    public let keepAliveIdleTimeout: TimeAmountMillis
     /// Incoming X-Forwarded-* are kept (and appended to) only from peers in these blocks;
     /// from anyone else they are replaced.
-    public var trustedProxies: [CIDR]
+    public let trustedProxies: [CIDR]
 
     public init(id: String, index: Int, host: String, port: Int, maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100,
                 maxConnections: Int = 10_000, maxURIBytes: Int = 8 * 1024, clientHeaderTimeout: TimeAmountMillis = 10_000,
@@ -63,17 +65,19 @@ public struct EndpointSpec: Sendable, Hashable {
 
 /// An upstream pool as compiled. Its runtime state (connections, balancer position, in-flight
 /// counts) lives in per-event-loop registries keyed by `id`, so it outlives a reload.
-public struct PoolSpec: Sendable {
-    public var id: String
-    public var index: Int
-    public var endpoints: [EndpointSpec]
-    public var balancer: BalancerKind
-    public var connectTimeout: TimeAmountMillis
-    public var responseHeaderTimeout: TimeAmountMillis
-    public var bodyIdleTimeout: TimeAmountMillis
-    public var maxConnectionsPerEndpoint: Int
-    public var idleTimeout: TimeAmountMillis
-    public var maxIdlePerEndpoint: Int
+public final class PoolSpec: Sendable {
+    // A class: requests pass it along; a reference is one retain where the struct's
+    // arrays and strings were several.
+    public let id: String
+    public let index: Int
+    public let endpoints: [EndpointSpec]
+    public let balancer: BalancerKind
+    public let connectTimeout: TimeAmountMillis
+    public let responseHeaderTimeout: TimeAmountMillis
+    public let bodyIdleTimeout: TimeAmountMillis
+    public let maxConnectionsPerEndpoint: Int
+    public let idleTimeout: TimeAmountMillis
+    public let maxIdlePerEndpoint: Int
 
     public init(id: String, index: Int, endpoints: [EndpointSpec], balancer: BalancerKind = .roundRobin,
                 connectTimeout: TimeAmountMillis = 5_000, responseHeaderTimeout: TimeAmountMillis = 30_000,
