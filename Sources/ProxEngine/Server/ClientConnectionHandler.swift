@@ -243,7 +243,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .contentLength(let n): framing = .contentLength(n)
         case .none, .untilClose: framing = .none
         }
-        var head = context.channel.allocator.buffer(capacity: 512)
+        var head = context.channel.allocator.buffer(capacity: 1024)  // room for the head with its forwarding lines: no regrowth
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         ex.retryable = ctx.head.method.isIdempotent && ctx.head.framing == .none
@@ -406,7 +406,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
         ex.status = head.status
-        var out = context.channel.allocator.buffer(capacity: 512)
+        var out = context.channel.allocator.buffer(capacity: 1024)  // head plus a small coalesced body
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         ex.bytesOut += Int64(out.readableBytes)
