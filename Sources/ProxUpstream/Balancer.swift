@@ -43,6 +43,7 @@ public struct Balancer: Sendable {
             case .random: return "random: weighted draw (weight \(a) of \(b))"
             case .leastRequest:
                 if a < 0 { return "least_request: only eligible endpoint" }
+                if a == b { return "least_request: two random choices tie at \(a) in flight; the heavier, else the first drawn, wins" }
                 return "least_request: two random choices, \(a) in flight beats \(b)"
             }
         }
