@@ -20,21 +20,27 @@ public struct LocalResponse: Sendable {
     /// A short machine-readable reason (`upstream_connect_failed`, `ip_denied`, ...), sent as
     /// `X-Prox-Error` and logged. Empty for responses a config asked for.
     public var category: String
+    /// What went wrong in more words, for the error log. Sent to the client only for its own
+    /// mistakes (4xx); a 5xx never shows the client upstream addresses or system errors.
+    public var detail: String
 
-    public init(status: Int, headers: [(name: HeaderName, value: String)] = [], body: String = "", category: String = "") {
+    public init(status: Int, headers: [(name: HeaderName, value: String)] = [], body: String = "", category: String = "",
+                detail: String = "") {
         self.status = status
         self.headers = headers
         self.body = body
         self.category = category
+        self.detail = detail
     }
 
     /// An error answer: plain text naming the category and the request id.
     public static func error(_ status: Int, _ category: String, requestID: String, detail: String = "") -> LocalResponse {
         var text = "\(status) \(reasonPhrase(status)): \(category)"
-        if !detail.isEmpty { text += " (\(detail))" }
+        if !detail.isEmpty && status < 500 { text += " (\(detail))" }
         if !requestID.isEmpty { text += "\nrequest id: \(requestID)" }
         text += "\n"
-        return LocalResponse(status: status, headers: [(.contentType, "text/plain; charset=utf-8")], body: text, category: category)
+        return LocalResponse(status: status, headers: [(.contentType, "text/plain; charset=utf-8")], body: text, category: category,
+                             detail: detail)
     }
 }
 

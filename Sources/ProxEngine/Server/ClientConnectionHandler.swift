@@ -214,7 +214,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func respondLocal(_ ex: Exchange, _ r: LocalResponse, forceClose: Bool = false, malformedHead: Bool = false) {
         let head = RequestFlow.responseHead(for: r, ex.ctx, serverName: serverName)
         ex.status = head.status
-        if !r.category.isEmpty { ex.errorCategory = r.category }
+        if !r.category.isEmpty {
+            ex.errorCategory = r.category
+            if head.status >= 500 { logFailure(ex, r.category, detail: r.detail) }
+        }
         // A request whose body has not been read cannot be followed by another on this connection.
         let keepAlive = !forceClose && !malformedHead && ex.ctx.head.keepAlive && ex.requestEnded && !state.draining && !closeAfterResponse
         var out = context.channel.allocator.buffer(capacity: 256 + r.body.utf8.count)
@@ -573,6 +576,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Closes the client connection at once: used when a response that already started cannot be
     /// completed. With no final chunk or short of its Content-Length, the client sees the cut.
     private func abort(_ ex: Exchange) {
+        logFailure(ex, ex.errorCategory.isEmpty ? "aborted" : ex.errorCategory, detail: "the response had started; the client connection is closed")
         writePendingHead(ex)
         if let up = ex.upstream { up.finish(); up.close(); ex.upstream = nil }
         finishExchange(ex, keepAlive: false, log: true)
@@ -620,6 +624,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             path: c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
             status: ex.status, bytesIn: ex.bodyBytes, bytesOut: ex.bytesOut,
             durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory))
+    }
+
+    /// One error-log line for a failure Prox answered itself (5xx) or a response cut short.
+    private func logFailure(_ ex: Exchange, _ category: String, detail: String) {
+        let c = ex.ctx
+        state.logger.warning("\(category)", metadata: [
+            "request_id": "\(c.requestID)", "route": "\(c.route?.id ?? "")", "pool": "\(c.poolID ?? "")",
+            "endpoint": "\(c.endpoint ?? "")", "client": "\(clientIPText)",
+            "detail": "\(detail)",
+        ])
     }
 
     // MARK: timeouts and draining

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import ProxCore
 import ProxUpstream
@@ -12,6 +13,8 @@ final class LoopState {
     let balancers: BalancerRegistry
     let upstreams: UpstreamPool
     let accessLog: AccessLog
+    /// Error log: upstream failures and aborted responses (one line each; nothing on success).
+    var logger: Logger
     /// Open client connections, for the timeout sweep and for draining.
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     var draining = false
@@ -19,8 +22,10 @@ final class LoopState {
     let loopCount: Int
     var sweepTask: RepeatedTask?
 
-    init(eventLoop: any EventLoop, snapshot: Snapshot, seed: UInt64, accessLog: AccessLog, loopCount: Int) {
+    init(eventLoop: any EventLoop, snapshot: Snapshot, seed: UInt64, accessLog: AccessLog, loopCount: Int,
+         logger: Logger = Logger(label: "prox")) {
         self.eventLoop = eventLoop
+        self.logger = logger
         self.loopCount = loopCount
         self.snapshot = snapshot
         self.balancers = BalancerRegistry(seed: seed)

@@ -35,7 +35,7 @@ public final class ProxServer: @unchecked Sendable {
         for loop in loops {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
             let state = LoopState(eventLoop: loop, snapshot: snapshot, seed: seed,
-                                  accessLog: AccessLog(fd: accessLogFD), loopCount: loops.count)
+                                  accessLog: AccessLog(fd: accessLogFD), loopCount: loops.count, logger: logger)
             loopStates[ObjectIdentifier(loop)] = state
             orderedLoops.append((loop, state))
             try loop.submit { state.startSweep() }.wait()
