@@ -22,8 +22,9 @@ public struct HeaderSlot: Sendable {
 /// Header lines as a view over the bytes received, plus the edits stages made.
 ///
 /// Lookups compare bytes against a prepared `HeaderName`; a value becomes a `String` only when
-/// asked for. Edits are recorded and applied once, when the head is written on
-/// (`forEachEffective`), so an untouched line is copied byte for byte.
+/// asked for. Edits are recorded and applied once, when the engine writes the head
+/// (`HTTP1Writer`, which also keeps added values from splitting the head), so an untouched line
+/// is copied byte for byte.
 public struct HeaderFields: Sendable {
     /// The received head (or an empty buffer for a head built locally).
     public var bytes: ByteBuffer
@@ -175,36 +176,6 @@ public struct HeaderFields: Sendable {
         if added.capacity == 0 { added.reserveCapacity(8) }
         added.append((name, value))
         addedKnown |= name.knownBit
-    }
-
-    /// Removes every line whose name is a token in the given comma-separated list (the names a
-    /// `Connection` header lists, RFC 9110 section 7.6.1).
-    public mutating func removeListed(in list: String) {
-        for token in list.split(separator: ",") {
-            let t = token.trimmingCharacters(in: " \t")
-            if !t.isEmpty { remove(HeaderName(t)) }
-        }
-    }
-
-    /// Appends every effective line, `Name: value\r\n`, to `out`.
-    @inlinable
-    public func write(to out: inout ByteBuffer) {
-        bytes.withUnsafeReadableBytes { all in
-            // Runs of consecutive untouched lines are contiguous in the received bytes:
-            // copy each line from its name start to the end of its value.
-            for s in slots where !s.removed {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: all[Int(s.nameStart)..<Int(s.nameStart + s.nameLength)]))
-                out.writeStaticString(": ")
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: all[Int(s.valueStart)..<Int(s.valueStart + s.valueLength)]))
-                out.writeStaticString("\r\n")
-            }
-        }
-        for a in added {
-            out.writeString(a.name.name)
-            out.writeStaticString(": ")
-            out.writeString(a.value)
-            out.writeStaticString("\r\n")
-        }
     }
 }
 
