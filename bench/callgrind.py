@@ -6,6 +6,8 @@ thread, in front of the same nginx upstream answering 200 "ok"; send N1 and then
 run, N2 keep-alive requests over 4 connections; instructions per request = (I(N2) - I(N1)) /
 (N2 - N1), so start-up and shutdown cancel out.
 
+Build first with scripts/build-release.sh.
+
 Usage: bench/callgrind.py [--prox .build-release/release/prox] [--config bench/compare.yaml]
                           [--n1 2000] [--n2 12000] [--targets prox,nginx,haproxy] [--path /]
 """

@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
-swift build -c release --product prox
+prox=$(scripts/build-release.sh | tail -1)
 mkdir -p bench/results
 out="bench/results/compare-$(date -u +%Y%m%d-%H%M%S).jsonl"
 python3 ../shared/bench/compare.py \
-  --prox "$(pwd)/.build/release/prox serve --no-watch --config {config} --threads {threads}" \
+  --prox "$prox serve --no-watch --config {config} --threads {threads}" \
   --config-template bench/compare.yaml \
   --threads "${THREADS:-1,2}" --conns "${CONNS:-64,256}" \
   --rounds "${ROUNDS:-3}" --duration "${DURATION:-8}" --path "${BENCH_PATH:-/bench/users/42}" \

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1024}
 bin=${PROX_BIN:-.build-release/release/prox}
-[[ -x $bin ]] || swift build -c release --product prox --scratch-path .build-release
+[[ -x $bin ]] || scripts/build-release.sh
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 truncate -s "${size}M" "$work/big.bin"
