@@ -14,6 +14,7 @@ truncate -s "${size}M" "$work/big.bin"
 up=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 px=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 python3 bench/stream_upstream.py "$up" &
+for _ in $(seq 50); do python3 -c "import socket;socket.create_connection(('127.0.0.1',$up),0.2).close()" 2>/dev/null && break; sleep 0.1; done
 cat > "$work/prox.yaml" <<YAML
 version: 1
 server: {access_log: "off"}

@@ -436,7 +436,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     static let coalesceLimit = 8 * 1024
 
     func upstreamBody(_ c: UpstreamConnection, _ body: ByteBuffer) {
-        guard let ex = exchange, ex.upstream === c, !ex.clientNoBody else { return }
+        // An empty piece would become the last-chunk marker if re-chunked.
+        guard let ex = exchange, ex.upstream === c, !ex.clientNoBody, body.readableBytes > 0 else { return }
         ex.lastUpstreamActivity = .now()
         ex.bytesOut += Int64(body.readableBytes)
         if var h = ex.pendingClientHead {
