@@ -15,9 +15,7 @@ public final class RequestContext {
     public var requestID: String = ""
     /// Captures of the chosen route's path regex and host regex, when templates use them.
     public var pathCaptures: [String?] = []
-    public var pathCaptureNames: [String: Int] = [:]
     public var hostCaptures: [String?] = []
-    public var hostCaptureNames: [String: Int] = [:]
     /// The smallest body cap any stage asked for; the engine enforces it while streaming.
     public var requestBodyLimit: Int64?
     /// Set when tracing (dry-run, check); nil on the hot path.
