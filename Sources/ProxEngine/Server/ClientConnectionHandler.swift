@@ -303,12 +303,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.upstream = c
         ex.upstreamReused = reused
         c.begin(method: ex.ctx.head.method, delegate: self)
-        c.write(ex.upstreamHead)
-        for chunk in ex.pending { writeBodyUpstream(ex, chunk) }
-        ex.pending = []
-        ex.pendingBytes = 0
-        if ex.requestEnded && ex.upstreamChunked { writeLastChunkUpstream(ex) }
-        c.flush()
+        if ex.pending.isEmpty && !(ex.requestEnded && ex.upstreamChunked) {
+            // The common case, a request without a body: the head goes in one pipeline trip.
+            c.writeAndFlush(ex.upstreamHead)
+        } else {
+            c.write(ex.upstreamHead)
+            for chunk in ex.pending { writeBodyUpstream(ex, chunk) }
+            ex.pending = []
+            ex.pendingBytes = 0
+            if ex.requestEnded && ex.upstreamChunked { writeLastChunkUpstream(ex) }
+            c.flush()
+        }
         let now = NIODeadline.now()
         ex.phase = .awaitingResponse
         ex.upstreamSentAt = now
@@ -442,7 +447,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.bytesOut += Int64(body.readableBytes)
         if var h = ex.pendingClientHead {
             ex.pendingClientHead = nil
-            if body.readableBytes <= Self.coalesceLimit {
+            if h.readableBytes + body.readableBytes <= Self.coalesceLimit {
+                // Still held back: the response's end (or the end of this read) sends it.
                 var b = body
                 if ex.clientChunked {
                     HTTP1Writer.writeChunkHeader(size: b.readableBytes, into: &h)
@@ -451,8 +457,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 } else {
                     h.writeBuffer(&b)
                 }
-                context.write(wrapOutboundOut(h), promise: nil)
-                wroteToClient = true
+                ex.pendingClientHead = h
                 return
             }
             context.write(wrapOutboundOut(h), promise: nil)
@@ -479,23 +484,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamEnd(_ c: UpstreamConnection) {
         guard let ex = exchange, ex.upstream === c else { return }
-        if ex.clientChunked, var h = ex.pendingClientHead {
-            // No body at all: the last chunk joins the head.
+        // The upstream's read-complete will not reach us once the exchange is finished: send and
+        // flush now. A small response (head, body, last chunk) is one buffer and one pipeline trip.
+        if var h = ex.pendingClientHead {
             ex.pendingClientHead = nil
-            h.writeStaticString("0\r\n\r\n")
-            ex.bytesOut += 5
-            context.write(wrapOutboundOut(h), promise: nil)
-        } else if ex.clientChunked {
-            var b = context.channel.allocator.buffer(capacity: 5)
-            b.writeStaticString("0\r\n\r\n")
-            ex.bytesOut += 5
-            context.write(wrapOutboundOut(b), promise: nil)
+            if ex.clientChunked {
+                h.writeStaticString("0\r\n\r\n")
+                ex.bytesOut += 5
+            }
+            context.writeAndFlush(wrapOutboundOut(h), promise: nil)
+        } else {
+            if ex.clientChunked {
+                var b = context.channel.allocator.buffer(capacity: 5)
+                b.writeStaticString("0\r\n\r\n")
+                ex.bytesOut += 5
+                context.write(wrapOutboundOut(b), promise: nil)
+            }
+            context.flush()
         }
-        writePendingHead(ex)
-        // The upstream's read-complete will not reach us once the exchange is finished: flush now
-        // (head and body of a small response still leave in one writev).
         wroteToClient = false
-        context.flush()
         c.finish()
         c.setAutoRead(true)
         if ex.requestEnded, let pool = ex.pool, c.upstreamKeepAlive {

@@ -71,6 +71,11 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     func flush() { context?.flush() }
 
+    /// One trip through the pipeline for a write that is also the last before a flush.
+    func writeAndFlush(_ buffer: ByteBuffer) {
+        context?.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
     private var autoReadOff = false
 
     /// Stops or resumes reading from the upstream (backpressure from a slow client). Changes the
