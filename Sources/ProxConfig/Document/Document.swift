@@ -108,7 +108,7 @@ struct ListenerLimits: ConfigObject {
                doc: "Largest request head (request line and headers) accepted."),
         .field("max_headers", \.maxHeaders, .int(min: 1, max: 10_000), doc: "Most header lines accepted in a request."),
         .field("max_connections", \.maxConnections, .int(min: 1, max: 1_000_000),
-               doc: "Most client connections open at once; further connections wait in the accept queue."),
+               doc: "Most client connections open at once; beyond it the listener stops accepting and new connections wait in the kernel's accept queue until one closes."),
         .field("max_uri_bytes", \.maxURIBytes, .sizeInt(min: 256, max: 1024 * 1024), doc: "Longest request target accepted."),
     ]}
 }
@@ -209,7 +209,7 @@ struct PoolLimits: ConfigObject {
 
     static var fields: [ConfigField<Self>] {[
         .field("max_connections_per_endpoint", \.maxConnectionsPerEndpoint, .int(min: 1, max: 1_000_000),
-               doc: "Most connections open to one endpoint; a request beyond waits for one to be free."),
+               doc: "Most connections open to one endpoint, shared out among the event loops; a request that needs one more is answered 503 `upstream_max_connections` (no queueing yet)."),
         .field("max_idle_per_endpoint", \.maxIdlePerEndpoint, .int(min: 0, max: 1_000_000),
                doc: "Most idle keep-alive connections kept to one endpoint."),
     ]}

@@ -77,22 +77,38 @@ public final class ProxServer: @unchecked Sendable {
         let states = loopStates
         let max = listener.maxConnections
         let logger = self.logger
-        return try ServerBootstrap(group: group)
+        // At max_connections the listener stops accepting (its reads pause) and new clients wait
+        // in the kernel's accept queue, as with nginx and HAProxy; accepting resumes when a
+        // connection closes. A connection accepted in the same burst that filled the last slot
+        // is closed.
+        let server = NIOLockedValueBox<(any Channel)?>(nil)
+        let ch = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
-                let admitted = count.withLockedValue { n -> Bool in
-                    if n >= max { return false }
+                let (admitted, nowFull) = count.withLockedValue { n -> (Bool, Bool) in
+                    if n >= max { return (false, true) }
                     n += 1
-                    return true
+                    return (true, n >= max)
                 }
-                guard admitted, let state = states[ObjectIdentifier(channel.eventLoop)], !state.draining else {
-                    if !admitted { logger.warning("listener \(listener.id): max_connections (\(max)) reached, refusing a connection") }
+                if nowFull { server.withLockedValue { $0 }?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+                guard admitted else {
+                    logger.warning("listener \(listener.id): max_connections (\(max)) reached, closing a connection accepted in the same burst")
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in count.withLockedValue { $0 -= 1 } }
+                channel.closeFuture.whenComplete { _ in
+                    let wasFull = count.withLockedValue { n -> Bool in
+                        let full = n >= max
+                        n -= 1
+                        return full
+                    }
+                    if wasFull { server.withLockedValue { $0 }?.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+                }
+                guard let state = states[ObjectIdentifier(channel.eventLoop)], !state.draining else {
+                    return channel.close()
+                }
                 let peer = channel.remoteAddress
                 let ip = peer?.ipAddress.flatMap { IPAddress($0) } ?? .v4(0)
                 let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: peer?.port ?? 0)
@@ -102,6 +118,8 @@ public final class ProxServer: @unchecked Sendable {
             }
             .bind(host: listener.host, port: listener.port)
             .wait()
+        server.withLockedValue { $0 = ch }
+        return ch
     }
 
     /// Swaps in a new snapshot: every loop's new requests read it from now on.
