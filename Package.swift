@@ -68,6 +68,16 @@ let package = Package(
             path: "bench/RouteBench",
             swiftSettings: hotPathFlags + swift5
         ),
+        // The SwiftNIO floor: a verbatim byte forwarder, to measure what NIO itself costs.
+        .executableTarget(
+            name: "prox-niofloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/NIOFloor",
+            swiftSettings: hotPathFlags + swift5
+        ),
         .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex"]),
         .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore", "ProxConfig"], swiftSettings: swift5),
         .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI"], swiftSettings: swift5),

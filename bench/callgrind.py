@@ -10,6 +10,9 @@ Build first with scripts/build-release.sh.
 
 Usage: bench/callgrind.py [--prox .build-release/release/prox] [--config bench/compare.yaml]
                           [--n1 2000] [--n2 12000] [--targets prox,nginx,haproxy] [--path /]
+
+Target `niofloor` is bench/NIOFloor (built beside prox): SwiftNIO forwarding bytes verbatim, the
+floor under any proxy built on SwiftNIO channels.
 """
 import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -75,6 +78,12 @@ def run(target, n, args, work, upstream):
         cfg = f"{d}/config.yaml"
         open(cfg, "w").write(open(args.config).read().replace("{port}", str(port)).replace("{upstream}", f"127.0.0.1:{upstream}").replace("{threads}", "1"))
         cmd = vg + [binary, "serve", "--no-watch", "--config", cfg, "--threads", "1"]
+    elif target == "niofloor":
+        # The SwiftNIO floor (bench/NIOFloor): verbatim bytes, one upstream connection per client.
+        binary = f"{d}/prox-niofloor"
+        shutil.copy(os.path.join(os.path.dirname(args.prox), "prox-niofloor"), binary)
+        subprocess.run(["objcopy", "--strip-debug", binary], check=True)
+        cmd = vg + [binary, "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--threads", "1"]
     elif target == "nginx":
         body = (f"upstream origin {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n"
                 f"server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://origin; proxy_http_version 1.1;"
