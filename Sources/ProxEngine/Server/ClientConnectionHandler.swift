@@ -257,8 +257,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func connectUpstream(_ ex: Exchange, _ pool: PoolSpec, excluding: Int?, allowIdle: Bool) {
         ex.phase = .connecting
         ex.attempts += 1
-        let balancer = ex.balancer ?? state.balancers.entry(pool, version: ex.ctx.snapshot.version)
-        ex.balancer = balancer
+        let runtime = ex.runtime ?? state.upstreams.runtime(pool, version: ex.ctx.snapshot.version, balancers: state.balancers)
+        ex.runtime = runtime
+        let balancer = runtime.balancer
         guard let choice = balancer.balancer.pick(excluding: excluding) else {
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 503, "no_upstream_endpoint", detail: "pool \(pool.id) has no eligible endpoint"))
             return
@@ -267,18 +268,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.endpointIndex = choice.index
         balancer.balancer.started(choice.index)
         let endpoint = pool.endpoints[choice.index]
-        ex.ctx.endpoint = endpoint.address
-        if allowIdle, let c = state.upstreams.takeIdle(endpoint) {
+        let connections = runtime.endpoints[choice.index]
+        ex.ctx.endpoint = connections.address
+        if allowIdle, let c = state.upstreams.takeIdle(connections) {
             attach(ex, c, reused: true)
             return
         }
         let perLoop = max(1, (pool.maxConnectionsPerEndpoint + state.loopCount - 1) / state.loopCount)
-        guard state.upstreams.canOpen(endpoint, limit: perLoop) else {
+        guard connections.open < perLoop else {
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 503, "upstream_max_connections",
                                                        detail: "\(endpoint.address) has \(pool.maxConnectionsPerEndpoint) connections open"))
             return
         }
-        state.upstreams.connect(endpoint, pool: pool).whenComplete { result in
+        state.upstreams.connect(connections, endpoint, pool: pool).whenComplete { result in
             guard self.exchange === ex, !self.closed else {
                 if case .success(let c) = result { self.state.upstreams.release(c, pool: pool) }
                 return
@@ -532,7 +534,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !ex.responseStarted {
             if ex.upstreamReused && !receivedAny && ex.retryable && ex.attempts < 2, let pool = ex.pool {
                 // A stale pooled connection: retry once on a fresh one to the same endpoint.
-                ex.balancer?.balancer.finished(ex.endpointIndex)
+                ex.runtime?.balancer.balancer.finished(ex.endpointIndex)
                 let endpoint = ex.endpointIndex
                 ex.endpointIndex = -1
                 retryFresh(ex, pool, endpoint: endpoint)
@@ -551,9 +553,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.phase = .connecting
         ex.attempts += 1
         ex.endpointIndex = endpoint
-        ex.balancer?.balancer.started(endpoint)
+        ex.runtime?.balancer.balancer.started(endpoint)
         let ep = pool.endpoints[endpoint]
-        state.upstreams.connect(ep, pool: pool).whenComplete { result in
+        let connections = ex.runtime?.endpoints[endpoint] ?? state.upstreams.endpoint(ep.address)
+        state.upstreams.connect(connections, ep, pool: pool).whenComplete { result in
             guard self.exchange === ex, !self.closed else {
                 if case .success(let c) = result { c.close() }
                 return
@@ -596,7 +599,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishExchange(_ ex: Exchange, keepAlive: Bool, log: Bool) {
         guard ex.phase != .done else { return }
         ex.phase = .done
-        if ex.endpointIndex >= 0 { ex.balancer?.balancer.finished(ex.endpointIndex) }
+        if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }
         idleSince = .now()

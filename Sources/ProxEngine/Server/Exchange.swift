@@ -28,8 +28,8 @@ final class Exchange {
     var pending: [ByteBuffer] = []
     var pendingBytes = 0
     var pool: PoolSpec?
-    /// The pool's balancer on this loop, looked up once per request.
-    var balancer: BalancerRegistry.Entry?
+    /// The pool's balancer and endpoint connections on this loop, looked up once per request.
+    var runtime: PoolRuntime?
     var endpointIndex = -1
     var upstream: UpstreamConnection?
     var upstreamReused = false

@@ -23,7 +23,14 @@ final class UpstreamConnection: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let endpoint: EndpointSpec
+    /// The endpoint's connection state on this loop (idle list, open count).
+    let connections: EndpointConnections
     unowned let pool: UpstreamPool
+    /// Still counted in `connections.open`.
+    var counted = true
+    /// The channel is connected and not yet inactive; tracked here because asking the channel
+    /// costs several retains inside SwiftNIO.
+    private var active = false
     private var context: ChannelHandlerContext?
     private var parser = HTTP1ResponseParser(requestMethod: .get)
     /// Strong, and cleared when the exchange ends (`finish`, `close`, channel inactive): a weak
@@ -38,14 +45,14 @@ final class UpstreamConnection: ChannelInboundHandler {
     private(set) var upstreamKeepAlive = true
     private(set) var exchanges = 0
 
-    init(endpoint: EndpointSpec, pool: UpstreamPool) {
+    init(endpoint: EndpointSpec, connections: EndpointConnections, pool: UpstreamPool) {
         self.endpoint = endpoint
+        self.connections = connections
         self.pool = pool
     }
 
     var isUsable: Bool {
-        guard let ctx = context else { return false }
-        return ctx.channel.isActive && !closing && !busy && upstreamKeepAlive && inbox.readableBytes == 0
+        active && !closing && !busy && upstreamKeepAlive && inbox.readableBytes == 0
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -96,9 +103,18 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     // MARK: ChannelInboundHandler
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        active = context.channel.isActive
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        active = true
+        context.fireChannelActive()
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
+        active = false
         closing = true
         pool.closed(self)
         if let d = delegate {

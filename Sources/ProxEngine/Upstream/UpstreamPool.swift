@@ -1,48 +1,94 @@
 import NIOCore
 import NIOPosix
 import ProxCore
+import ProxUpstream
 
-/// One event loop's upstream connections, keyed by endpoint address so they outlive a reload
-/// that keeps the endpoint. Connections are made with this loop as their group, so a request
-/// and its upstream connection share a thread.
-final class UpstreamPool {
-    let eventLoop: any EventLoop
+/// One endpoint's connections on one event loop. Kept by address, so the connections outlive a
+/// reload that keeps the endpoint; requests reach it by reference (see `PoolRuntime`), not by
+/// hashing the address.
+final class EndpointConnections {
     struct Idle {
         let connection: UpstreamConnection
         let expires: NIODeadline
     }
-    var idle: [String: [Idle]] = [:]
-    /// Connections open per endpoint (idle or busy) on this loop.
-    var open: [String: Int] = [:]
-    var resolved: [String: SocketAddress] = [:]
+    let address: String
+    /// Idle keep-alive connections, newest last.
+    var idle: [Idle] = []
+    /// Connections open (idle or busy) on this loop.
+    var open = 0
+    var resolved: SocketAddress?
+
+    init(address: String) { self.address = address }
+}
+
+/// What one loop keeps for one pool of one snapshot: its balancer and its endpoints'
+/// connections, by endpoint index. Made once per pool per snapshot version and loop.
+final class PoolRuntime {
+    let balancer: BalancerRegistry.Entry
+    let endpoints: [EndpointConnections]
+
+    init(balancer: BalancerRegistry.Entry, endpoints: [EndpointConnections]) {
+        self.balancer = balancer
+        self.endpoints = endpoints
+    }
+}
+
+/// One event loop's upstream connections. Connections are made with this loop as their group,
+/// so a request and its upstream connection share a thread.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    private(set) var byAddress: [String: EndpointConnections] = [:]
+    /// `PoolRuntime`s of snapshot `runtimeVersion`, by pool index.
+    private var runtimes: [PoolRuntime?] = []
+    private var runtimeVersion = -1
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    /// A pooled idle connection to `endpoint`, newest first, or nil.
-    func takeIdle(_ endpoint: EndpointSpec) -> UpstreamConnection? {
-        // Mutated in place (no copy of the list per request).
-        while let entry = idle[endpoint.address]?.popLast() {
+    /// The endpoint state for `address`, made on first use.
+    func endpoint(_ address: String) -> EndpointConnections {
+        if let e = byAddress[address] { return e }
+        let e = EndpointConnections(address: address)
+        byAddress[address] = e
+        return e
+    }
+
+    /// The runtime of `pool` as the snapshot with `version` declares it. An array index for the
+    /// newest snapshot this loop has seen; a request still running on an older one gets a
+    /// runtime made for it (same endpoint state, found by address).
+    func runtime(_ pool: PoolSpec, version: Int, balancers: BalancerRegistry) -> PoolRuntime {
+        if version == runtimeVersion, pool.index < runtimes.count, let r = runtimes[pool.index] { return r }
+        let r = PoolRuntime(balancer: balancers.entry(pool, version: version),
+                            endpoints: pool.endpoints.map { endpoint($0.address) })
+        if version > runtimeVersion {
+            runtimeVersion = version
+            runtimes = []
+        }
+        if version == runtimeVersion && version >= 0 {
+            if runtimes.count <= pool.index { runtimes.append(contentsOf: repeatElement(nil, count: pool.index + 1 - runtimes.count)) }
+            runtimes[pool.index] = r
+        }
+        return r
+    }
+
+    /// A pooled idle connection, newest first, or nil.
+    func takeIdle(_ ep: EndpointConnections) -> UpstreamConnection? {
+        while let entry = ep.idle.popLast() {
             if entry.connection.isUsable { return entry.connection }
             entry.connection.close()
         }
         return nil
     }
 
-    func canOpen(_ endpoint: EndpointSpec, limit: Int) -> Bool {
-        (open[endpoint.address] ?? 0) < limit
-    }
-
     /// Opens a new connection. Fails with `UpstreamFailure.connect...`.
-    func connect(_ endpoint: EndpointSpec, pool: PoolSpec) -> EventLoopFuture<UpstreamConnection> {
+    func connect(_ ep: EndpointConnections, _ spec: EndpointSpec, pool: PoolSpec) -> EventLoopFuture<UpstreamConnection> {
         let address: SocketAddress
         do {
-            address = try resolve(endpoint)
+            address = try resolve(ep, spec)
         } catch {
-            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("cannot resolve \(endpoint.address): \(error)"))
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("cannot resolve \(spec.address): \(error)"))
         }
-        open[endpoint.address, default: 0] += 1
-        let key = endpoint.address
-        let handler = UpstreamConnection(endpoint: endpoint, pool: self)
+        ep.open += 1
+        let handler = UpstreamConnection(endpoint: spec, connections: ep, pool: self)
         return ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(pool.connectTimeout))
@@ -53,60 +99,62 @@ final class UpstreamPool {
             }
             .connect(to: address)
             .map { _ in handler }
-            .flatMapErrorThrowing { [self] error in
-                open[key, default: 1] -= 1
+            .flatMapErrorThrowing { error in
+                // The handler never saw its channel become inactive: count it out here.
+                if handler.counted { handler.counted = false; ep.open -= 1 }
                 if case ChannelError.connectTimeout = error {
-                    throw UpstreamFailure.connectTimeout("no connection to \(key) within \(pool.connectTimeout) ms")
+                    throw UpstreamFailure.connectTimeout("no connection to \(spec.address) within \(pool.connectTimeout) ms")
                 }
-                throw UpstreamFailure.connectFailed("\(key): \(error)")
+                throw UpstreamFailure.connectFailed("\(spec.address): \(error)")
             }
     }
 
-    func resolve(_ endpoint: EndpointSpec) throws -> SocketAddress {
-        if let a = resolved[endpoint.address] { return a }
+    func resolve(_ ep: EndpointConnections, _ spec: EndpointSpec) throws -> SocketAddress {
+        if let a = ep.resolved { return a }
         let a: SocketAddress
-        if let ip = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port) {
+        if let ip = try? SocketAddress(ipAddress: spec.host, port: spec.port) {
             a = ip
         } else {
             // Names are resolved once per loop and kept (a blocking lookup, once).
-            a = try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+            a = try SocketAddress.makeAddressResolvingHost(spec.host, port: spec.port)
         }
-        resolved[endpoint.address] = a
+        ep.resolved = a
         return a
     }
 
     /// Returns a connection after a complete exchange: kept idle when reusable and room remains.
     func release(_ c: UpstreamConnection, pool: PoolSpec) {
         guard c.isUsable, !c.closing else { c.close(); return }
-        let key = c.endpoint.address
-        if (idle[key]?.count ?? 0) >= pool.maxIdlePerEndpoint { c.close(); return }
-        idle[key, default: []].append(Idle(connection: c, expires: .now() + .milliseconds(pool.idleTimeout)))
+        let ep = c.connections
+        if ep.idle.count >= pool.maxIdlePerEndpoint { c.close(); return }
+        ep.idle.append(.init(connection: c, expires: .now() + .milliseconds(pool.idleTimeout)))
     }
 
     /// Called when a connection's channel closed.
     func closed(_ c: UpstreamConnection) {
-        let key = c.endpoint.address
-        open[key, default: 1] -= 1
-        if open[key] ?? 0 <= 0 { open[key] = nil }
-        if let i = idle[key]?.firstIndex(where: { $0.connection === c }) {
-            idle[key]!.remove(at: i)
-        }
+        let ep = c.connections
+        if c.counted { c.counted = false; ep.open -= 1 }
+        if let i = ep.idle.firstIndex(where: { $0.connection === c }) { ep.idle.remove(at: i) }
     }
 
     func closeExpiredIdle(_ now: NIODeadline) {
-        for (key, list) in idle where list.contains(where: { $0.expires <= now }) {
-            var keep: [Idle] = []
-            for e in list { if e.expires <= now { e.connection.close() } else { keep.append(e) } }
-            idle[key] = keep
+        for ep in byAddress.values where ep.idle.contains(where: { $0.expires <= now }) {
+            let expired = ep.idle.filter { $0.expires <= now }
+            ep.idle.removeAll { $0.expires <= now }
+            for e in expired { e.connection.close() }
         }
     }
 
     func closeAll() {
-        for (_, list) in idle { for e in list { e.connection.close() } }
-        idle = [:]
+        for ep in byAddress.values {
+            let list = ep.idle
+            ep.idle = []
+            for e in list { e.connection.close() }
+        }
     }
 
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+    var idleCount: Int { byAddress.values.reduce(0) { $0 + $1.idle.count } }
+    func openCount(_ address: String) -> Int { byAddress[address]?.open ?? 0 }
 }
 
 enum UpstreamFailure: Error {
