@@ -50,7 +50,7 @@ import Testing
         """)))
         let ctx = request(s)
         let (_, ran) = runRequest(ctx)
-        #expect(ctx.head.fields.added.isEmpty)
+        #expect(ctx.head.fields.addedBytes.isEmpty)
         let resp = runResponse(ctx, ran: ran, headers: [("Server", "nginx"), ("Cache-Control", "max-age=60"), ("Vary", "Origin")])
         #expect(lines(resp.fields) == ["Vary: Origin", "Cache-Control: no-store", "Vary: Accept-Encoding"])
     }

@@ -14,9 +14,12 @@ public final class HeaderName: Hashable, Sendable, CustomStringConvertible {
     /// A bit of its own for the few names the engine asks about on every request (see
     /// `HeaderFields.addedHas`), 0 for others.
     public let knownBit: UInt32
+    /// `name`'s UTF-8 bytes, as written.
+    public let nameBytes: [UInt8]
 
     public init(_ name: String) {
         self.name = name
+        self.nameBytes = Array(name.utf8)
         let lower = Array(name.utf8).map(asciiLower)
         self.lowercased = lower
         self.isToken = !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
@@ -24,7 +27,17 @@ public final class HeaderName: Hashable, Sendable, CustomStringConvertible {
     }
 
     static let known: [[UInt8]] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via",
-                                   "x-request-id", "expect"].map { Array($0.utf8) }
+                                   "x-request-id", "expect", "content-length", "transfer-encoding",
+                                   "connection"].map { Array($0.utf8) }
+
+    /// The known bit of the name spelled by `bytes` (any case), 0 when it has none.
+    public static func knownBit(ofLowercasedOrNot bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let lower = bytes.map(asciiLower)
+        return known.firstIndex(of: lower).map { UInt32(1) << UInt32($0) } ?? 0
+    }
+
+    /// Names the writer owns (framing): lines a stage adds with these names are not written.
+    public static let framingBits: UInt32 = contentLength.knownBit | transferEncoding.knownBit | connection.knownBit
 
     public var description: String { name }
 

@@ -121,7 +121,11 @@ public enum RequestFlow {
             seen.via = seen.via || f.addedHas(.via)
             if seen.xff && trusted { seen.priorXFF = f.all(.xForwardedFor).joined(separator: ", ") }
             if seen.via { seen.priorVia = f.all(.via).joined(separator: ", ") }
-            if !seen.xfh || !trusted { seen.host = f.first(.host) }
+            if !seen.xfh || !trusted {
+                // The Host as received is copied as bytes; one a stage added is rare.
+                seen.hostSlot = f.firstSlot(.host)
+                if seen.hostSlot == nil { seen.host = f.first(.host) }
+            }
             return seen
         }()
         if let prior = plan.priorXFF {
@@ -136,10 +140,13 @@ public enum RequestFlow {
         } else if !trusted {
             ctx.head.fields.set(.xForwardedProto, ctx.scheme)
         }
-        if !plan.xfh {
-            if let h = plan.host { ctx.head.fields.add(.xForwardedHost, h) }
-        } else if !trusted {
-            if let h = plan.host { ctx.head.fields.set(.xForwardedHost, h) } else { ctx.head.fields.remove(.xForwardedHost) }
+        if plan.xfh && !trusted { ctx.head.fields.remove(.xForwardedHost) }
+        if !plan.xfh || !trusted {
+            if let i = plan.hostSlot {
+                ctx.head.fields.add(.xForwardedHost, valueOfSlot: i)
+            } else if let h = plan.host {
+                ctx.head.fields.add(.xForwardedHost, h)
+            }
         }
         let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
         if let prior = plan.priorVia {
@@ -155,6 +162,7 @@ public enum RequestFlow {
         var xff = false, xfp = false, xfh = false, via = false
         var priorXFF: String?
         var priorVia: String?
+        var hostSlot: Int?
         var host: String?
     }
 }

@@ -142,20 +142,24 @@ struct HeadAssembler {
             }
             if runEnd > runStart { put(UnsafeRawBufferPointer(rebasing: all[runStart..<runEnd])) }
         }
-        for a in fields.added {
-            if HTTP1Writer.isFramingName(a.name) || (skipHost && a.name == .host) || !a.name.isToken { continue }
-            putName(a.name)
-            put(": ")
-            putValue(a.value)
-            put("\r\n")
+        if !fields.addedBytes.isEmpty {
+            // Added lines are serialized already: one copy, unless a stage added a name the
+            // writer owns (framing, or Host, which the request writer puts first).
+            let skip = HeaderName.framingBits | (skipHost ? HeaderName.host.knownBit : 0)
+            if fields.addedKnown & skip == 0 {
+                fields.addedBytes.withUnsafeBytes { put($0) }
+            } else {
+                fields.forEachAdded { name, _, line in
+                    if HeaderName.knownBit(ofLowercasedOrNot: name) & skip == 0 { put(line) }
+                    return true
+                }
+            }
         }
     }
 
     /// An upper bound on what `putFields` writes.
     @inlinable
     static func fieldsBound(_ fields: HeaderFields) -> Int {
-        var n = fields.bytes.readableBytes + 4 * fields.slots.count
-        for a in fields.added { n += a.name.lowercased.count + a.value.utf8.count + 4 }
-        return n
+        fields.bytes.readableBytes + 4 * fields.slots.count + fields.addedBytes.count
     }
 }

@@ -56,8 +56,8 @@ public enum HTTP1Writer {
                 w.putValue(h)
             } else if let i = fields.firstSlot(.host) {
                 fields.withValueBytes(ofSlot: i) { w.put($0) }
-            } else if let a = fields.added.first(where: { $0.name == .host }) {
-                w.putValue(a.value)
+            } else {
+                _ = fields.withFirstAddedValue(.host) { w.put($0) }
             }
             w.put("\r\n")
             w.putFields(fields, skipHost: true)
@@ -154,16 +154,6 @@ public enum HTTP1Writer {
             var w = HeadAssembler(buf.baseAddress!)
             w.putFields(fields, skipHost: skipHost)
             return w.i
-        }
-    }
-
-    @inlinable
-    static func isFramingName(_ n: HeaderName) -> Bool {
-        switch n.lowercased.count {
-        case 10: return n == .connection
-        case 14: return n == .contentLength
-        case 17: return n == .transferEncoding
-        default: return false
         }
     }
 
