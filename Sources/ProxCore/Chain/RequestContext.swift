@@ -30,7 +30,7 @@ public final class RequestContext {
     /// `client` as text, made once per connection by the engine.
     public let clientIPText: String
 
-    public init(head: RequestHead, snapshot: Snapshot, listener: ListenerSpec, client: IPAddress, clientPort: Int,
+    public init(head: consuming RequestHead, snapshot: Snapshot, listener: ListenerSpec, client: IPAddress, clientPort: Int,
                 clientIPText: String? = nil, scheme: String = "http", eventLoop: (any EventLoop)?, trace: Trace? = nil) {
         self.head = head
         self.snapshot = snapshot

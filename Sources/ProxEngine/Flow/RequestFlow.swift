@@ -100,13 +100,12 @@ public enum RequestFlow {
     /// cannot forge its address to the upstream.
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
-        // Read phase: one copy of the fields (reading a struct stored in a class copies it), one
-        // pass over the received lines. The copy is gone before the writes below, so they edit
-        // the context's arrays in place.
-        let plan: ForwardingSeen = {
-            let f = ctx.head.fields
+        // Read phase: the head lent in place (reading a struct stored in a class would copy it),
+        // one pass over the received lines. The writes below then edit the context's arrays in
+        // place.
+        let plan: ForwardingSeen = ctx.withHead { h in
             var seen = ForwardingSeen()
-            f.forEachReceived { name, _ in
+            h.fields.forEachReceived { name, _ in
                 switch name.count {
                 case 3: if HeaderName.via.matches(name) { seen.via = true }
                 case 15: if HeaderName.xForwardedFor.matches(name) { seen.xff = true }
@@ -115,19 +114,19 @@ public enum RequestFlow {
                 default: break
                 }
             }
-            seen.xff = seen.xff || f.addedHas(.xForwardedFor)
-            seen.xfp = seen.xfp || f.addedHas(.xForwardedProto)
-            seen.xfh = seen.xfh || f.addedHas(.xForwardedHost)
-            seen.via = seen.via || f.addedHas(.via)
-            if seen.xff && trusted { seen.priorXFF = f.all(.xForwardedFor).joined(separator: ", ") }
-            if seen.via { seen.priorVia = f.all(.via).joined(separator: ", ") }
+            seen.xff = seen.xff || h.fields.addedHas(.xForwardedFor)
+            seen.xfp = seen.xfp || h.fields.addedHas(.xForwardedProto)
+            seen.xfh = seen.xfh || h.fields.addedHas(.xForwardedHost)
+            seen.via = seen.via || h.fields.addedHas(.via)
+            if seen.xff && trusted { seen.priorXFF = h.fields.all(.xForwardedFor).joined(separator: ", ") }
+            if seen.via { seen.priorVia = h.fields.all(.via).joined(separator: ", ") }
             if !seen.xfh || !trusted {
                 // The Host as received is copied as bytes; one a stage added is rare.
-                seen.hostSlot = f.firstSlot(.host)
-                if seen.hostSlot == nil { seen.host = f.first(.host) }
+                seen.hostSlot = h.fields.firstSlot(.host)
+                if seen.hostSlot == nil { seen.host = h.fields.first(.host) }
             }
             return seen
-        }()
+        }
         if let prior = plan.priorXFF {
             ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
         } else if plan.xff {

@@ -178,7 +178,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: requests
 
-    private func startRequest(_ head: RequestHead) {
+    private func startRequest(_ head: consuming RequestHead) {
         // The one snapshot read for this request.
         let snapshot = state.snapshot
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
@@ -267,13 +267,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if ex.endpointIndex >= 0 { balancer.balancer.finished(ex.endpointIndex) }
         ex.endpointIndex = choice.index
         balancer.balancer.started(choice.index)
-        let endpoint = pool.endpoints[choice.index]
         let connections = runtime.endpoints[choice.index]
         ex.ctx.endpoint = connections.address
         if allowIdle, let c = state.upstreams.takeIdle(connections) {
             attach(ex, c, reused: true)
             return
         }
+        let endpoint = pool.endpoints[choice.index]
         let perLoop = max(1, (pool.maxConnectionsPerEndpoint + state.loopCount - 1) / state.loopCount)
         guard connections.open < perLoop else {
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 503, "upstream_max_connections",
@@ -391,9 +391,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         // Prox answered 100 Continue itself; other interim responses are not relayed yet.
     }
 
-    func upstreamHead(_ c: UpstreamConnection, _ received: ResponseHead) {
+    func upstreamHead(_ c: UpstreamConnection, _ head: consuming ResponseHead) {
         guard let ex = exchange, ex.upstream === c else { return }
-        var head = received
         let now = NIODeadline.now()
         ex.upstreamDoneAt = now
         ex.lastUpstreamActivity = now

@@ -5,7 +5,7 @@ import ProxCore
 /// the client connection handler; all calls happen on the shared event loop.
 protocol UpstreamDelegate: AnyObject {
     func upstreamInformational(_ c: UpstreamConnection, _ head: ResponseHead)
-    func upstreamHead(_ c: UpstreamConnection, _ head: ResponseHead)
+    func upstreamHead(_ c: UpstreamConnection, _ head: consuming ResponseHead)
     func upstreamBody(_ c: UpstreamConnection, _ body: ByteBuffer)
     func upstreamEnd(_ c: UpstreamConnection)
     func upstreamFailed(_ c: UpstreamConnection, _ error: HTTP1ParseError)

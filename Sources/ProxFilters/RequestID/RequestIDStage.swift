@@ -17,7 +17,9 @@ public struct RequestIDStage: Stage {
     public var handlesResponse: Bool { setResponseHeader }
 
     public func request(_ ctx: RequestContext) -> Verdict {
-        let incoming = ctx.head.header(header)
+        // The incoming value is needed to keep it, or to explain the decision in a trace.
+        let header = self.header
+        let incoming = trustIncoming || ctx.isTracing ? ctx.withHead { $0.fields.first(header) } : nil
         if trustIncoming, let v = incoming, RequestID.isValid(v) {
             ctx.requestID = v
             ctx.record(kind, looked: "\(header.name): \(v)", decided: "keep \(v)", why: "trust_incoming and the id is valid")
