@@ -241,25 +241,31 @@ public struct HeaderFields: Sendable {
     /// Adds a line whose value is `bytes` (CR, LF and NUL become SP).
     public mutating func add(_ name: HeaderName, bytes value: UnsafeRawBufferPointer) {
         guard name.isToken else { return }
-        let lineLength = name.lowercased.count + value.count + 4
+        let nameLength = name.nameBytes.count
+        let lineLength = nameLength + value.count + 4
         // A proxied request typically gets 4-8 added lines (forwarding headers, filters): one
         // allocation instead of several regrowths.
         if addedBytes.capacity == 0 { addedBytes.reserveCapacity(max(256, lineLength)) }
-        let start = addedBytes.count
-        addedBytes.append(contentsOf: name.nameBytes)
-        addedBytes.append(0x3A)
-        addedBytes.append(0x20)
-        addedBytes.append(contentsOf: value)
-        addedBytes.append(0x0D)
-        addedBytes.append(0x0A)
-        let valueEnd = addedBytes.count - 2
-        addedBytes.withUnsafeMutableBufferPointer { b in
-            var j = start + name.lowercased.count + 2
-            while j < valueEnd {
-                let c = b[j]
-                if c == 0x0D || c == 0x0A || c == 0 { b[j] = 0x20 }
-                j += 1
+        // The line is built with raw copies on the stack, then appended in one copy: appending
+        // piece by piece went through the generic, element-at-a-time path (~800 instructions
+        // a line, measured with callgrind).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: lineLength) { line in
+            let p = UnsafeMutableRawPointer(line.baseAddress!)
+            name.nameBytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: nameLength) }
+            p.storeBytes(of: 0x3A, toByteOffset: nameLength, as: UInt8.self)
+            p.storeBytes(of: 0x20, toByteOffset: nameLength + 1, as: UInt8.self)
+            let v = (p + nameLength + 2).assumingMemoryBound(to: UInt8.self)
+            let n = value.count
+            if n > 0 { UnsafeMutableRawPointer(v).copyMemory(from: value.baseAddress!, byteCount: n) }
+            var k = 0
+            while k < n {
+                let c = v[k]
+                if c < 0x0E && (c == 0x0D || c == 0x0A || c == 0) { v[k] = 0x20 }
+                k += 1
             }
+            v[n] = 0x0D
+            v[n + 1] = 0x0A
+            addedBytes.append(contentsOf: UnsafeBufferPointer(line))
         }
         addedKnown |= name.knownBit
     }
