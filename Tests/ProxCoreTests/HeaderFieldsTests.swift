@@ -1,0 +1,55 @@
+import NIOCore
+import ProxCore
+import Testing
+
+/// Added lines are kept serialized (`Name: value\r\n`); these pin what reading, removing and
+/// writing them must still mean.
+struct HeaderFieldsTests {
+    func received(_ lines: [(String, String)]) -> HeaderFields {
+        RequestHead.make(method: .get, target: "/", headers: lines).fields
+    }
+
+    @Test func addedLinesAreSerializedInOrderAndReadBack() {
+        var f = received([("Host", "a.example"), ("Accept", "*/*")])
+        f.add(.xForwardedFor, "203.0.113.9")
+        f.add(HeaderName("X-Trace"), "t1")
+        #expect(String(decoding: f.addedBytes, as: UTF8.self) == "X-Forwarded-For: 203.0.113.9\r\nX-Trace: t1\r\n")
+        #expect(f.first(HeaderName("x-trace")) == "t1")
+        #expect(f.addedHas(.xForwardedFor))
+        #expect(!f.addedHas(.via))
+        #expect(f.effective.map { "\($0.name)=\($0.value)" } == ["Host=a.example", "Accept=*/*", "X-Forwarded-For=203.0.113.9", "X-Trace=t1"])
+    }
+
+    @Test func crLfAndNulInAddedValuesBecomeSpaces() {
+        var f = HeaderFields()
+        f.add(HeaderName("X-Evil"), "a\r\nInjected: 1\u{0}z")
+        #expect(String(decoding: f.addedBytes, as: UTF8.self) == "X-Evil: a  Injected: 1 z\r\n")
+    }
+
+    @Test func namesThatAreNotTokensAreDropped() {
+        var f = HeaderFields()
+        f.add(HeaderName("Bad Name"), "v")
+        f.add(HeaderName(""), "v")
+        #expect(f.addedBytes.isEmpty)
+    }
+
+    @Test func removeAndSetSeeReceivedAndAddedLines() {
+        var f = received([("Via", "1.0 edge"), ("X-A", "1")])
+        f.add(.via, "1.1 mid")
+        f.add(HeaderName("X-A"), "2")
+        #expect(f.all(.via) == ["1.0 edge", "1.1 mid"])
+        f.remove(.via)
+        #expect(f.all(.via).isEmpty)
+        #expect(!f.addedHas(.via))
+        #expect(f.all(HeaderName("x-a")) == ["1", "2"])
+        f.set(HeaderName("X-A"), "3")
+        #expect(f.all(HeaderName("X-A")) == ["3"])
+        #expect(String(decoding: f.addedBytes, as: UTF8.self) == "X-A: 3\r\n")
+    }
+
+    @Test func addCopiesAReceivedValueAsBytes() {
+        var f = received([("Host", "api.example.com:8080")])
+        f.add(.xForwardedHost, valueOfSlot: f.firstSlot(.host)!)
+        #expect(f.first(.xForwardedHost) == "api.example.com:8080")
+    }
+}
