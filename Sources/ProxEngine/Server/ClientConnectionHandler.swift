@@ -19,6 +19,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     let clientPort: Int
     let clientIPText: String
     private var context: ChannelHandlerContext!
+    /// The channel's allocator, fetched once: reaching it through the channel costs retains.
+    private var allocator = ByteBufferAllocator()
     private var parser: HTTP1RequestParser
     private var inbox = ByteBuffer()
     private(set) var exchange: Exchange?
@@ -54,6 +56,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.allocator = context.channel.allocator
         state.connections[ObjectIdentifier(self)] = self
     }
 
@@ -220,7 +223,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         // A request whose body has not been read cannot be followed by another on this connection.
         let keepAlive = !forceClose && !malformedHead && ex.ctx.head.keepAlive && ex.requestEnded && !state.draining && !closeAfterResponse
-        var out = context.channel.allocator.buffer(capacity: 256 + r.body.utf8.count)
+        var out = allocator.buffer(capacity: 256 + r.body.utf8.count)
         HTTP1Writer.writeResponseHead(head, framing: head.framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         if ex.ctx.head.method != .head { out.writeString(r.body) }
@@ -234,7 +237,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func startProxy(_ ex: Exchange, _ pool: PoolSpec) {
         let ctx = ex.ctx
         if ctx.head.expectContinue && !ex.requestEnded {
-            var b = context.channel.allocator.buffer(capacity: 25)
+            var b = allocator.buffer(capacity: 25)
             b.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
             context.write(wrapOutboundOut(b), promise: nil)
             wroteToClient = true
@@ -246,7 +249,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .contentLength(let n): framing = .contentLength(n)
         case .none, .untilClose: framing = .none
         }
-        var head = context.channel.allocator.buffer(capacity: 1024)  // room for the head with its forwarding lines: no regrowth
+        var head = allocator.buffer(capacity: 1024)  // room for the head with its forwarding lines: no regrowth
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         ex.retryable = ctx.head.method.isIdempotent && ctx.head.framing == .none
@@ -367,11 +370,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func writeBodyUpstream(_ ex: Exchange, _ body: ByteBuffer) {
         guard let up = ex.upstream, body.readableBytes > 0 else { return }
         if ex.upstreamChunked {
-            var h = context.channel.allocator.buffer(capacity: 16)
+            var h = allocator.buffer(capacity: 16)
             HTTP1Writer.writeChunkHeader(size: body.readableBytes, into: &h)
             up.write(h)
             up.write(body)
-            var crlf = context.channel.allocator.buffer(capacity: 2)
+            var crlf = allocator.buffer(capacity: 2)
             crlf.writeStaticString("\r\n")
             up.write(crlf)
         } else {
@@ -380,7 +383,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func writeLastChunkUpstream(_ ex: Exchange) {
-        var b = context.channel.allocator.buffer(capacity: 5)
+        var b = allocator.buffer(capacity: 5)
         b.writeStaticString("0\r\n\r\n")
         ex.upstream?.write(b)
     }
@@ -415,7 +418,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
         ex.status = head.status
-        var out = context.channel.allocator.buffer(capacity: 1024)  // head plus a small coalesced body
+        var out = allocator.buffer(capacity: 1024)  // head plus a small coalesced body
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         ex.bytesOut += Int64(out.readableBytes)
@@ -464,11 +467,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(h), promise: nil)
         }
         if ex.clientChunked {
-            var h = context.channel.allocator.buffer(capacity: 16)
+            var h = allocator.buffer(capacity: 16)
             HTTP1Writer.writeChunkHeader(size: body.readableBytes, into: &h)
             context.write(wrapOutboundOut(h), promise: nil)
             context.write(wrapOutboundOut(body), promise: nil)
-            var crlf = context.channel.allocator.buffer(capacity: 2)
+            var crlf = allocator.buffer(capacity: 2)
             crlf.writeStaticString("\r\n")
             context.write(wrapOutboundOut(crlf), promise: nil)
         } else {
@@ -496,7 +499,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             context.writeAndFlush(wrapOutboundOut(h), promise: nil)
         } else {
             if ex.clientChunked {
-                var b = context.channel.allocator.buffer(capacity: 5)
+                var b = allocator.buffer(capacity: 5)
                 b.writeStaticString("0\r\n\r\n")
                 ex.bytesOut += 5
                 context.write(wrapOutboundOut(b), promise: nil)

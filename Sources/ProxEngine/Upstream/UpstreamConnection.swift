@@ -55,7 +55,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         active && !closing && !busy && upstreamKeepAlive && inbox.readableBytes == 0
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    /// Kept from writability events: asking the channel each request costs retains in SwiftNIO.
+    private(set) var isWritable = false
 
     /// Starts an exchange: responses are framed for `method` and go to `delegate`.
     func begin(method: HTTPMethod, delegate: any UpstreamDelegate) {
@@ -106,15 +107,18 @@ final class UpstreamConnection: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         active = context.channel.isActive
+        isWritable = context.channel.isWritable
     }
 
     func channelActive(context: ChannelHandlerContext) {
         active = true
+        isWritable = context.channel.isWritable
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         active = false
+        isWritable = false
         closing = true
         pool.closed(self)
         if let d = delegate {
@@ -173,7 +177,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(self, writable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(self, writable: isWritable)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
