@@ -434,8 +434,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Writes the held-back response head, if any.
     private func writePendingHead(_ ex: Exchange) {
-        if let h = ex.pendingClientHead {
-            ex.pendingClientHead = nil
+        if let h = ex.pendingClientHead.take() {
             context.write(wrapOutboundOut(h), promise: nil)
             wroteToClient = true
         }
@@ -449,8 +448,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let ex = exchange, ex.upstream === c, !ex.clientNoBody, body.readableBytes > 0 else { return }
         ex.lastUpstreamActivity = .now()
         ex.bytesOut += Int64(body.readableBytes)
-        if var h = ex.pendingClientHead {
-            ex.pendingClientHead = nil
+        if var h = ex.pendingClientHead.take() {
             if h.readableBytes + body.readableBytes <= Self.coalesceLimit {
                 // Still held back: the response's end (or the end of this read) sends it.
                 var b = body
@@ -490,8 +488,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let ex = exchange, ex.upstream === c else { return }
         // The upstream's read-complete will not reach us once the exchange is finished: send and
         // flush now. A small response (head, body, last chunk) is one buffer and one pipeline trip.
-        if var h = ex.pendingClientHead {
-            ex.pendingClientHead = nil
+        if var h = ex.pendingClientHead.take() {
             if ex.clientChunked {
                 h.writeStaticString("0\r\n\r\n")
                 ex.bytesOut += 5

@@ -152,9 +152,10 @@ final class UpstreamConnection: ChannelInboundHandler {
         }
     }
 
-    private func deliver(_ ev: HTTP1ResponseEvent) {
+    private func deliver(_ ev: consuming HTTP1ResponseEvent) {
         guard let d = delegate else { return }
-        switch ev {
+        // Consumed, so the head moves to the delegate instead of being copied (retains).
+        switch consume ev {
         case .informational(let h): d.upstreamInformational(self, h)
         case .head(let h):
             upstreamKeepAlive = h.keepAlive
