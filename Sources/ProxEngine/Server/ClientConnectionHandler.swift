@@ -21,6 +21,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext!
     /// The channel's allocator, fetched once: reaching it through the channel costs retains.
     private var allocator = ByteBufferAllocator()
+    /// The last upstream request head and client response head buffers, kept to write the next
+    /// ones into: once SwiftNIO has written a buffer it lets go, and `clear()` on a buffer only
+    /// we hold reuses its memory. If SwiftNIO still holds it (a slow peer), `clear()` gets fresh
+    /// memory instead (copy-on-write): reuse can never touch bytes in flight.
+    private var upstreamHeadScratch: ByteBuffer?
+    private var responseHeadScratch: ByteBuffer?
+    static let maxScratch = 16 * 1024
     private var parser: HTTP1RequestParser
     private var inbox = ByteBuffer()
     private(set) var exchange: Exchange?
@@ -249,7 +256,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .contentLength(let n): framing = .contentLength(n)
         case .none, .untilClose: framing = .none
         }
-        var head = allocator.buffer(capacity: 1024)  // room for the head with its forwarding lines: no regrowth
+        // Room for the head with its forwarding lines: no regrowth.
+        var head = upstreamHeadScratch.take() ?? allocator.buffer(capacity: 1024)
+        head.clear()
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         ex.retryable = ctx.head.method.isIdempotent && ctx.head.framing == .none
@@ -418,7 +427,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
         ex.status = head.status
-        var out = allocator.buffer(capacity: 1024)  // head plus a small coalesced body
+        var out = responseHeadScratch.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
+        out.clear()
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         ex.bytesOut += Int64(out.readableBytes)
@@ -494,6 +504,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 ex.bytesOut += 5
             }
             context.writeAndFlush(wrapOutboundOut(h), promise: nil)
+            if h.capacity <= Self.maxScratch { responseHeadScratch = h }
         } else {
             if ex.clientChunked {
                 var b = allocator.buffer(capacity: 5)
@@ -598,6 +609,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishExchange(_ ex: Exchange, keepAlive: Bool, log: Bool) {
         guard ex.phase != .done else { return }
         ex.phase = .done
+        if ex.upstreamHead.capacity > 0 && ex.upstreamHead.capacity <= Self.maxScratch {
+            upstreamHeadScratch = ex.upstreamHead
+            ex.upstreamHead = ByteBuffer()
+        }
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }
