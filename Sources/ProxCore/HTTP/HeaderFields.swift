@@ -38,9 +38,24 @@ public struct HeaderFields: Sendable {
     /// costs a bit test instead of a walk.
     public private(set) var addedKnown: UInt32 = 0
 
-    public init(bytes: ByteBuffer, slots: [HeaderSlot]) {
+    /// `addedStorage`: an empty array whose capacity the added lines may use (recycled from an
+    /// earlier head; see `takeStorage`).
+    public init(bytes: ByteBuffer, slots: [HeaderSlot], addedStorage: [UInt8] = []) {
         self.bytes = bytes
         self.slots = slots
+        self.addedBytes = addedStorage
+        self.addedBytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Moves the slot and added-line arrays out, leaving these fields without lines, so their
+    /// memory can serve the next head on the connection.
+    public mutating func takeStorage() -> (slots: [HeaderSlot], added: [UInt8]) {
+        var s: [HeaderSlot] = []
+        swap(&s, &slots)
+        var a: [UInt8] = []
+        swap(&a, &addedBytes)
+        addedKnown = 0
+        return (s, a)
     }
 
     public init() {

@@ -26,6 +26,40 @@ struct H1HeadProgress {
     }
 }
 
+/// Array memory handed back by a finished head, for the next head on the same connection: a
+/// request or response then parses without allocating its slot and added-line arrays.
+@usableFromInline
+struct H1Spares {
+    var slots: [HeaderSlot] = []
+    var added: [UInt8] = []
+
+    /// Keeps `fields`' arrays (emptied, capacity kept) when there is no spare yet and they are
+    /// of ordinary size. An array someone else still holds is simply reallocated on next use.
+    mutating func keep(_ fields: inout HeaderFields) {
+        var (s, a) = fields.takeStorage()
+        if slots.capacity == 0 && s.capacity > 0 && s.capacity <= 256 {
+            s.removeAll(keepingCapacity: true)
+            slots = s
+        }
+        if added.capacity == 0 && a.capacity > 0 && a.capacity <= 4096 {
+            a.removeAll(keepingCapacity: true)
+            added = a
+        }
+    }
+
+    mutating func takeSlots() -> [HeaderSlot] {
+        var s: [HeaderSlot] = []
+        swap(&s, &slots)
+        return s
+    }
+
+    mutating func takeAdded() -> [UInt8] {
+        var a: [UInt8] = []
+        swap(&a, &added)
+        return a
+    }
+}
+
 /// One field line, `p[s..<e]` (CRLF excluded), checked per RFC 9110/9112:
 /// name is a non-empty token immediately followed by `:`; no obs-fold; the value (OWS trimmed)
 /// holds no CTL except HTAB.

@@ -34,10 +34,14 @@ public struct HTTP1RequestParser {
     @usableFromInline var progress = H1HeadProgress()
     @usableFromInline var info = H1RequestInfo()
     @usableFromInline var chunked = H1ChunkedDecoder()
+    @usableFromInline var spares = H1Spares()
 
     public init(limits: HTTP1Limits = .default) {
         self.limits = limits
     }
+
+    /// Takes back the arrays of a head this parser produced, once nothing reads it any more.
+    public mutating func recycle(_ fields: inout HeaderFields) { spares.keep(&fields) }
 
     /// True between messages: no part of a request was seen since the last `.end` (empty lines
     /// aside). A client closing now closed cleanly.
@@ -330,6 +334,7 @@ public struct HTTP1RequestParser {
         let info = self.info
         var slots = progress.slots
         progress = H1HeadProgress()
+        progress.slots = spares.takeSlots()
         self.info = H1RequestInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {
@@ -402,7 +407,7 @@ public struct HTTP1RequestParser {
             }
         }
 
-        var fields = HeaderFields(bytes: head, slots: slots)
+        var fields = HeaderFields(bytes: head, slots: slots, addedStorage: spares.takeAdded())
         if let authority { fields.set(.host, authority) }
 
         let keepAlive: Bool

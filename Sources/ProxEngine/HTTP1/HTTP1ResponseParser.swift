@@ -36,10 +36,26 @@ public struct HTTP1ResponseParser {
     @usableFromInline var progress = H1HeadProgress()
     @usableFromInline var info = H1ResponseInfo()
     @usableFromInline var chunked = H1ChunkedDecoder()
+    @usableFromInline var spares = H1Spares()
 
     public init(limits: HTTP1Limits = .default, requestMethod: HTTPMethod = .get) {
         self.limits = limits
         self.requestMethod = requestMethod
+    }
+
+    /// Takes back the arrays of a head this parser produced, once nothing reads it any more.
+    public mutating func recycle(_ fields: inout HeaderFields) { spares.keep(&fields) }
+
+    /// A fresh parser for the next response on the connection, keeping the spare arrays.
+    public mutating func reset(requestMethod: HTTPMethod) {
+        var kept = H1Spares()
+        swap(&kept, &spares)
+        var slots: [HeaderSlot] = []
+        swap(&slots, &progress.slots)
+        self = HTTP1ResponseParser(limits: limits, requestMethod: requestMethod)
+        swap(&kept, &spares)
+        slots.removeAll(keepingCapacity: true)
+        swap(&slots, &progress.slots)
     }
 
     /// True between messages: nothing of a response was seen since the last `.end`.
@@ -249,6 +265,7 @@ public struct HTTP1ResponseParser {
         let info = self.info
         var slots = progress.slots
         progress = H1HeadProgress()
+        progress.slots = spares.takeSlots()
         self.info = H1ResponseInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1ResponseEvent {
@@ -314,7 +331,7 @@ public struct HTTP1ResponseParser {
             keepAlive = info.connection.keepAlive && !info.connection.close
         }
         let response = ResponseHead(status: status, reason: reason, versionMinor: info.versionMinor,
-                                    fields: HeaderFields(bytes: head, slots: slots), framing: framing, keepAlive: keepAlive)
+                                    fields: HeaderFields(bytes: head, slots: slots, addedStorage: spares.takeAdded()), framing: framing, keepAlive: keepAlive)
         if interim {
             state = .head
             return .informational(response)

@@ -431,6 +431,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         out.clear()
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
+        c.recycle(&head.fields)
         ex.bytesOut += Int64(out.readableBytes)
         ex.responseStarted = true
         ex.phase = .streamingResponse
@@ -615,6 +616,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
+        // Nothing reads the request's header lines from here on: their arrays serve the next head.
+        ex.ctx.withHead { parser.recycle(&$0.fields) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }
         idleSince = .now()
         if closed { return }

@@ -60,12 +60,15 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     /// Starts an exchange: responses are framed for `method` and go to `delegate`.
     func begin(method: HTTPMethod, delegate: any UpstreamDelegate) {
-        parser = HTTP1ResponseParser(requestMethod: method)
+        parser.reset(requestMethod: method)
         self.delegate = delegate
         busy = true
         receivedAny = false
         exchanges += 1
     }
+
+    /// Hands a delivered response head's arrays back to the parser, for the next response.
+    func recycle(_ fields: inout HeaderFields) { parser.recycle(&fields) }
 
     /// Ends the exchange (the response ended, or the request was abandoned).
     func finish() {
