@@ -52,6 +52,8 @@ public struct HTTP1RequestParser {
 
     /// Consumes bytes from `buffer` and returns the next event, or nil when more bytes are needed
     /// (or after an error).
+    // The body cases mirror `HTTP1ResponseParser.next` on purpose: a shared body state machine (plain or
+    // generic over the event type) measured 500-700 more instructions per proxied request.
     public mutating func next(_ buffer: inout ByteBuffer) -> HTTP1RequestEvent? {
         switch state {
         case .head:

@@ -64,6 +64,8 @@ public struct HTTP1ResponseParser {
         return false
     }
 
+    // The body cases mirror `HTTP1RequestParser.next` on purpose: a shared body state machine (plain or
+    // generic over the event type) measured 500-700 more instructions per proxied request.
     public mutating func next(_ buffer: inout ByteBuffer) -> HTTP1ResponseEvent? {
         switch state {
         case .head:
