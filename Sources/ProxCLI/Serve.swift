@@ -110,6 +110,10 @@ final class ServerProcess: @unchecked Sendable {
 
     func start(watch: Bool) throws {
         let addrs = try server.start()
+        // This thread reloads on SIGHUP and starts the watcher, which inherits the setting: a
+        // reload's compile runs below the event loops' priority, so on a busy machine it waits
+        // for them rather than they for it.
+        ServerProcess.lowerThisThreadsPriority()
         let s = server.snapshot
         logger.info("prox started", metadata: [
             "config": "\(loader.sourceName)",
@@ -135,6 +139,14 @@ final class ServerProcess: @unchecked Sendable {
             t.name = "prox-config-watch"
             t.start()
         }
+    }
+
+    /// Lowers the calling thread's scheduling priority (Linux priorities are per thread).
+    static func lowerThisThreadsPriority() {
+        #if os(Linux)
+        // On Linux, `who` 0 with PRIO_PROCESS names the calling thread alone.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        #endif
     }
 
     /// Blocks the calling (main) thread, handling signals until a drain ends the process.

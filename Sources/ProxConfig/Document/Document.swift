@@ -195,7 +195,7 @@ struct PoolTimeouts: ConfigObject {
     static var fields: [ConfigField<Self>] {[
         .field("connect", \.connect, .duration(min: 1), doc: "Time to open a connection to an endpoint."),
         .field("response_header", \.responseHeader, .duration(min: 1),
-               doc: "Time from the request being sent to the upstream's complete response head."),
+               doc: "Time from the whole request (head and body) having been sent to the upstream's complete response head."),
         .field("body_idle", \.bodyIdle, .duration(min: 1), doc: "Longest pause between two reads of an upstream response body."),
         .field("idle", \.idle, .duration(min: 1), doc: "How long an idle keep-alive upstream connection is kept for reuse."),
     ]}

@@ -18,16 +18,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     let client: IPAddress
     let clientPort: Int
     let clientIPText: String
+    /// Set in `handlerAdded`, cleared in `handlerRemoved`: the context holds this handler
+    /// strongly, so keeping it past removal is a cycle that leaks the handler, its context and
+    /// everything they hold, for every closed connection (issue 6).
     private var context: ChannelHandlerContext!
     /// The channel's allocator, fetched once: reaching it through the channel costs retains.
     private var allocator = ByteBufferAllocator()
-    /// The last upstream request head and client response head buffers, kept to write the next
-    /// ones into: once SwiftNIO has written a buffer it lets go, and `clear()` on a buffer only
-    /// we hold reuses its memory. If SwiftNIO still holds it (a slow peer), `clear()` gets fresh
-    /// memory instead (copy-on-write): reuse can never touch bytes in flight.
-    private var upstreamHeadScratch: ByteBuffer?
-    private var responseHeadScratch: ByteBuffer?
-    static let maxScratch = 16 * 1024
     private var parser: HTTP1RequestParser
     private var inbox = ByteBuffer()
     private(set) var exchange: Exchange?
@@ -65,6 +61,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.context = context
         self.allocator = context.channel.allocator
         state.connections[ObjectIdentifier(self)] = self
+        state.track(self, .clientHandler)
+        state.track(context, .channelContext)
+        state.track(context.channel as AnyObject, .channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // After removal only late callbacks can reach this handler, and they check `closed`.
+        closed = true
+        state.connections[ObjectIdentifier(self)] = nil
+        exchange = nil
+        inbox = ByteBuffer()
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -72,11 +80,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         state.connections[ObjectIdentifier(self)] = nil
         if let ex = exchange {
             // The client went away mid-exchange: abandon the upstream (never reuse it) and log 499.
-            if let up = ex.upstream { up.finish(); up.close() }
+            if let up = ex.upstream { up.finish(); up.close(); ex.upstream = nil }
             ex.errorCategory = "client_closed"
             if !ex.responseStarted { ex.status = 499 }
             finishExchange(ex, keepAlive: false, log: true)
         }
+        exchange = nil
         context.fireChannelInactive()
     }
 
@@ -156,7 +165,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         }
         if exchange != nil && inbox.readableBytes > Self.maxBufferedPipeline { pauseReads() }
-        if inbox.readableBytes == 0 && inbox.capacity > 64 * 1024 { inbox = ByteBuffer() }
+        // Let go of a consumed read buffer now, not at the next read: SwiftNIO reuses its receive
+        // buffer only when nothing else holds it, and otherwise keeps a second one per connection.
+        if inbox.readableBytes == 0 { inbox = ByteBuffer() }
     }
 
     private func malformed(_ e: HTTP1ParseError) {
@@ -172,14 +183,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         // A bad head: answer with no route, no chain, and close.
-        let snapshot = state.snapshot
-        let head = RequestHead.make(method: .get, target: "/", headers: [])
-        let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
-                                 clientPort: clientPort, clientIPText: clientIPText, eventLoop: context.eventLoop)
-        let ex = Exchange(ctx: ctx, now: .now())
+        let ex = makeExchange(RequestHead.make(method: .get, target: "/", headers: []))
         ex.errorCategory = e.category
         exchange = ex
-        respondLocal(ex, RequestFlow.errorResponse(ctx, e.status, e.category, detail: e.detail), forceClose: true, malformedHead: true)
+        respondLocal(ex, RequestFlow.errorResponse(ex.ctx, e.status, e.category, detail: e.detail), forceClose: true, malformedHead: true)
     }
 
     private func listenerSpec(_ s: Snapshot) -> ListenerSpec {
@@ -189,13 +196,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     // MARK: requests
 
     private func startRequest(_ head: consuming RequestHead) {
+        let ex = makeExchange(head)
+        exchange = ex
+        carryOut(ex, RequestFlow.begin(ex.ctx))
+    }
+
+    private func makeExchange(_ head: consuming RequestHead) -> Exchange {
         // The one snapshot read for this request.
         let snapshot = state.snapshot
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
                                  clientPort: clientPort, clientIPText: clientIPText, eventLoop: context.eventLoop)
         let ex = Exchange(ctx: ctx, now: .now())
-        exchange = ex
-        carryOut(ex, RequestFlow.begin(ctx))
+        state.track(ex, .exchange)
+        state.track(ctx, .requestContext)
+        return ex
     }
 
     private func carryOut(_ ex: Exchange, _ step: FlowStep) {
@@ -257,8 +271,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .none, .untilClose: framing = .none
         }
         // Room for the head with its forwarding lines: no regrowth.
-        var head = upstreamHeadScratch.take() ?? allocator.buffer(capacity: 1024)
-        head.clear()
+        var head = state.upstreamHeadBuffers.take(allocator)
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         ex.retryable = ctx.head.method.isIdempotent && ctx.head.framing == .none
@@ -331,6 +344,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let now = NIODeadline.now()
         ex.phase = .awaitingResponse
         ex.upstreamSentAt = now
+        if ex.requestEnded { ex.requestSentAt = now }
         ex.lastUpstreamActivity = now
         if !c.isWritable { pauseReads() } else { resumeReads() }
     }
@@ -370,6 +384,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             writeLastChunkUpstream(ex)
             wroteToUpstream = true
         }
+        if ex.upstream != nil { ex.requestSentAt = .now() }
         if ex.phase == .done {
             // The response already went out while the body was arriving.
             exchange = nil
@@ -427,8 +442,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
         ex.status = head.status
-        var out = responseHeadScratch.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
-        out.clear()
+        var out = state.responseHeadBuffers.take(allocator)  // head plus a small coalesced body
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         c.recycle(&head.fields)
@@ -505,7 +519,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 ex.bytesOut += 5
             }
             context.writeAndFlush(wrapOutboundOut(h), promise: nil)
-            if h.capacity <= Self.maxScratch { responseHeadScratch = h }
+            state.responseHeadBuffers.give(h)
         } else {
             if ex.clientChunked {
                 var b = allocator.buffer(capacity: 5)
@@ -610,8 +624,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishExchange(_ ex: Exchange, keepAlive: Bool, log: Bool) {
         guard ex.phase != .done else { return }
         ex.phase = .done
-        if ex.upstreamHead.capacity > 0 && ex.upstreamHead.capacity <= Self.maxScratch {
-            upstreamHeadScratch = ex.upstreamHead
+        if ex.upstreamHead.capacity > 0 {
+            state.upstreamHeadBuffers.give(ex.upstreamHead)
             ex.upstreamHead = ByteBuffer()
         }
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
@@ -693,7 +707,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         guard let pool = ex.pool else { return }
-        if ex.phase == .awaitingResponse, let sent = ex.upstreamSentAt, now - sent > .milliseconds(pool.responseHeaderTimeout) {
+        if ex.phase == .awaitingResponse, let sent = ex.requestSentAt, now - sent > .milliseconds(pool.responseHeaderTimeout) {
             if let up = ex.upstream { up.finish(); up.close(); ex.upstream = nil }
             respondLocal(ex, RequestFlow.errorResponse(ex.ctx, 504, "upstream_timeout",
                                                        detail: "no response head within \(pool.responseHeaderTimeout) ms"))

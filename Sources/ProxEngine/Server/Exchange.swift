@@ -48,6 +48,9 @@ final class Exchange {
     var status = 0
     var bytesOut: Int64 = 0
     var upstreamSentAt: NIODeadline?
+    /// When the whole request (head and body) had gone upstream: the response head timeout
+    /// counts from here, so a long upload is not mistaken for a silent upstream.
+    var requestSentAt: NIODeadline?
     var upstreamDoneAt: NIODeadline?
     var lastClientActivity: NIODeadline
     var lastUpstreamActivity: NIODeadline

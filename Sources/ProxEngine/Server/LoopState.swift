@@ -21,6 +21,16 @@ final class LoopState {
     /// How many event loops share the work (per-endpoint connection limits are split among them).
     let loopCount: Int
     var sweepTask: RepeatedTask?
+    /// Upstream request head and client response head buffers, reused across requests on this
+    /// loop. Kept per loop, not per connection, so an idle keep-alive connection holds none.
+    var upstreamHeadBuffers = ScratchBuffers()
+    var responseHeadBuffers = ScratchBuffers()
+    #if DEBUG
+    /// Set by tests to prove that closed connections free their objects.
+    var tracker: ObjectTracker? {
+        didSet { upstreams.tracker = tracker }
+    }
+    #endif
 
     init(eventLoop: any EventLoop, snapshot: Snapshot, seed: UInt64, accessLog: AccessLog, loopCount: Int,
          logger: Logger = Logger(label: "prox")) {
@@ -49,5 +59,28 @@ final class LoopState {
         sweepTask?.cancel()
         upstreams.closeAll()
         accessLog.flush()
+    }
+}
+
+/// A free list of buffers to write heads into. Once SwiftNIO has written a buffer it lets go,
+/// and `clear()` on a buffer only we hold reuses its memory; if SwiftNIO still holds it (a slow
+/// peer), `clear()` gets fresh memory instead (copy-on-write), so reuse never touches bytes in
+/// flight. Bounded in count and per-buffer size, so its memory stays constant per loop.
+struct ScratchBuffers {
+    private var free: [ByteBuffer] = []
+    static let maxCount = 128
+    static let maxCapacity = 16 * 1024
+
+    init() { free.reserveCapacity(Self.maxCount) }
+
+    mutating func take(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var b = free.popLast() else { return allocator.buffer(capacity: 1024) }
+        b.clear()
+        return b
+    }
+
+    mutating func give(_ b: ByteBuffer) {
+        guard b.capacity > 0, b.capacity <= Self.maxCapacity, free.count < Self.maxCount else { return }
+        free.append(b)
     }
 }

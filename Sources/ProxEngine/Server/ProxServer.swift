@@ -122,11 +122,20 @@ public final class ProxServer: @unchecked Sendable {
         return ch
     }
 
-    /// Swaps in a new snapshot: every loop's new requests read it from now on.
+    /// Snapshots replaced by a reload, kept here until nothing else holds them and then freed
+    /// by the reloading thread: freeing a snapshot frees its router, compiled regexes and JIT
+    /// code, work that must not land on an event loop when its last request lets go.
+    private var retired: [Snapshot] = []
+
+    /// Swaps in a new snapshot: every loop's new requests read it from now on. Each loop gets
+    /// the new reference with one task (a pointer store on the loop), so a request's one
+    /// snapshot read is a plain load with no cross-core reference counting. Call it off the
+    /// event loops: it waits for them to take the new snapshot, then frees what is retired.
     public func swap(_ next: Snapshot) {
         let previous: Snapshot = lock.withLock {
             let p = current
             current = next
+            retired.append(p)
             return p
         }
         for (loop, state) in orderedLoops {
@@ -137,7 +146,33 @@ public final class ProxServer: @unchecked Sendable {
             logger.warning("listener addresses changed in the new config; they take effect on restart (running listeners are kept)")
         }
         logger.info("snapshot \(next.version) is live", metadata: ["routes": "\(next.routes.count)", "pools": "\(next.pools.count)", "source": "\(next.source)"])
+        withExtendedLifetime(previous) {}
+        freeRetired(waitingUpTo: .milliseconds(200))
     }
+
+    /// Frees retired snapshots that only `retired` still holds, after the loops have taken the
+    /// current one. Requests still running on an old snapshot keep it alive: it is waited for
+    /// up to `wait`, and otherwise freed by a later reload.
+    func freeRetired(waitingUpTo wait: TimeAmount) {
+        if orderedLoops.first?.0.inEventLoop == true { return }
+        for (loop, _) in orderedLoops { try? loop.submit {}.wait() }
+        let deadline = NIODeadline.now() + wait
+        while true {
+            let freed: [Snapshot] = lock.withLock {
+                var keep: [Snapshot] = [], free: [Snapshot] = []
+                while var s = retired.popLast() {
+                    if isKnownUniquelyReferenced(&s) { free.append(s) } else { keep.append(s) }
+                }
+                retired = keep
+                return free
+            }
+            _ = freed  // the last references go here, on this thread
+            if lock.withLock({ retired.isEmpty }) || NIODeadline.now() >= deadline { break }
+            usleep(5_000)
+        }
+    }
+
+    var retiredCount: Int { lock.withLock { retired.count } }
 
     /// Open client connections across loops (for drain and tests).
     public func openConnections() -> Int {
@@ -147,6 +182,27 @@ public final class ProxServer: @unchecked Sendable {
         }
         return total
     }
+
+    #if DEBUG
+    /// Tests: from now on, every loop records the objects it makes per connection and request.
+    func trackObjects() {
+        for (loop, state) in orderedLoops { try? loop.submit { state.tracker = ObjectTracker() }.wait() }
+    }
+
+    /// Tests: the tracked objects still alive, summed over loops; idle pooled upstream
+    /// connections are closed first when `closingIdle` (they are meant to outlive requests).
+    func liveObjects(closingIdle: Bool = true) -> [ObjectTracker.Kind: Int] {
+        var total: [ObjectTracker.Kind: Int] = [:]
+        for (loop, state) in orderedLoops {
+            let counts = (try? loop.submit { () -> [ObjectTracker.Kind: Int] in
+                if closingIdle { state.upstreams.closeAll() }
+                return state.tracker?.alive() ?? [:]
+            }.wait()) ?? [:]
+            total.merge(counts, uniquingKeysWith: +)
+        }
+        return total
+    }
+    #endif
 
     /// Stops accepting, lets requests in flight finish for up to `timeout`, then closes
     /// everything. Returns true when every connection finished in time.

@@ -113,6 +113,12 @@ final class UpstreamConnection: ChannelInboundHandler {
         isWritable = context.channel.isWritable
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler strongly: keeping it would be a cycle (issue 6).
+        self.context = nil
+        delegate = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         active = true
         isWritable = context.channel.isWritable
@@ -153,6 +159,9 @@ final class UpstreamConnection: ChannelInboundHandler {
         while delegate != nil, let ev = parser.next(&inbox) {
             deliver(ev)
         }
+        // A consumed read buffer goes now: SwiftNIO reuses its receive buffer only when nothing
+        // else holds it (an idle pooled connection would otherwise keep two).
+        if inbox.readableBytes == 0 { inbox = ByteBuffer() }
     }
 
     private func deliver(_ ev: consuming HTTP1ResponseEvent) {

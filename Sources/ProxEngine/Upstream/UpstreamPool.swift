@@ -41,6 +41,9 @@ final class UpstreamPool {
     /// `PoolRuntime`s of snapshot `runtimeVersion`, by pool index.
     private var runtimes: [PoolRuntime?] = []
     private var runtimeVersion = -1
+    #if DEBUG
+    var tracker: ObjectTracker?
+    #endif
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
@@ -89,6 +92,9 @@ final class UpstreamPool {
         }
         ep.open += 1
         let handler = UpstreamConnection(endpoint: spec, connections: ep, pool: self)
+        #if DEBUG
+        tracker?.track(handler, .upstreamConnection)
+        #endif
         return ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(pool.connectTimeout))

@@ -41,6 +41,13 @@ final class TestClient {
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Aborts the connection: with a zero linger, the close sends a TCP reset.
+    func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        shutdown(fd, Int32(SHUT_RD))
+    }
+
     /// Reads more bytes; false at EOF (or error/timeout).
     @discardableResult
     func fill() -> Bool {
