@@ -26,8 +26,9 @@ struct H1HeadProgress {
     }
 }
 
-/// Array memory handed back by a finished head, for the next head on the same connection: a
-/// request or response then parses without allocating its slot and added-line arrays.
+/// Array memory handed back by a finished head, for a later head: a request or response then
+/// parses without allocating its slot and added-line arrays. Request heads get theirs from a
+/// per-loop pool (`HeaderSparePool`); a pooled upstream connection keeps its own.
 @usableFromInline
 struct H1Spares {
     var slots: [HeaderSlot] = []
@@ -46,6 +47,8 @@ struct H1Spares {
             added = a
         }
     }
+
+    var isEmpty: Bool { slots.capacity == 0 && added.capacity == 0 }
 
     mutating func takeSlots() -> [HeaderSlot] {
         var s: [HeaderSlot] = []

@@ -43,6 +43,14 @@ public struct HTTP1RequestParser {
     /// Takes back the arrays of a head this parser produced, once nothing reads it any more.
     public mutating func recycle(_ fields: inout HeaderFields) { spares.keep(&fields) }
 
+    /// Lends the parser array memory for its next head (the engine keeps a pool per event loop,
+    /// so an idle connection holds none).
+    mutating func adoptSpares(_ s: inout H1Spares) {
+        if spares.isEmpty { swap(&spares, &s) }
+    }
+
+    var hasSpares: Bool { !spares.isEmpty }
+
     /// True between messages: no part of a request was seen since the last `.end` (empty lines
     /// aside). A client closing now closed cleanly.
     public var isIdle: Bool {
@@ -104,6 +112,7 @@ public struct HTTP1RequestParser {
 
     @inline(__always)
     mutating func nextHead(_ buffer: inout ByteBuffer) -> HTTP1RequestEvent? {
+        if progress.slots.capacity == 0 { progress.slots = spares.takeSlots() }
         while true {
             let r = buffer.withUnsafeReadableBytes { scanHead($0) }
             switch r {
@@ -336,7 +345,6 @@ public struct HTTP1RequestParser {
         let info = self.info
         var slots = progress.slots
         progress = H1HeadProgress()
-        progress.slots = spares.takeSlots()
         self.info = H1RequestInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {

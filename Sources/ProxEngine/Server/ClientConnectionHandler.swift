@@ -143,6 +143,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Feeds buffered bytes to the parser until it needs more, or a request is being served
     /// whose body has been fully read (the next pipelined request waits its turn).
     private func process() {
+        state.headerSpares.lend(to: &parser)
         while !closed {
             // While a request is served, its body is read; the next pipelined request waits.
             if let ex = exchange, ex.requestEnded { break }
@@ -631,7 +632,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
         if log && state.accessLog.enabled { writeAccessLog(ex) }
         // Nothing reads the request's header lines from here on: their arrays serve the next head.
-        ex.ctx.withHead { parser.recycle(&$0.fields) }
+        ex.ctx.withHead { state.headerSpares.keep(&$0.fields) }
         if ex.requestEnded || !keepAlive { if exchange === ex { exchange = nil } }
         idleSince = .now()
         if closed { return }

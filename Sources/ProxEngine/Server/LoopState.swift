@@ -25,6 +25,8 @@ final class LoopState {
     /// loop. Kept per loop, not per connection, so an idle keep-alive connection holds none.
     var upstreamHeadBuffers = ScratchBuffers()
     var responseHeadBuffers = ScratchBuffers()
+    /// Header arrays of finished request heads, lent to the parser of the next head on this loop.
+    var headerSpares = HeaderSparePool()
     #if DEBUG
     /// Set by tests to prove that closed connections free their objects.
     var tracker: ObjectTracker? {
@@ -82,5 +84,28 @@ struct ScratchBuffers {
     mutating func give(_ b: ByteBuffer) {
         guard b.capacity > 0, b.capacity <= Self.maxCapacity, free.count < Self.maxCount else { return }
         free.append(b)
+    }
+}
+
+/// A bounded free list of request-head arrays (see `H1Spares`), so a keep-alive request parses
+/// without allocating while an idle connection holds no arrays at all.
+struct HeaderSparePool {
+    private var free: [H1Spares] = []
+    static let maxCount = 128
+
+    init() { free.reserveCapacity(Self.maxCount) }
+
+    mutating func keep(_ fields: inout HeaderFields) {
+        guard free.count < Self.maxCount else { return }
+        var s = H1Spares()
+        s.keep(&fields)
+        if !s.isEmpty { free.append(s) }
+    }
+
+    /// Lends `parser` a spare when it is between heads and has none.
+    mutating func lend(to parser: inout HTTP1RequestParser) {
+        guard !parser.hasSpares, parser.isIdle, !free.isEmpty else { return }
+        var s = free.removeLast()
+        parser.adoptSpares(&s)
     }
 }

@@ -87,6 +87,11 @@ public final class ProxServer: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+            // SwiftNIO keeps each connection's receive buffer between reads, so its size is
+            // memory every idle keep-alive connection holds. 1 KiB first (nginx's
+            // client_header_buffer_size), growing when a read fills it.
+            .childChannelOption(ChannelOptions.recvAllocator,
+                                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
             .childChannelInitializer { channel in
                 let (admitted, nowFull) = count.withLockedValue { n -> (Bool, Bool) in
                     if n >= max { return (false, true) }
