@@ -354,7 +354,6 @@ struct HTTP1RequestHostileTests {
         ("version junk", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
         ("version two digits", "GET / HTTP/11.1\r\nHost: a\r\n\r\n", 400),
         ("HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
-        ("HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
         ("HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505),
         ("CONNECT", "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", 501),
         ("asterisk OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 501),

@@ -88,8 +88,8 @@ func h1ParseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> H1Fiel
     return .ok(HeaderSlot(nameStart: s, nameLength: c - s, valueStart: vs, valueLength: ve - vs))
 }
 
-/// Parses `HTTP/x.y` in `p[s..<e]`: 0 or 1 for HTTP/1.0 and 1.1; nil with `unsupported` true for
-/// another well-formed version; nil with `unsupported` false when malformed.
+/// Parses `HTTP/x.y` in `p[s..<e]`: 0 for HTTP/1.0, 1 for HTTP/1.1 and any higher 1.x; nil with
+/// `unsupported` true for another major version; nil with `unsupported` false when malformed.
 @inline(__always) @usableFromInline
 func h1ParseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: inout Bool) -> UInt8? {
     unsupported = false
@@ -98,7 +98,8 @@ func h1ParseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported
     let major = p[s + 5] &- UInt8(ascii: "0")
     let minor = p[s + 7] &- UInt8(ascii: "0")
     guard major <= 9, minor <= 9 else { return nil }
-    if major == 1 && minor <= 1 { return minor }
+    // A higher 1.x minor is processed as 1.1 and answered as 1.1 (RFC 9110 6.2, RFC 9112 2.3).
+    if major == 1 { return minor == 0 ? 0 : 1 }
     unsupported = true
     return nil
 }

@@ -11,7 +11,8 @@ public enum HTTP1RequestEvent: Sendable {
     case error(HTTP1ParseError)
 }
 
-/// HTTP/1.0 and HTTP/1.1 request framing (RFC 9112), strict, as a state machine over bytes.
+/// HTTP/1.0 and HTTP/1.1 request framing (RFC 9112), strict, as a state machine over bytes. A
+/// higher HTTP/1.x is read as HTTP/1.1.
 ///
 /// Feed it the connection's cumulation buffer: `next(&buffer)` consumes what it can and returns
 /// one event, or nil when it needs more bytes. Call it in a loop until nil. The head it yields is
