@@ -457,6 +457,7 @@ struct HTTP1ByteClassTests {
             #expect(h1IsToken(b) == token.contains(b), "token \(i)")
             #expect(h1IsTarget(b) == (path.contains(b) || b == UInt8(ascii: "?")), "query \(i)")
             #expect((h1ByteClasses[i] & H1ByteClass.path != 0) == path.contains(b), "path \(i)")
+            #expect((h1ByteClasses[i] & H1ByteClass.underscore != 0) == (b == UInt8(ascii: "_")), "underscore \(i)")
             #expect(h1IsHost(b) == host.contains(b), "host \(i)")
         }
     }
