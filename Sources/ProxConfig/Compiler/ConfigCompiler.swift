@@ -203,7 +203,8 @@ struct Compilation {
                 maxConnections: l.limits.maxConnections, maxURIBytes: l.limits.maxURIBytes,
                 clientHeaderTimeout: l.timeouts.clientHeader, clientBodyIdleTimeout: l.timeouts.clientBodyIdle,
                 keepAliveIdleTimeout: l.timeouts.keepAliveIdle,
-                trustedProxies: l.trustedProxies ?? doc.server.trustedProxies))
+                trustedProxies: l.trustedProxies ?? doc.server.trustedProxies,
+                allowUnderscoresInHeaders: l.allowUnderscoresInHeaders))
         }
         return out
     }

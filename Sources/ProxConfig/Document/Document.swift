@@ -77,6 +77,7 @@ struct ListenerConfig: ConfigObject {
     var limits = ListenerLimits()
     var timeouts = ListenerTimeouts()
     var trustedProxies: [CIDR]?
+    var allowUnderscoresInHeaders = false
     var node: ConfigNode?
 
     static let schemaName = "Listener"
@@ -90,6 +91,8 @@ struct ListenerConfig: ConfigObject {
         .field("timeouts", \.timeouts, .object(ListenerTimeouts.self), default: "defaults", doc: "Client-side timeouts."),
         .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "`server.trusted_proxies`",
                doc: "Peers whose `X-Forwarded-*` headers are kept and appended to on this listener."),
+        .field("allow_underscores_in_headers", \.allowUnderscoresInHeaders, .bool,
+               doc: "Keep request header lines whose name contains `_`. Off: they are dropped before any filter or upstream sees them (a backend that reads `_` as `-` would otherwise see headers such as `Transfer_Encoding` that Prox did not act on), and the access log counts them in `dropped_headers`."),
     ]}
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }

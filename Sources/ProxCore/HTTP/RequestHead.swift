@@ -16,8 +16,11 @@ public enum BodyFraming: Sendable, Equatable {
 /// `setTarget(_:)`. The engine writes the head upstream once, applying the edits.
 public struct RequestHead: Sendable {
     public var method: HTTPMethod
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1 (and for a higher 1.x, which is handled as 1.1).
     public var versionMinor: UInt8
+    /// Field lines the framer dropped before anyone saw them: names with `_` on a listener
+    /// without `allow_underscores_in_headers`. Reported in the access log.
+    public var droppedHeaders: UInt16 = 0
     public var fields: HeaderFields
     /// Where the request target lies in `fields.bytes`.
     public var targetStart: UInt32

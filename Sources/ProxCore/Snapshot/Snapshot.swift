@@ -19,11 +19,13 @@ public final class ListenerSpec: Sendable {
     /// Incoming X-Forwarded-* are kept (and appended to) only from peers in these blocks;
     /// from anyone else they are replaced.
     public let trustedProxies: [CIDR]
+    /// Request header lines whose name contains `_` are kept; by default the framer drops them.
+    public let allowUnderscoresInHeaders: Bool
 
     public init(id: String, index: Int, host: String, port: Int, maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100,
                 maxConnections: Int = 10_000, maxURIBytes: Int = 8 * 1024, clientHeaderTimeout: TimeAmountMillis = 10_000,
                 clientBodyIdleTimeout: TimeAmountMillis = 30_000, keepAliveIdleTimeout: TimeAmountMillis = 60_000,
-                trustedProxies: [CIDR] = []) {
+                trustedProxies: [CIDR] = [], allowUnderscoresInHeaders: Bool = false) {
         self.id = id
         self.index = index
         self.host = host
@@ -36,6 +38,7 @@ public final class ListenerSpec: Sendable {
         self.clientBodyIdleTimeout = clientBodyIdleTimeout
         self.keepAliveIdleTimeout = keepAliveIdleTimeout
         self.trustedProxies = trustedProxies
+        self.allowUnderscoresInHeaders = allowUnderscoresInHeaders
     }
 }
 

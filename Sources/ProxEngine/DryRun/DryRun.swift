@@ -117,8 +117,7 @@ public enum DryRun {
         wire.writeString("\(method) \(target) HTTP/1.1\r\n")
         for (n, v) in headers { wire.writeString("\(n): \(v)\r\n") }
         wire.writeString("\r\n")
-        var parser = HTTP1RequestParser(limits: HTTP1Limits(maxHeaderBytes: listener.maxHeaderBytes, maxHeaders: listener.maxHeaders,
-                                                            maxURIBytes: listener.maxURIBytes))
+        var parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         guard let ev = parser.next(&wire) else { throw DryRunError.badRequest("the request is incomplete") }
         let head: RequestHead
         switch ev {
@@ -132,6 +131,13 @@ public enum DryRun {
                                  eventLoop: loop, trace: Trace())
         var result = DryRunResult(request: "\(method) \(request.url)", client: request.clientIP, listener: listener.id,
                                   considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [])
+        if head.droppedHeaders > 0 {
+            // The parser dropped them; the names are only looked up here, to explain.
+            let names = headers.map(\.0).filter { $0.utf8.contains(UInt8(ascii: "_")) }
+            ctx.record("parser", looked: "header names " + names.joined(separator: ", "),
+                       decided: "dropped \(head.droppedHeaders) header line(s)",
+                       why: "names with '_' are dropped unless the listener sets allow_underscores_in_headers")
+        }
         var step = RequestFlow.begin(ctx)
         // Explain every route before the chosen one with the same predicate the router uses.
         let chosen = ctx.route?.index ?? snapshot.routes.count

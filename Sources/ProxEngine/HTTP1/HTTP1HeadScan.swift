@@ -15,6 +15,8 @@ struct H1HeadProgress {
     var sectionStart = -1
     var slots: [HeaderSlot] = []
     var leadingEmptyLines = 0
+    /// Field lines dropped for a `_` in the name (see `HTTP1Limits.allowUnderscoresInHeaders`).
+    var droppedLines = 0
 
     /// True when part of a message was seen (beyond tolerated empty lines).
     var started: Bool { sectionStart >= 0 || searchFrom > lineStart }
@@ -74,10 +76,25 @@ enum H1FieldLine {
 
 @inline(__always) @usableFromInline
 func h1ParseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> H1FieldLine {
+    var underscore = false
+    return h1ParseFieldLine(p, s, e, underscore: &underscore)
+}
+
+/// Also sets `underscore` when the name contains `_`, found by the same loop that checks the
+/// name's bytes (one OR per byte, no second pass).
+@inline(__always) @usableFromInline
+func h1ParseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, underscore: inout Bool) -> H1FieldLine {
     if h1IsOWS(p[s]) { return .bad("obs-fold or whitespace before a field name") }
     let table = h1ByteClasses
     var c = s
-    while c < e && table[Int(p[c])] & H1ByteClass.token != 0 { c += 1 }
+    var seen: UInt8 = 0
+    while c < e {
+        let k = table[Int(p[c])]
+        if k & H1ByteClass.token == 0 { break }
+        seen |= k
+        c += 1
+    }
+    underscore = seen & H1ByteClass.underscore != 0
     if c == e { return .bad("field line without colon") }
     if p[c] != h1Colon {
         return .bad(h1IsOWS(p[c]) ? "whitespace between field name and colon" : "invalid byte in field name")
@@ -91,8 +108,8 @@ func h1ParseFieldLine(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int) -> H1Fiel
     return .ok(HeaderSlot(nameStart: s, nameLength: c - s, valueStart: vs, valueLength: ve - vs))
 }
 
-/// Parses `HTTP/x.y` in `p[s..<e]`: 0 or 1 for HTTP/1.0 and 1.1; nil with `unsupported` true for
-/// another well-formed version; nil with `unsupported` false when malformed.
+/// Parses `HTTP/x.y` in `p[s..<e]`: 0 for HTTP/1.0, 1 for HTTP/1.1 and any higher 1.x; nil with
+/// `unsupported` true for another major version; nil with `unsupported` false when malformed.
 @inline(__always) @usableFromInline
 func h1ParseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported: inout Bool) -> UInt8? {
     unsupported = false
@@ -101,7 +118,8 @@ func h1ParseVersion(_ p: UnsafeRawBufferPointer, _ s: Int, _ e: Int, unsupported
     let major = p[s + 5] &- UInt8(ascii: "0")
     let minor = p[s + 7] &- UInt8(ascii: "0")
     guard major <= 9, minor <= 9 else { return nil }
-    if major == 1 && minor <= 1 { return minor }
+    // A higher 1.x minor is processed as 1.1 and answered as 1.1 (RFC 9110 6.2, RFC 9112 2.3).
+    if major == 1 { return minor == 0 ? 0 : 1 }
     unsupported = true
     return nil
 }

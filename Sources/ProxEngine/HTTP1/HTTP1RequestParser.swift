@@ -11,7 +11,8 @@ public enum HTTP1RequestEvent: Sendable {
     case error(HTTP1ParseError)
 }
 
-/// HTTP/1.0 and HTTP/1.1 request framing (RFC 9112), strict, as a state machine over bytes.
+/// HTTP/1.0 and HTTP/1.1 request framing (RFC 9112), strict, as a state machine over bytes. A
+/// higher HTTP/1.x is read as HTTP/1.1.
 ///
 /// Feed it the connection's cumulation buffer: `next(&buffer)` consumes what it can and returns
 /// one event, or nil when it needs more bytes. Call it in a loop until nil. The head it yields is
@@ -177,15 +178,21 @@ public struct HTTP1RequestParser {
                 continue
             }
             if le == ls { return .complete(lf + 1) }
-            if progress.slots.count >= limits.maxHeaders {
+            if progress.slots.count + progress.droppedLines >= limits.maxHeaders {
                 return .error(HTTP1ParseError(status: 431, category: HTTP1ParseError.headerTooLarge, detail: "too many header fields"))
             }
-            switch h1ParseFieldLine(p, ls, le) {
+            var underscore = false
+            switch h1ParseFieldLine(p, ls, le, underscore: &underscore) {
             case .bad(let why):
                 return .error(.bad(why))
             case .ok(var slot):
-                if let e = interpret(p, &slot) { return .error(e) }
-                progress.append(slot)
+                if underscore && !limits.allowUnderscoresInHeaders {
+                    // Not interpreted and given no slot: no stage and no upstream sees it.
+                    progress.droppedLines += 1
+                } else {
+                    if let e = interpret(p, &slot) { return .error(e) }
+                    progress.append(slot)
+                }
             }
             progress.lineStart = lf + 1
         }
@@ -344,6 +351,7 @@ public struct HTTP1RequestParser {
     mutating func finishHead(_ buffer: inout ByteBuffer, length: Int) -> HTTP1RequestEvent {
         let info = self.info
         var slots = progress.slots
+        let dropped = progress.droppedLines
         progress = H1HeadProgress()
         self.info = H1RequestInfo()
 
@@ -426,10 +434,11 @@ public struct HTTP1RequestParser {
         } else {
             keepAlive = info.connection.keepAlive && !info.connection.close
         }
-        let req = RequestHead(method: info.method, versionMinor: info.versionMinor, fields: fields,
+        var req = RequestHead(method: info.method, versionMinor: info.versionMinor, fields: fields,
                               targetStart: targetStart, targetLength: targetLength, pathLength: pathLength,
                               host: host, framing: framing, keepAlive: keepAlive,
                               expectContinue: info.expectContinue && info.versionMinor == 1)
+        req.droppedHeaders = UInt16(clamping: dropped)
         switch framing {
         case .chunked: state = .chunked
         case .contentLength(let n) where n > 0: state = .fixed(remaining: n)

@@ -33,6 +33,9 @@ final class AccessLog {
         var durationMicros: Int64
         var upstreamMicros: Int64
         var error: String
+        /// Request header lines the framer dropped (`RequestHead.droppedHeaders`); written only
+        /// when nonzero.
+        var droppedHeaders = 0
     }
 
     func write(_ e: Entry) {
@@ -63,6 +66,10 @@ final class AccessLog {
         buffer.writeStaticString(",\"upstream_ms\":")
         buffer.writeString(e.upstreamMicros >= 0 ? millis(e.upstreamMicros) : "null")
         if !e.error.isEmpty { field("error", e.error) }
+        if e.droppedHeaders > 0 {
+            buffer.writeStaticString(",\"dropped_headers\":")
+            buffer.writeString(String(e.droppedHeaders))
+        }
         buffer.writeStaticString("}\n")
         if buffer.readableBytes >= 32 * 1024 { flush() }
     }

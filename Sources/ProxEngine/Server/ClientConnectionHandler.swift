@@ -49,9 +49,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.client = client
         self.clientPort = clientPort
         self.clientIPText = client.description
-        self.parser = HTTP1RequestParser(limits: HTTP1Limits(maxHeaderBytes: listener.maxHeaderBytes,
-                                                             maxHeaders: listener.maxHeaders,
-                                                             maxURIBytes: listener.maxURIBytes))
+        self.parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         self.idleSince = .now()
     }
 

@@ -37,7 +37,7 @@ func headSummary(_ h: RequestHead) -> String {
         check(s.nameLength > 0, "empty name")
     }
     let fields = h.fields.effective.map { "\($0.name)=\($0.value)" }.joined(separator: "|")
-    return "head \(h.method) \(h.target) v\(h.versionMinor) host=\(h.host) \(h.framing) ka=\(h.keepAlive) ec=\(h.expectContinue) [\(fields)]"
+    return "head \(h.method) \(h.target) v\(h.versionMinor) host=\(h.host) \(h.framing) ka=\(h.keepAlive) ec=\(h.expectContinue) dropped=\(h.droppedHeaders) [\(fields)]"
 }
 
 func responseSummary(_ h: ResponseHead) -> String {
@@ -156,11 +156,12 @@ func responseTranscript(_ input: UnsafeRawBufferPointer, step: Int, method: HTTP
     return out
 }
 
-func roundTrip(_ h: RequestHead) {
+func roundTrip(_ h: RequestHead, allowUnderscores: Bool) {
     var wire = ByteBuffer()
     HTTP1Writer.writeRequestHead(h, framing: h.framing, into: &wire)
     let text = String(buffer: wire)
-    var p = HTTP1RequestParser(limits: HTTP1Limits(maxHeaderBytes: 1 << 20, maxHeaders: 10_000, maxURIBytes: 1 << 20))
+    var p = HTTP1RequestParser(limits: HTTP1Limits(maxHeaderBytes: 1 << 20, maxHeaders: 10_000, maxURIBytes: 1 << 20,
+                                                   allowUnderscoresInHeaders: allowUnderscores))
     guard case .head(let again)? = p.next(&wire) else {
         check(false, "writer output does not parse: \(text.debugDescription)")
         return
@@ -180,7 +181,8 @@ public func fuzzFramer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let config = data[0]
     let input = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
     // Small limits so the fuzzer reaches them.
-    let limits = HTTP1Limits(maxHeaderBytes: 512, maxHeaders: 12, maxURIBytes: 128, maxChunkLineBytes: 64, maxLeadingEmptyLines: 2)
+    let limits = HTTP1Limits(maxHeaderBytes: 512, maxHeaders: 12, maxURIBytes: 128, maxChunkLineBytes: 64, maxLeadingEmptyLines: 2,
+                             allowUnderscoresInHeaders: config & 4 != 0)
     let step = Int(config >> 3) % 17 + 1
     if config & 1 == 0 {
         var heads: [RequestHead] = []
@@ -190,7 +192,7 @@ public func fuzzFramer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         check(whole == bytewise, "whole vs byte by byte:\n\(whole)\n\(bytewise)")
         let chunked = requestTranscript(input, step: step, limits: limits, heads: &ignored)
         check(whole == chunked, "whole vs step \(step):\n\(whole)\n\(chunked)")
-        for h in heads { roundTrip(h) }
+        for h in heads { roundTrip(h, allowUnderscores: limits.allowUnderscoresInHeaders) }
     } else {
         let method: HTTPMethod = config & 2 == 0 ? .get : .head
         let whole = responseTranscript(input, step: 0, method: method, limits: limits)

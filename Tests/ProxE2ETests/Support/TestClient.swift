@@ -95,6 +95,7 @@ final class TestClient {
             break
         }
         var r = TestResponse(status: status, headers: headers)
+        r.statusLine = statusLine
         if method == "HEAD" || status == 204 || status == 304 { return r }
         if let cl = r.header("content-length").flatMap({ Int($0) }) {
             try readBody(cl, into: &r, keep: keepBody)
@@ -152,6 +153,7 @@ struct TestResponse {
     var checksum: UInt64 = 0xcbf2_9ce4_8422_2325
     var chunked = false
     var complete = false
+    var statusLine = ""
 
     func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     var text: String { String(decoding: body, as: UTF8.self) }
