@@ -36,6 +36,26 @@ import Testing
         #expect(try c.readResponse().text.contains("target=/echo/2\n"))
     }
 
+    /// The access log counts the dropped lines (`dropped_headers`, only when nonzero).
+    @Test func accessLogCountsDroppedHeaders() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let log = NSTemporaryDirectory() + "prox-access-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let config = simpleProxyConfig.replacingOccurrences(of: "access_log: \"off\"", with: "access_log: \"\(log)\"")
+        let prox = try ProxHarness(config, upstream: up.address)
+        let c = try prox.client()
+        try c.send("GET /a HTTP/1.1\r\nHost: a\r\nX_One: 1\r\nX_Two: 2\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+        try c.send("GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+        prox.stop()
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains("\"dropped_headers\":2") == true, "\(lines)")
+        #expect(lines.last?.contains("dropped_headers") == false, "\(lines)")
+    }
+
     /// `prox dry-run` parses with the listener's limits too: same drop, and the trace says so.
     @Test(arguments: [false, true])
     func dryRunDropsLikeServe(allow: Bool) throws {

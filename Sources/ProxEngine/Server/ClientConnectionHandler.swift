@@ -664,7 +664,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             requestID: c.requestID, client: clientIPText, method: c.head.method.description, host: c.head.host,
             path: c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
             status: ex.status, bytesIn: ex.bodyBytes, bytesOut: ex.bytesOut,
-            durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory))
+            durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory,
+            droppedHeaders: Int(c.head.droppedHeaders)))
     }
 
     /// One error-log line for a failure Prox answered itself (5xx) or a response cut short.
