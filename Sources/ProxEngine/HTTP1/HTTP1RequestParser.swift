@@ -47,10 +47,12 @@ public struct HTTP1RequestParser {
     /// Lends the parser array memory for its next head (the engine keeps a pool per event loop,
     /// so an idle connection holds none).
     mutating func adoptSpares(_ s: inout H1Spares) {
-        if spares.isEmpty { swap(&spares, &s) }
+        if progress.slots.capacity == 0 && !progress.started { progress.slots = s.takeSlots() }
+        if spares.added.capacity == 0 { spares.added = s.takeAdded() }
     }
 
-    var hasSpares: Bool { !spares.isEmpty }
+    /// Holds array memory for a head (the next one's slots, or added-line storage).
+    var hasSpares: Bool { progress.slots.capacity > 0 || !spares.isEmpty }
 
     /// True between messages: no part of a request was seen since the last `.end` (empty lines
     /// aside). A client closing now closed cleanly.
@@ -113,7 +115,6 @@ public struct HTTP1RequestParser {
 
     @inline(__always)
     mutating func nextHead(_ buffer: inout ByteBuffer) -> HTTP1RequestEvent? {
-        if progress.slots.capacity == 0 { progress.slots = spares.takeSlots() }
         while true {
             let r = buffer.withUnsafeReadableBytes { scanHead($0) }
             switch r {
@@ -353,6 +354,7 @@ public struct HTTP1RequestParser {
         var slots = progress.slots
         let dropped = progress.droppedLines
         progress = H1HeadProgress()
+        progress.slots = spares.takeSlots()
         self.info = H1RequestInfo()
 
         func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {

@@ -166,7 +166,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if exchange != nil && inbox.readableBytes > Self.maxBufferedPipeline { pauseReads() }
         // Let go of a consumed read buffer now, not at the next read: SwiftNIO reuses its receive
         // buffer only when nothing else holds it, and otherwise keeps a second one per connection.
-        if inbox.readableBytes == 0 { inbox = ByteBuffer() }
+        if inbox.readableBytes == 0 { inbox = state.emptyBuffer }
     }
 
     private func malformed(_ e: HTTP1ParseError) {
@@ -441,7 +441,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.clientNoBody = noBody
         ex.keepAlive = keepAlive
         ex.status = head.status
-        var out = state.responseHeadBuffers.take(allocator)  // head plus a small coalesced body
+        var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
+        out.clear()
         HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                       clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
         c.recycle(&head.fields)
@@ -518,7 +519,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 ex.bytesOut += 5
             }
             context.writeAndFlush(wrapOutboundOut(h), promise: nil)
-            state.responseHeadBuffers.give(h)
+            if h.capacity <= ScratchBuffers.maxCapacity { state.responseHeadBuffer = h }
         } else {
             if ex.clientChunked {
                 var b = allocator.buffer(capacity: 5)

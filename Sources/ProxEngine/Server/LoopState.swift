@@ -24,9 +24,14 @@ final class LoopState {
     /// Upstream request head and client response head buffers, reused across requests on this
     /// loop. Kept per loop, not per connection, so an idle keep-alive connection holds none.
     var upstreamHeadBuffers = ScratchBuffers()
-    var responseHeadBuffers = ScratchBuffers()
+    /// One is enough for response heads: a small response's head goes back in the same read
+    /// event that took it.
+    var responseHeadBuffer: ByteBuffer?
     /// Header arrays of finished request heads, lent to the parser of the next head on this loop.
     var headerSpares = HeaderSparePool()
+    /// An empty buffer to drop consumed read buffers for: `ByteBuffer()` goes through a lazily
+    /// initialised global each time (`swift_once`, ~70 instructions).
+    let emptyBuffer = ByteBuffer()
     #if DEBUG
     /// Set by tests to prove that closed connections free their objects.
     var tracker: ObjectTracker? {
@@ -75,13 +80,15 @@ struct ScratchBuffers {
 
     init() { free.reserveCapacity(Self.maxCount) }
 
+    @inline(__always)
     mutating func take(_ allocator: ByteBufferAllocator) -> ByteBuffer {
         guard var b = free.popLast() else { return allocator.buffer(capacity: 1024) }
         b.clear()
         return b
     }
 
-    mutating func give(_ b: ByteBuffer) {
+    @inline(__always)
+    mutating func give(_ b: consuming ByteBuffer) {
         guard b.capacity > 0, b.capacity <= Self.maxCapacity, free.count < Self.maxCount else { return }
         free.append(b)
     }
@@ -95,6 +102,7 @@ struct HeaderSparePool {
 
     init() { free.reserveCapacity(Self.maxCount) }
 
+    @inline(__always)
     mutating func keep(_ fields: inout HeaderFields) {
         guard free.count < Self.maxCount else { return }
         var s = H1Spares()
@@ -102,9 +110,12 @@ struct HeaderSparePool {
         if !s.isEmpty { free.append(s) }
     }
 
-    /// Lends `parser` a spare when it is between heads and has none.
+    /// Lends `parser` a spare for its next head when it has none. (Not only when idle: after a
+    /// bodiless request the parser still holds the request's end, so it is not idle when the
+    /// next request's bytes arrive.)
+    @inline(__always)
     mutating func lend(to parser: inout HTTP1RequestParser) {
-        guard !parser.hasSpares, parser.isIdle, !free.isEmpty else { return }
+        guard !parser.hasSpares, !free.isEmpty else { return }
         var s = free.removeLast()
         parser.adoptSpares(&s)
     }

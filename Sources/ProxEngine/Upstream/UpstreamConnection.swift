@@ -161,7 +161,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         }
         // A consumed read buffer goes now: SwiftNIO reuses its receive buffer only when nothing
         // else holds it (an idle pooled connection would otherwise keep two).
-        if inbox.readableBytes == 0 { inbox = ByteBuffer() }
+        if inbox.readableBytes == 0 { inbox = pool.emptyBuffer }
     }
 
     private func deliver(_ ev: consuming HTTP1ResponseEvent) {

@@ -41,6 +41,8 @@ final class UpstreamPool {
     /// `PoolRuntime`s of snapshot `runtimeVersion`, by pool index.
     private var runtimes: [PoolRuntime?] = []
     private var runtimeVersion = -1
+    /// What a connection's consumed read buffer is replaced with (see `LoopState.emptyBuffer`).
+    let emptyBuffer = ByteBuffer()
     #if DEBUG
     var tracker: ObjectTracker?
     #endif
