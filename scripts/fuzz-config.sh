@@ -8,11 +8,15 @@
 # symlinks to the product's CPCRE2, ProxRegex, ProxCore, ProxFilters, ProxUpstream and
 # ProxConfig source directories and to Tests/Fuzz/ConfigFuzz (the harness and its invariants are
 # documented there), compiled at -Onone so Swift's runtime checks stay on. Only those targets
-# are built (no NIOPosix, engine, CLI or tests). Hangs (-timeout, 10 s) and memory growth
-# (-rss_limit_mb, 2048) count as findings like crashes; they are written to $FUZZ_WORK/artifacts.
-# LeakSanitizer is off: lazily initialised globals (static lets built on first use) read as
-# leaks of the run that first touched them; growth per input still shows as RSS. The corpus grows in $FUZZ_WORK/corpus, seeded from Tests/Fuzz/config-corpus, configs/ and
-# the built-in default config. Not part of `swift test`.
+# are built (no NIOPosix, engine, CLI or tests).
+#
+# Hangs and memory growth count as findings like crashes (written to $FUZZ_WORK/artifacts):
+# -timeout=25 (wall clock: the worst input within the loader's budgets costs ~2.5 s of CPU under
+# ASan at -Onone, and CI machines are shared) and -rss_limit_mb=2048. LeakSanitizer is off:
+# lazily initialised globals (static lets built on first use) read as leaks of the run that
+# first touched them; growth per input still shows as RSS. The corpus grows in
+# $FUZZ_WORK/corpus, seeded from Tests/Fuzz/config-corpus, configs/ and the built-in default
+# config. Not part of `swift test`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,10 +65,11 @@ BIN=$(swift build -c debug --product ConfigFuzz --show-bin-path)/ConfigFuzz
 
 cp -n "$ROOT"/Tests/Fuzz/config-corpus/* "$WORK/corpus/" 2>/dev/null || true
 for f in "$ROOT"/configs/*.yaml "$ROOT"/configs/*.json; do
-    [ -f "$f" ] && cp -n "$f" "$WORK/corpus/configs-$(basename "$f")"
+    if [ -f "$f" ]; then cp -n "$f" "$WORK/corpus/configs-$(basename "$f")" || true; fi
 done
 # The config `prox serve` runs without --config, from between its raw-string delimiters.
 sed -n '/^    public static let yaml = #"""$/,/^"""#$/p' "$ROOT/Sources/ProxConfig/Output/DefaultConfig.swift" \
     | sed '1d;$d' > "$WORK/corpus/default-config.yaml"
-exec "$BIN" "$WORK/corpus" -dict="$ROOT/Tests/Fuzz/config.dict" -max_total_time="$DURATION" -timeout=10 \
+# (Set here, not for the build: SwiftPM rebuilds everything when the environment changes.)
+ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" exec "$BIN" "$WORK/corpus" -dict="$ROOT/Tests/Fuzz/config.dict" -max_total_time="$DURATION" -timeout=25 \
     -max_len=8192 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$WORK/artifacts/" "$@"
