@@ -7,7 +7,8 @@
 // Every input is compiled twice: as `fuzz.yaml` and as `fuzz.json` (the file name picks the
 // loader). Checks, beyond "no crash, no hang, bounded memory":
 // - every diagnostic has a sane position: line and column >= 1, line at most one past the
-//   text's last line; diagnostics come sorted by position;
+//   text's last line (counting lines as YAML does: a lone CR ends one too); diagnostics come
+//   sorted by position;
 // - a snapshot is returned exactly when there is no error diagnostic;
 // - an accepted snapshot is usable: its router has one spec per route, and on a few requests
 //   (fixed ones and ones built from the routes' own hosts and paths), on every listener, the
@@ -30,8 +31,18 @@ func check(_ ok: @autoclosure () -> Bool, _ what: @autoclosure () -> String) {
 }
 
 func checkDiagnostics(_ r: CompileResult, text: String, fileName: String) {
+    // Lines as YAML (libyaml) and editors count them: a lone CR breaks a line too, and so do
+    // NEL, LS and PS (YAML 1.1). A bound, not an exact count.
     var lineCount = 1
-    for u in text.utf8 where u == UInt8(ascii: "\n") { lineCount += 1 }
+    var previous: Unicode.Scalar = " "
+    for u in text.unicodeScalars {
+        switch u {
+        case "\n" where previous == "\r": break
+        case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": lineCount += 1
+        default: break
+        }
+        previous = u
+    }
     var last: (Int, Int)? = nil
     for d in r.diagnostics {
         check(d.file == fileName, "diagnostic names another file: \(d)")
