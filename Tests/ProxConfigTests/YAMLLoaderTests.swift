@@ -59,4 +59,36 @@ import Testing
         """)
         #expect(r.diagnostics.first?.path == "routes[0].match.headers[\"X Bad\"]")
     }
+    /// Found by scripts/fuzz-config.sh: aliases of aliases ("billion laughs") expanded to 10^9
+    /// nodes, hanging the loader and growing memory without bound. The loader now refuses a
+    /// document past its node budget, at once and with one diagnostic.
+    @Test func aliasExpansionIsBounded() {
+        var text = "version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...8 { text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        let clock = ContinuousClock()
+        var r: CompileResult?
+        let took = clock.measure { r = ConfigCompiler.compile(text: text, fileName: "laughs.yaml", version: 1) }
+        #expect(r?.snapshot == nil)
+        #expect(r?.diagnostics.count == 1)
+        #expect(r?.diagnostics.first?.message.hasPrefix("the document expands to more than") == true)
+        #expect((r?.diagnostics.first?.line ?? 0) >= 1)
+        #expect(took < .seconds(20))
+    }
+
+    /// Deep nesting is refused by libyaml (and by JSONLoader at 200 levels), not a stack overflow.
+    @Test func deepNestingIsRefused() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let y = ConfigCompiler.compile(text: deep, fileName: "deep.yaml", version: 1)
+        #expect(y.snapshot == nil && y.errors.first?.message.contains("nesting") == true)
+        let j = ConfigCompiler.compile(text: deep, fileName: "deep.json", version: 1)
+        #expect(j.snapshot == nil && j.errors.first?.message.contains("nested too deeply") == true)
+    }
+
+    /// Anchors shared by many values stay within the budget.
+    @Test func modestAliasUseIsAccepted() {
+        var text = preludeNoPools + "routes:\n  - id: r0\n    match: &m {methods: [GET], path: {exact: /p/0}}\n    respond: &ok {status: 200}\n"
+        for i in 1..<500 { text += "  - id: r\(i)\n    match: {<<: *m, path: {exact: /p/\(i)}}\n    respond: *ok\n" }
+        let r = ConfigCompiler.compile(text: text, fileName: "many.yaml", version: 1)
+        #expect(r.errors.isEmpty, "\(r.errors.prefix(3))")
+    }
 }

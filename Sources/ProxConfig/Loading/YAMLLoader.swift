@@ -3,8 +3,16 @@ import Yams
 
 /// YAML via Yams' composer (which keeps every node's position), converted to `ConfigNode`.
 /// Plain scalars resolve with the YAML 1.2 core schema, as editors do: `off` is a string.
-/// Anchors, aliases and merge keys (`<<: *defaults`) work.
+/// Anchors, aliases and merge keys (`<<: *defaults`) work, within a budget: aliases of aliases
+/// expand exponentially ("billion laughs": nine lines of `&a [*b, *b, ...]` make 10^9 nodes), so a
+/// document may expand to at most `nodeBudget(forBytes:)` nodes; past that it is refused with one
+/// diagnostic instead of hanging the loader and eating memory. (Nesting depth is bounded by
+/// libyaml itself: "Maximum nesting level reached" at 1000.)
 enum YAMLLoader {
+    /// Without aliases every node takes at least one byte of text, so twice the text's size
+    /// never refuses an alias-free document; aliases may add 100,000 nodes on top.
+    static func nodeBudget(forBytes n: Int) -> Int { 100_000 + 2 * n }
+
     static func load(_ text: String, file: String) -> (node: ConfigNode?, diagnostics: [Diagnostic]) {
         let root: Node?
         do {
@@ -18,8 +26,13 @@ enum YAMLLoader {
             return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "the document is empty",
                                      hint: "start with `version: 1`; `prox schema` prints the full format")])
         }
-        var c = Converter(file: file, lines: SourceLines(text))
+        var c = Converter(file: file, lines: SourceLines(text), budget: nodeBudget(forBytes: text.utf8.count))
         let node = c.convert(root, path: "")
+        if c.budget < 0 {
+            let first = c.exhaustedAt ?? SourceMark(file: file, line: 1, column: 1)
+            return (nil, [Diagnostic(at: first, path: "", "the document expands to more than \(nodeBudget(forBytes: text.utf8.count)) values",
+                                     hint: "aliases (*name) repeat what their anchor holds; aliases of aliases multiply")])
+        }
         return (node, c.diagnostics)
     }
 
@@ -52,6 +65,10 @@ enum YAMLLoader {
     struct Converter {
         let file: String
         let lines: SourceLines
+        /// Nodes left to convert; below 0 the document is refused (see `nodeBudget`).
+        var budget: Int
+        /// Where the budget ran out.
+        var exhaustedAt: SourceMark?
         var diagnostics: [Diagnostic] = []
 
         func mark(_ m: Mark?) -> SourceMark {
@@ -59,6 +76,11 @@ enum YAMLLoader {
         }
 
         mutating func convert(_ node: Node, path: String) -> ConfigNode {
+            budget -= 1
+            guard budget >= 0 else {
+                if exhaustedAt == nil { exhaustedAt = mark(node.mark) }
+                return ConfigNode(kind: .scalar("", .null), mark: mark(node.mark), path: path)
+            }
             switch node {
             case .scalar(let s):
                 let type = Self.type(of: s)
