@@ -21,6 +21,21 @@ public enum ConfigSchema {
         out.append(("$defs", ctx.definitionsValue))
         return .object(out)
     }
+
+    /// The JSON Schema of one filter's config (the value under its name in a chain entry).
+    /// Committed at `schemas/filters/<name>.json` for every filter of the shipped registry.
+    public static func filterSchema(_ filter: FilterDescriptor) -> String {
+        var ctx = SchemaContext(filters: [])
+        let ref = filter.schema(&ctx)
+        var out: [(String, JSONValue)] = [
+            ("$schema", .string("https://json-schema.org/draft/2020-12/schema")),
+            ("title", .string("Prox filter '\(filter.name)'")),
+            ("description", .string(filter.summary)),
+        ]
+        if case .object(let members) = ref { out += members }
+        out.append(("$defs", ctx.definitionsValue))
+        return JSONValue.object(out).rendered() + "\n"
+    }
 }
 
 /// The reference part of docs/CONFIG.md, generated from the declarations.
