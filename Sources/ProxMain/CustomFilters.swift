@@ -6,8 +6,8 @@ import ProxFilterTenant
 /// (a SwiftPM target depending only on ProxCore, declared in Package.swift and listed in
 /// ProxMain's dependencies), and one line here. docs/FILTERS.md walks through it.
 enum CustomFilters {
-    static let descriptors: [FilterDescriptor] = [
-        FilterDescriptor(MaintenanceFactory.self),  // filters/maintenance
-        FilterDescriptor(TenantFactory.self),       // filters/tenant
-    ]
+    static func register(into r: inout FilterRegistry) throws(FilterRegistry.DuplicateName) {
+        try r.register(FilterDescriptor(MaintenanceFactory.self))  // filters/maintenance
+        try r.register(FilterDescriptor(TenantFactory.self))       // filters/tenant
+    }
 }

@@ -15,7 +15,7 @@ public enum ProxMain {
     /// The shipped filters: the built-ins, then every filter of `filters/`.
     public static func shippedFilters() throws(FilterRegistry.DuplicateName) -> FilterRegistry {
         var r = BuiltinFilters.registry
-        try r.register(CustomFilters.descriptors, origin: .custom)
+        try CustomFilters.register(into: &r)
         return r
     }
 
