@@ -1,11 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds skip Swift's dynamic exclusivity checks: measured here at ~10% of the
-// proxy's CPU (shared/PLATFORM-NOTES.md). Only the root package may use unsafe flags.
-let hotPathFlags: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
+// No unsafeFlags here: they would stop this package being used as a dependency (an
+// out-of-tree `prox` with a team's own filters, templates/custom-prox/). Release builds switch
+// off Swift's dynamic exclusivity checks in every module, dependencies included, through
+// scripts/build-release.sh (-Xswiftc -enforce-exclusivity=unchecked; gain in docs/BENCHMARKS.md).
+let hotPathFlags: [SwiftSetting] = []
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
