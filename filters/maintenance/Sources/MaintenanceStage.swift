@@ -65,10 +65,14 @@ public struct MaintenanceStage: Stage {
     }
 
     public func request(_ ctx: RequestContext) -> Verdict {
+        if !manual && windows.isEmpty {  // a switch left off: no clock to read
+            ctx.record(kind, looked: "the switch", decided: "pass", why: "not enabled, and no windows")
+            return .next
+        }
         let t = now()
         let window = openWindow(at: t)
         guard manual || window != nil else {
-            ctx.record(kind, looked: "the clock", decided: "pass", why: windows.isEmpty ? "not enabled" : "not enabled, and no window is open")
+            ctx.record(kind, looked: "the clock", decided: "pass", why: "not enabled, and no window is open")
             return .next
         }
         let why = window.map { "window \(UTCTime.format($0.start)) to \(UTCTime.format($0.end)) is open" } ?? "enabled: true"
