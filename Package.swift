@@ -1,11 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds skip Swift's dynamic exclusivity checks: measured here at ~10% of the
-// proxy's CPU (shared/PLATFORM-NOTES.md). Only the root package may use unsafe flags.
-let hotPathFlags: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
+// No unsafeFlags here: they would stop this package being used as a dependency (an
+// out-of-tree `prox` with a team's own filters, templates/custom-prox/). Release builds switch
+// off Swift's dynamic exclusivity checks in every module, dependencies included, through
+// scripts/build-release.sh (-Xswiftc -enforce-exclusivity=unchecked; gain in docs/BENCHMARKS.md).
+let hotPathFlags: [SwiftSetting] = []
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
@@ -14,6 +14,10 @@ let package = Package(
     products: [
         .executable(name: "prox", targets: ["prox"]),
         .library(name: "ProxCore", targets: ["ProxCore"]),
+        // The CLI as a library: `ProxMain.run(extraFilters: [...])` builds a `prox` with more filters.
+        .library(name: "ProxMain", targets: ["ProxMain"]),
+        // Helpers for filters' unit tests (compile with extra filters, route a request, run the chain).
+        .library(name: "ProxFilterTesting", targets: ["ProxFilterTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.2"),
@@ -54,14 +58,27 @@ let package = Package(
         .target(
             name: "ProxCLI",
             dependencies: [
-                "ProxEngine", "ProxConfig", "ProxCore",
+                "ProxEngine", "ProxConfig", "ProxCore", "ProxFilters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swift5
         ),
-        .executableTarget(name: "prox", dependencies: ["ProxCLI"], swiftSettings: swift5),
+        // Custom filters: filters/<name>/, each a target depending only on ProxCore, with its
+        // tests beside it; registered in Sources/ProxMain/CustomFilters.swift.
+        .target(name: "ProxFilterMaintenance", dependencies: ["ProxCore"], path: "filters/maintenance/Sources"),
+        .testTarget(name: "ProxFilterMaintenanceTests", dependencies: ["ProxFilterMaintenance", "ProxFilterTesting"],
+                    path: "filters/maintenance/Tests"),
+        .target(name: "ProxFilterTenant", dependencies: ["ProxCore"], path: "filters/tenant/Sources"),
+        .testTarget(name: "ProxFilterTenantTests", dependencies: ["ProxFilterTenant", "ProxFilterTesting"],
+                    path: "filters/tenant/Tests"),
+        .target(name: "ProxFilterTesting", dependencies: ["ProxCore", "ProxConfig", "ProxFilters"]),
+        .target(
+            name: "ProxMain",
+            dependencies: ["ProxCLI", "ProxCore", "ProxFilters", "ProxFilterMaintenance", "ProxFilterTenant"]
+        ),
+        .executableTarget(name: "prox", dependencies: ["ProxMain"], swiftSettings: swift5),
         .executableTarget(
             name: "prox-routebench",
             dependencies: ["ProxCore"],
@@ -80,7 +97,7 @@ let package = Package(
         ),
         .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex"]),
         .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore", "ProxConfig"], swiftSettings: swift5),
-        .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI"], swiftSettings: swift5),
+        .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI", "ProxMain"], swiftSettings: swift5),
         .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig"], swiftSettings: swift5),
         .testTarget(name: "ProxUpstreamTests", dependencies: ["ProxUpstream"], swiftSettings: swift5),
         .testTarget(
@@ -97,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "ProxE2ETests",
             dependencies: [
-                "ProxEngine", "ProxCLI", "ProxConfig",
+                "ProxEngine", "ProxCLI", "ProxConfig", "ProxMain", "ProxFilterMaintenance", "ProxFilterTenant",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import ProxCore
+import ProxFilters
 
 /// `prox`: the reverse proxy whose configuration is a declaration.
 public struct ProxCommand: ParsableCommand {
@@ -9,9 +11,13 @@ public struct ProxCommand: ParsableCommand {
         Without a subcommand, `prox` runs `serve` on the embedded default config.
         See docs/CLI.md for every command and option.
         """,
-        subcommands: [Serve.self, Validate.self, DryRunCommand.self, Check.self, Schema.self],
+        subcommands: [Serve.self, Validate.self, DryRunCommand.self, Check.self, Schema.self, FiltersCommand.self],
         defaultSubcommand: Serve.self
     )
+
+    /// The filters every command compiles, documents and lists with. Set once, before `main()`,
+    /// by the binary's entry point (`ProxMain.run`); the built-ins alone until then.
+    nonisolated(unsafe) public static var filters: FilterRegistry = BuiltinFilters.registry
 
     public init() {}
 }

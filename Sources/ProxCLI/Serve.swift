@@ -59,6 +59,8 @@ struct Serve: ParsableCommand {
 /// Loads and compiles the config the server was started with (a file, or the embedded default).
 struct SnapshotLoader: Sendable {
     let path: String?
+    /// The filters chain entries may name: the binary's registry.
+    var filters: FilterRegistry = ProxCommand.filters
 
     struct Failure: Error {
         var report: String
@@ -70,9 +72,10 @@ struct SnapshotLoader: Sendable {
     func load(version: Int) -> Result<Snapshot, Failure> {
         let result: CompileResult
         if let p = path {
-            result = ConfigCompiler.compile(file: p, version: version)
+            result = ConfigCompiler.compile(file: p, version: version, filters: filters)
         } else {
-            result = ConfigCompiler.compile(text: DefaultConfig.yaml, fileName: "<embedded default config>", version: version)
+            result = ConfigCompiler.compile(text: DefaultConfig.yaml, fileName: "<embedded default config>", version: version,
+                                            filters: filters)
         }
         if let s = result.snapshot, !result.diagnostics.contains(where: { $0.severity == .error }) {
             return .success(s)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProxConfig
+import ProxCore
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
@@ -22,7 +23,7 @@ struct Validate: ParsableCommand {
         var all: [Diagnostic] = []
         var unreadable = false
         for f in files {
-            let r = ConfigCompiler.compile(file: f, version: 1)
+            let r = ConfigCompiler.compile(file: f, version: 1, filters: ProxCommand.filters)
             all += r.diagnostics
             if r.unreadable { unreadable = true }
         }
@@ -45,11 +46,39 @@ struct Validate: ParsableCommand {
 
 struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the JSON Schema (2020-12) of the config document.",
-        discussion: "The same schema is committed at schemas/prox.schema.json."
+        abstract: "Print the JSON Schema (2020-12) of the config document, or of one filter's config.",
+        discussion: """
+        The document's schema is committed at schemas/prox.schema.json, each filter's at
+        schemas/filters/<name>.json; tests fail when they are stale.
+        """
     )
 
+    @Option(help: "Print the schema of this filter's config instead (the value under its name in a chain entry).")
+    var filter: String?
+
+    @Option(help: "Write every filter's config schema to DIR/<name>.json (and remove other .json files there).")
+    var filtersDir: String?
+
     func run() throws {
-        print(ConfigSchema.jsonSchema(), terminator: "")
+        let registry = ProxCommand.filters
+        if let name = filter {
+            let entry = try FiltersCommand.lookup(name, in: registry)
+            print(ConfigSchema.filterSchema(entry.descriptor), terminator: "")
+            return
+        }
+        if let dir = filtersDir {
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let wanted = Set(registry.names.map { $0 + ".json" })
+            for old in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where old.hasSuffix(".json") && !wanted.contains(old) {
+                try fm.removeItem(atPath: dir + "/" + old)
+            }
+            for e in registry.entries {
+                try ConfigSchema.filterSchema(e.descriptor).write(toFile: dir + "/\(e.descriptor.name).json", atomically: true, encoding: .utf8)
+            }
+            print("wrote \(registry.entries.count) filter schemas to \(dir)")
+            return
+        }
+        print(ConfigSchema.jsonSchema(filters: registry), terminator: "")
     }
 }

@@ -1,3 +1,3 @@
-import ProxCLI
+import ProxMain
 
-ProxCommand.main()
+ProxMain.run()

@@ -1,5 +1,6 @@
 import Foundation
 import ProxConfig
+import ProxMain
 import Testing
 
 @Suite struct ExampleConfigTests {
@@ -16,9 +17,10 @@ import Testing
     }
 
     @Test(arguments: exampleFiles)
-    func compilesWithoutDiagnostics(_ name: String) {
+    func compilesWithoutDiagnostics(_ name: String) throws {
         let path = repoRoot.appendingPathComponent("configs").appendingPathComponent(name).path
-        let r = ConfigCompiler.compile(file: path, version: 1)
+        // With the filters the shipped `prox` has: configs/ show the custom filters too.
+        let r = ConfigCompiler.compile(file: path, version: 1, filters: try ProxMain.shippedFilters())
         #expect(r.diagnostics.isEmpty, "\(DiagnosticFormatter.text(r.diagnostics))")
         #expect(r.snapshot != nil)
     }

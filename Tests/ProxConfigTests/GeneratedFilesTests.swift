@@ -1,17 +1,19 @@
 import Foundation
 import ProxConfig
+import ProxMain
 import Testing
 
-/// The schema and the reference docs are generated from the declarations; the committed copies
-/// must match. To regenerate both:
+/// The schemas and the reference docs are generated from the declarations of the shipped filter
+/// registry (built-ins + filters/); the committed copies must match. To regenerate them all:
 ///
 ///     PROX_REGENERATE=1 swift test --filter GeneratedFilesTests
 @Suite struct GeneratedFilesTests {
     var regenerate: Bool { ProcessInfo.processInfo.environment["PROX_REGENERATE"] == "1" }
+    var shipped: FilterRegistry { get throws { try ProxMain.shippedFilters() } }
 
     @Test func schemaIsInSync() throws {
         let url = repoRoot.appendingPathComponent("schemas/prox.schema.json")
-        let generated = ConfigSchema.jsonSchema()
+        let generated = ConfigSchema.jsonSchema(filters: try shipped)
         if regenerate { try generated.write(to: url, atomically: true, encoding: .utf8) }
         let committed = try String(contentsOf: url, encoding: .utf8)
         #expect(committed == generated, "schemas/prox.schema.json is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
@@ -20,9 +22,35 @@ import Testing
     @Test func docsReferenceIsInSync() throws {
         let url = repoRoot.appendingPathComponent("docs/CONFIG.md")
         let committed = try String(contentsOf: url, encoding: .utf8)
-        let updated = try #require(ConfigDocs.updating(committed), "docs/CONFIG.md lacks the generated-reference markers")
+        let updated = try #require(ConfigDocs.updating(committed, filters: try shipped), "docs/CONFIG.md lacks the generated-reference markers")
         if regenerate && updated != committed { try updated.write(to: url, atomically: true, encoding: .utf8) }
         #expect(updated == committed, "docs/CONFIG.md's reference is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
+    }
+
+    /// schemas/filters/<name>.json, one per filter of the shipped registry, and nothing else there.
+    @Test func filterSchemasAreInSync() throws {
+        let dir = repoRoot.appendingPathComponent("schemas/filters")
+        let registry = try shipped
+        if regenerate {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for f in registry.descriptors {
+                try ConfigSchema.filterSchema(f).write(to: dir.appendingPathComponent("\(f.name).json"), atomically: true, encoding: .utf8)
+            }
+        }
+        let present = Set(((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".json") })
+        #expect(present == Set(registry.names.map { $0 + ".json" }), "schemas/filters/ should hold one schema per filter: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
+        for f in registry.descriptors {
+            let committed = try? String(contentsOf: dir.appendingPathComponent("\(f.name).json"), encoding: .utf8)
+            #expect(committed == ConfigSchema.filterSchema(f), "schemas/filters/\(f.name).json is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
+            let obj = try JSONSerialization.jsonObject(with: Data(ConfigSchema.filterSchema(f).utf8)) as? [String: Any]
+            #expect(obj?["$ref"] as? String == "#/$defs/\(f.configTypeName)")
+        }
+    }
+
+    @Test func shippedRegistryHasTheBuiltinsThenTheCustomFilters() throws {
+        let r = try shipped
+        #expect(r.names == ["request_id", "headers", "ip_access", "body_limit", "maintenance", "tenant"])
+        #expect(r.entries.map(\.origin) == [.builtin, .builtin, .builtin, .builtin, .custom, .custom])
     }
 
     @Test func schemaIsWellFormedJSON() throws {

@@ -91,6 +91,47 @@ import Testing
         #expect(r.out == committed)
     }
 
+    @Test func schemaCommandPrintsAndWritesFilterSchemas() throws {
+        let r = try Self.prox(["schema", "--filter", "tenant"])
+        #expect(r.status == 0, "\(r.err)")
+        let committed = try String(contentsOf: Self.root.appendingPathComponent("schemas/filters/tenant.json"), encoding: .utf8)
+        #expect(r.out == committed)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prox-schemas-\(UUID().uuidString)").path
+        let w = try Self.prox(["schema", "--filters-dir", dir])
+        #expect(w.status == 0, "\(w.err)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["body_limit.json", "headers.json", "ip_access.json", "maintenance.json", "request_id.json", "tenant.json"])
+        let bad = try Self.prox(["schema", "--filter", "tenat"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("did you mean 'tenant'?"), "\(bad.err)")
+    }
+
+    @Test func filtersListsEveryFilterAndPrintsOnesReference() throws {
+        let r = try Self.prox(["filters"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n")
+        for (name, origin) in [("request_id", "built-in"), ("body_limit", "built-in"), ("maintenance", "custom"), ("tenant", "custom")] {
+            let line = lines.first { $0.hasPrefix(name + " ") }
+            #expect(line?.contains(" \(origin) ") == true, "\(name): \(line ?? "missing")")
+        }
+        let t = try Self.prox(["filters", "tenant"])
+        #expect(t.status == 0)
+        #expect(t.out.hasPrefix("## `tenant`\n"))
+        #expect(t.out.contains("`host_regex`"))
+        #expect(t.out.contains("421"))
+        let docs = try String(contentsOf: Self.root.appendingPathComponent("docs/CONFIG.md"), encoding: .utf8)
+        // The same section as docs/CONFIG.md, one heading level up.
+        func unleveled(_ s: String) -> String {
+            s.split(separator: "\n", omittingEmptySubsequences: false).map { String($0.drop { $0 == "#" }) }.joined(separator: "\n")
+        }
+        #expect(unleveled(docs).contains(unleveled(t.out)), "the same section as docs/CONFIG.md")
+        let u = try Self.prox(["filters", "maintenace"])
+        #expect(u.status == 1)
+        #expect(u.err == "prox filters: unknown filter 'maintenace'; did you mean 'maintenance'?\n")
+        let v = try Self.prox(["filters", "zzz"])
+        #expect(v.err.contains("known filters: request_id, headers, ip_access, body_limit, maintenance, tenant"))
+    }
+
     @Test func dryRunPrintsRouteStagesAndUpstreamRequest() throws {
         let r = try Self.prox(["dry-run", "--config", "configs/multi-host.yaml", "GET http://api.example.com/v1/users/7?x=1",
                                "-H", "X-Api-Version: v2", "--cookie", "session=abc", "--client-ip", "203.0.113.9"])

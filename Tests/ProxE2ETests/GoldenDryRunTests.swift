@@ -1,6 +1,7 @@
 import Foundation
 import ProxConfig
 import ProxCore
+import ProxMain
 import Testing
 @testable import ProxEngine
 
@@ -42,7 +43,8 @@ import Testing
     static func report(config: String) throws -> String {
         // Compiled under its repository-relative name, so the report is the same in any checkout.
         let text = try String(contentsOf: root.appendingPathComponent("configs/\(config).yaml"), encoding: .utf8)
-        let r = ConfigCompiler.compile(text: text, fileName: "configs/\(config).yaml", version: 1)
+        let r = ConfigCompiler.compile(text: text, fileName: "configs/\(config).yaml", version: 1,
+                                       filters: try ProxMain.shippedFilters())
         let snapshot = try #require(r.snapshot, "\(config).yaml does not compile: \(r.diagnostics)")
         let requests = try String(contentsOf: root.appendingPathComponent("Tests/Golden/\(config).requests"), encoding: .utf8)
         var out = ""
@@ -58,7 +60,7 @@ import Testing
         return normalize(out)
     }
 
-    @Test(arguments: ["basic", "multi-host", "rewrite"])
+    @Test(arguments: ["basic", "multi-host", "rewrite", "maintenance", "tenant"])
     func dryRunMatchesGolden(config: String) throws {
         let actual = try Self.report(config: config)
         let goldenURL = Self.root.appendingPathComponent("Tests/Golden/\(config).dryrun")

@@ -26,7 +26,7 @@ public struct CompileResult: Sendable {
 /// and reports every problem found.
 public enum ConfigCompiler {
     /// Reads and compiles a file (YAML, or JSON when it ends in `.json` or starts with `{`).
-    public static func compile(file path: String, version: Int, filters: [FilterDescriptor] = BuiltinFilters.all) -> CompileResult {
+    public static func compile(file path: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry) -> CompileResult {
         switch ConfigLoader.read(file: path) {
         case .failure(let d): return CompileResult(snapshot: nil, diagnostics: [d], unreadable: true)
         case .success(let text): return compile(text: text, fileName: path, version: version, filters: filters)
@@ -35,10 +35,10 @@ public enum ConfigCompiler {
 
     /// Compiles a document held in memory; `fileName` names it in diagnostics and picks the
     /// format by extension.
-    public static func compile(text: String, fileName: String, version: Int, filters: [FilterDescriptor] = BuiltinFilters.all) -> CompileResult {
+    public static func compile(text: String, fileName: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry) -> CompileResult {
         let (root, loadDiagnostics) = ConfigLoader.load(text: text, fileName: fileName)
         guard let root else { return CompileResult(snapshot: nil, diagnostics: loadDiagnostics.sortedByPosition()) }
-        var decoder = ConfigDecoder(filters: filters)
+        var decoder = ConfigDecoder(filters: filters.descriptors)
         let doc = decoder.decode(ProxDocument.self, from: root)
         var diagnostics = loadDiagnostics + decoder.diagnostics
         var snapshot: Snapshot? = nil

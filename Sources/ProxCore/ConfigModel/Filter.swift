@@ -3,7 +3,7 @@
 ///
 /// A filter lives in one folder (`Sources/ProxFilters/<Name>/` or `filters/<name>/`) with
 /// `<Name>Config`, `<Name>Factory` and `<Name>Stage`, and is registered with one line:
-/// `FilterDescriptor(<Name>Factory.self)`.
+/// `FilterDescriptor(<Name>Factory.self)`, in a `FilterRegistry`.
 ///
 /// In a config, a chain entry names the filter and holds its config:
 ///
@@ -32,6 +32,8 @@ public struct FilterDescriptor: Sendable {
     public let summary: String
     /// Whether `- name` alone (all defaults) is a valid entry.
     public let worksWithDefaults: Bool
+    /// The factory's fully qualified name (`ProxFilterTenant.TenantFactory`), for messages.
+    public let factoryTypeName: String
     let configSchema: @Sendable (inout SchemaContext) -> JSONValue
     let configSchemaName: String
     let decodeEntry: @Sendable (ConfigNode, inout ConfigDecoder) -> DecodedFilter?
@@ -40,6 +42,7 @@ public struct FilterDescriptor: Sendable {
     public init<F: FilterFactory>(_ factory: F.Type) {
         name = F.name
         summary = F.summary
+        factoryTypeName = String(reflecting: F.self)
         worksWithDefaults = {
             var d = ConfigDecoder()
             let empty = ConfigNode(kind: .mapping([]), mark: SourceMark(file: "", line: 0, column: 0), path: "")
@@ -70,6 +73,10 @@ public struct FilterDescriptor: Sendable {
 
     /// The `$ref` to this filter's config schema.
     public func schema(_ ctx: inout SchemaContext) -> JSONValue { configSchema(&ctx) }
+
+    /// The filter's config reference in markdown (heading at `level`, summary, every key of its
+    /// config and of the object types it uses): the section docs/CONFIG.md and `prox filters NAME` show.
+    public func reference(level: Int = 3) -> String { docSection(level) }
 
     /// The name of the config type in the schema and the docs.
     public var configTypeName: String { configSchemaName }

@@ -4,6 +4,7 @@ import NIOCore
 import ProxConfig
 import ProxCore
 import ProxEngine
+import ProxMain
 
 /// The real proxy, in process: compiles a config (with `{upstream}` and `{upstream2}` filled
 /// in), binds its listeners on 127.0.0.1 port 0, and serves.
@@ -23,7 +24,8 @@ final class ProxHarness {
 
     static func compile(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9", version: Int) throws -> Snapshot {
         let text = yaml.replacingOccurrences(of: "{upstream}", with: upstream).replacingOccurrences(of: "{upstream2}", with: upstream2)
-        let r = ConfigCompiler.compile(text: text, fileName: "test.yaml", version: version)
+        // With the filters the shipped `prox` has (built-ins + filters/), as `prox serve` compiles.
+        let r = ConfigCompiler.compile(text: text, fileName: "test.yaml", version: version, filters: try ProxMain.shippedFilters())
         guard let s = r.snapshot, r.diagnostics.allSatisfy({ $0.severity != .error }) else {
             throw TestError("config does not compile:\n" + DiagnosticFormatter.text(r.diagnostics))
         }
