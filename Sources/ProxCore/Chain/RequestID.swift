@@ -53,6 +53,13 @@ public enum RequestID {
     }
 }
 
+/// The calling thread's generator (the one request ids come from): on an event loop, that loop's
+/// own. For draws on the hot path (traffic splits): no lock, no syscall, no allocation.
+public enum ThreadRandom {
+    @inline(__always)
+    public static func next() -> UInt64 { RequestID.Generator.current.next() }
+}
+
 /// A small, fast, seedable generator (Steele et al.'s SplitMix64), for request ids and balancer
 /// draws: they need speed and spread, not cryptographic strength.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
