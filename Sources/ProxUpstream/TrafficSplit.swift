@@ -16,11 +16,12 @@ public enum TrafficSplit {
     @inlinable
     public static func choose(_ table: SplitTable, draw: UInt64) -> Int {
         let p = position(draw, total: table.total)
-        let upper = table.upper
-        var i = 0
-        // upper.last == total > p: the scan stops inside the table.
-        while i < upper.count - 1 && p >= upper[i] { i += 1 }
-        return i
+        return table.bands.withUnsafeBufferPointer { b in
+            var i = 0
+            // The last band's upper bound is `total` > p: the scan stops inside the table.
+            while i < b.count - 1 && p >= b[i].upper { i += 1 }
+            return i
+        }
     }
 
     /// The draw as a decimal fraction in [0, 1), for traces.

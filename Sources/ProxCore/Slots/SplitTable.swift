@@ -1,7 +1,16 @@
 /// A route's traffic-split slot as compiled: a weighted choice between pools, as a
 /// cumulative-weight table. Entry `i` owns the positions `[upper[i-1], upper[i])` of
 /// `0..<total`; an entry of weight 0 owns none. The decision is `TrafficSplit` (ProxUpstream).
-public struct SplitTable: Sendable {
+// A class, and what the decision reads in one array (`bands`): each array read out of a route
+// per request is a retain and a release (~27 instructions each, measured with callgrind).
+public final class SplitTable: Sendable {
+    /// One entry as the decision reads it: its band's upper bound and its pool.
+    public struct Band: Sendable {
+        public let upper: UInt64
+        public let pool: Int
+    }
+    /// The decision's table, in the config's order.
+    public let bands: [Band]
     /// Pool indices into `Snapshot.pools`, in the config's order.
     public let pools: [Int]
     /// Pool ids, for traces.
@@ -25,6 +34,7 @@ public struct SplitTable: Sendable {
             upper.append(sum)
         }
         guard sum > 0 else { return nil }
+        self.bands = pools.indices.map { Band(upper: upper[$0], pool: pools[$0]) }
         self.pools = pools
         self.names = names
         self.weights = weights
