@@ -71,7 +71,7 @@ public enum RequestFlow {
             if let split = route.split {
                 let draw = ctx.randomOverride ?? ThreadRandom.next()
                 let i = TrafficSplit.choose(split, draw: draw)
-                index = split.pools[i]
+                index = split.bands[i].pool
                 ctx.record("split", looked: TrafficSplit.describe(split), decided: "pool \(split.names[i])",
                            why: TrafficSplit.explain(split, draw: draw, chosen: i)
                                + (ctx.randomOverride == nil ? "; illustrative: the draw is random, serve draws afresh for every request (--random fixes it)" : " (the draw given)"))
