@@ -16,12 +16,11 @@ public enum TrafficSplit {
     @inlinable
     public static func choose(_ table: SplitTable, draw: UInt64) -> Int {
         let p = position(draw, total: table.total)
-        return table.bands.withUnsafeBufferPointer { b in
-            var i = 0
-            // The last band's upper bound is `total` > p: the scan stops inside the table.
-            while i < b.count - 1 && p >= b[i].upper { i += 1 }
-            return i
-        }
+        let b = table.bands
+        var i = 0
+        // The last band's upper bound is `total` > p: the scan stops inside the table.
+        while i < b.count - 1 && p >= b[i].upper { i += 1 }
+        return i
     }
 
     /// The draw as a decimal fraction in [0, 1), for traces.
