@@ -18,6 +18,8 @@ public struct CheckCase: Decodable {
     public var cookies: [String: String]?
     public var client_ip: String?
     public var listener: String?
+    /// A fixed draw for the traffic split and the endpoint pick, as `prox dry-run --random`.
+    public var random: String?
     public var expect: Expectation
 
     public struct Expectation: Decodable {
@@ -74,7 +76,12 @@ public enum CheckRunner {
             let req = DryRunRequest(method: method, url: url,
                                     headers: (t.headers ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                     cookies: (t.cookies ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                                    clientIP: t.client_ip ?? "127.0.0.1", listener: t.listener)
+                                    clientIP: t.client_ip ?? "127.0.0.1", listener: t.listener,
+                                    random: t.random.flatMap(DryRun.parseRandom))
+            if let v = t.random, DryRun.parseRandom(v) == nil {
+                report.failures.append("FAIL \(label)\n  random '\(v)': expected a decimal in [0, 1) or an integer")
+                continue
+            }
             let r: DryRunResult
             do { r = try DryRun.run(req, snapshot: snapshot) } catch {
                 report.failures.append("FAIL \(label)\n  the request is invalid: \(error)")

@@ -146,6 +146,42 @@ import Testing
         #expect((obj?["local"] as? [String: Any])?["status"] as? Int == 421)
     }
 
+    @Test func dryRunFlagsForWhatServeSees() throws {
+        // Methods are case-sensitive, as in serve: `get` is not `GET` (old-docs takes GET, HEAD).
+        let lower = try Self.prox(["dry-run", "--format", "json", "get http://localhost:8080/old/guide"])
+        var obj = try JSONSerialization.jsonObject(with: Data(lower.out.utf8)) as? [String: Any]
+        #expect(obj?["route"] as? String == "not-found")
+        // No invented Host: serve's 400.
+        let noHost = try Self.prox(["dry-run", "--format", "json", "GET /old/guide"])
+        obj = try JSONSerialization.jsonObject(with: Data(noHost.out.utf8)) as? [String: Any]
+        #expect((obj?["local"] as? [String: Any])?["status"] as? Int == 400)
+        // HTTP/1.0 needs none.
+        let v10 = try Self.prox(["dry-run", "--http1.0", "GET /old/guide"])
+        #expect(v10.out.contains("request: GET /old/guide HTTP/1.0"))
+        #expect(v10.out.contains("301 Moved Permanently"))
+        // Absolute-form: the authority wins over Host.
+        let abs = try Self.prox(["dry-run", "--config", "configs/multi-host.yaml", "--absolute-form", "-H", "Host: unknown.test",
+                                 "GET http://api.example.com/v1/users/42"])
+        #expect(abs.out.contains("| Host: api.example.com"), "\(abs.out)\(abs.err)")
+        // Raw bytes, LF line endings converted (and said so).
+        let raw = try Self.temp("req.txt", "GET /old/guide HTTP/1.1\nHost: localhost\n\n")
+        let r = try Self.prox(["dry-run", "--raw", raw])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("301 Moved Permanently"))
+        #expect(r.err.contains("each LF was sent as CRLF"))
+        // --random makes the split reproducible; without it the report says the choice is illustrative.
+        let canary = try Self.prox(["dry-run", "--config", "configs/canary.yaml", "--random", "0.95", "GET http://shop.example/"])
+        #expect(canary.out.contains("decided:   pool canary"))
+        #expect(canary.out.contains("in canary's band 90-100"))
+        let random = try Self.prox(["dry-run", "--config", "configs/canary.yaml", "GET http://shop.example/"])
+        #expect(random.out.contains("illustrative"))
+        let badRandom = try Self.prox(["dry-run", "--random", "1.5", "GET http://localhost/"])
+        #expect(badRandom.status != 0)
+        let split = try Self.prox(["check", "--config", "configs/canary.yaml", "Tests/Golden/canary.checks.yaml"])
+        #expect(split.status == 0, "\(split.out)\(split.err)")
+        #expect(split.out.contains("4 passed, 0 failed"))
+    }
+
     @Test func checkPassesFailsAndReportsCoverage() throws {
         let ok = try Self.prox(["check", "--config", "configs/basic.yaml", "Tests/Golden/basic.checks.yaml"])
         #expect(ok.status == 0, "\(ok.out)\(ok.err)")

@@ -10,7 +10,7 @@ import Testing
 /// intended change with `PROX_UPDATE_GOLDEN=1 swift test --filter GoldenDryRun` and review the diff.
 ///
 /// A request line: `METHOD URL`, then ` | `-separated extras: `Name: value` (a header),
-/// `cookie k=v`, `client IP`, `listener ID`, `body N`. Lines starting with `#` are comments.
+/// `cookie k=v`, `client IP`, `listener ID`, `body N`, `random R`, `http1.0`, `absolute-form`. Lines starting with `#` are comments.
 @Suite struct GoldenDryRunTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -26,6 +26,12 @@ import Testing
                 r.clientIP = String(p.dropFirst(7))
             } else if p.hasPrefix("listener ") {
                 r.listener = String(p.dropFirst(9))
+            } else if p.hasPrefix("random ") {
+                r.random = DryRun.parseRandom(String(p.dropFirst(7)))
+            } else if p == "http1.0" {
+                r.versionMinor = 0
+            } else if p == "absolute-form" {
+                r.absoluteForm = true
             } else if p.hasPrefix("body ") {
                 r.bodyBytes = Int64(p.dropFirst(5))
             } else if let c = p.firstIndex(of: ":") {
@@ -60,7 +66,7 @@ import Testing
         return normalize(out)
     }
 
-    @Test(arguments: ["basic", "multi-host", "rewrite", "maintenance", "tenant"])
+    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant"])
     func dryRunMatchesGolden(config: String) throws {
         let actual = try Self.report(config: config)
         let goldenURL = Self.root.appendingPathComponent("Tests/Golden/\(config).dryrun")

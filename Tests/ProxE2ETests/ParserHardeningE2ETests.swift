@@ -60,7 +60,7 @@ import Testing
     @Test(arguments: [false, true])
     func dryRunDropsLikeServe(allow: Bool) throws {
         let s = try ProxHarness.compile(allow ? Self.allowConfig : simpleProxyConfig, upstream: "127.0.0.1:9", version: 1)
-        let r = try DryRun.run(DryRunRequest(method: "GET", url: "/x", headers: [("X_Secret", "s"), ("X-Kept", "1")]), snapshot: s)
+        let r = try DryRun.run(DryRunRequest(method: "GET", url: "http://a/x", headers: [("X_Secret", "s"), ("X-Kept", "1")]), snapshot: s)
         let up = try #require(r.upstream)
         #expect(up.headers.contains { $0 == ["X_Secret", "s"] } == allow, "\(up.headers)")
         #expect(up.headers.contains { $0 == ["X-Kept", "1"] })

@@ -144,6 +144,7 @@ struct RouteCompiler {
 
         // action
         var action: RouteAction? = nil
+        var split: SplitTable? = nil
         if let p = route.proxy {
             if let ref = p.pool {
                 if let pi = poolIndex[ref.value] {
@@ -151,6 +152,26 @@ struct RouteCompiler {
                     usedPools.insert(ref.value)
                 } else {
                     c.unknown(ref, "pool", known: poolIndex.keys)
+                }
+            } else if let entries = p.split {
+                // The cumulative-weight table, built once; unknown pools are all reported.
+                var indices: [Int] = [], names: [String] = [], weights: [UInt64] = []
+                var known = true
+                for e in entries {
+                    guard let ref = e.pool else { known = false; continue }
+                    if let pi = poolIndex[ref.value] {
+                        indices.append(pi)
+                        names.append(ref.value)
+                        weights.append(UInt64(max(0, e.weight)))
+                        usedPools.insert(ref.value)
+                    } else {
+                        c.unknown(ref, "pool", known: poolIndex.keys)
+                        known = false
+                    }
+                }
+                if known, let table = SplitTable(pools: indices, names: names, weights: weights) {
+                    split = table
+                    action = .proxy(pool: indices[0])
                 }
             }
         } else if let r = route.respond {
@@ -174,7 +195,7 @@ struct RouteCompiler {
 
         if matchOK { self.spec = spec }
         guard ok, let action, c.diagnostics.errorCount == errorsBefore, !c.hasDecodeErrors(under: node.path) else { return nil }
-        return Route(id: id.value, index: index, match: spec, chain: RouteChain(stages), action: action,
+        return Route(id: id.value, index: index, match: spec, chain: RouteChain(stages), cache: nil, split: split, action: action,
                      needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description)
     }
 }

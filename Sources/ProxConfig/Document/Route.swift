@@ -38,6 +38,8 @@ struct RouteConfig: ConfigObject {
             return "'\(key)' goes under `match:`"
         case "pool", "upstream", "pass", "to":
             return "write `proxy: <pool id>`"
+        case "split", "canary", "weights":
+            return "a traffic split goes under `proxy:`: `proxy: {split: [{pool: stable, weight: 90}, {pool: canary, weight: 10}]}`"
         case "filters", "stages", "middleware":
             return "the filters of a route go in `chain:`"
         default:
@@ -226,14 +228,52 @@ struct RewriteConfig: ConfigObject {
 
 struct ProxyConfig: ConfigObject {
     var pool: Positioned<String>?
+    var split: [SplitEntryConfig]?
+    var node: ConfigNode?
 
     static let schemaName = "Proxy"
-    static let doc = "Sends the request to a pool. Written `proxy: <pool id>` or `proxy: {pool: <pool id>}`."
+    static let doc = "Sends the request to a pool. Written `proxy: <pool id>`, `proxy: {pool: <pool id>}`, or with a weighted traffic split between pools: `proxy: {split: [{pool: stable, weight: 90}, {pool: canary, weight: 10}]}`."
     static let shorthand: String? = "pool"
+    static let rules: [ConfigRule] = [.exactlyOne(["pool", "split"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("pool", \.pool, ConfigType.identifier.positioned, doc: "Id of the pool."),
+        .field("split", \.split, ConfigType.object(SplitEntryConfig.self).list(minItems: 1),
+               doc: "A weighted choice between pools, made afresh for every request: each pool gets `weight / (sum of weights)` of the requests, at random (no stickiness). Each pool at most once; the weights must sum to more than 0."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        guard let split else { return }
+        var seen: [String: Int] = [:]
+        for (i, e) in split.enumerated() {
+            guard let p = e.pool else { continue }
+            if let first = seen[p.value] {
+                decoder.error(p.node, "pool '\(p.value)' is already in the split", hint: "it is split[\(first)]; give that entry the combined weight")
+            } else { seen[p.value] = i }
+        }
+        if !split.isEmpty, split.allSatisfy({ $0.pool != nil }), split.reduce(0, { $0 + $1.weight }) == 0,
+           let n = node["split"] {
+            decoder.error(n, "the split's weights sum to 0: no pool would get any request", hint: "give at least one pool a weight above 0")
+        }
+    }
+}
+
+struct SplitEntryConfig: ConfigObject {
+    var pool: Positioned<String>?
+    var weight = 0
+    var node: ConfigNode?
+
+    static let schemaName = "SplitEntry"
+    static let doc = "One pool of a traffic split and its share."
 
     static var fields: [ConfigField<Self>] {[
         .field("pool", \.pool, ConfigType.identifier.positioned, required: true, doc: "Id of the pool."),
+        .field("weight", \.weight, .int(min: 0, max: 1_000_000), required: true,
+               doc: "Share of requests: `weight / (sum of the split's weights)`. 0 sends none (keeps the entry in place for later)."),
     ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
 }
 
 struct RespondConfig: ConfigObject {

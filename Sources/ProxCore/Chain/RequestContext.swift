@@ -25,6 +25,10 @@ public final class RequestContext {
     /// Filled by the engine (or the dry-run stub) when it picks an upstream.
     public var poolID: String?
     public var endpoint: String?
+    /// A fixed random draw for the route's random decisions (the traffic split), in place of the
+    /// event loop's generator: set by `prox dry-run --random` so its choice is reproducible.
+    /// nil on the hot path. The draw is read as the fraction `value / 2^64` of the range.
+    public var randomOverride: UInt64?
     /// How many chain stages have run (their response sides run in reverse on the way back).
     public var stagesRun: Int = 0
     /// `client` as text, made once per connection by the engine.

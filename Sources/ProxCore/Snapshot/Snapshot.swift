@@ -106,12 +106,20 @@ public enum RouteAction: Sendable {
     case redirect(status: Int, location: Template)
 }
 
-/// A route as compiled.
+/// A route as compiled. Its slots, in the order a request meets them: the middleware `chain`,
+/// the optional `cache`, the optional traffic `split`, then the `action` (the upstream pool, or
+/// a local answer). An empty slot is nil: a route without a cache or a split pays one nil check
+/// for each.
 public final class Route: Sendable {
     public let id: String
     public let index: Int
     public let match: RouteMatchSpec
     public let chain: RouteChain
+    /// Looked up after the chain passed, for proxied routes only; nil: no cache (pass-through).
+    public let cache: (any CacheStage)?
+    /// Picks the pool per request, for proxied routes; nil: the action's pool.
+    public let split: SplitTable?
+    /// With a split, `.proxy(pool:)` holds the split's first pool: the split decides.
     public let action: RouteAction
     /// Set when a template or rewrite uses the path regex's captures.
     public let needsPathCaptures: Bool
@@ -119,12 +127,14 @@ public final class Route: Sendable {
     /// Where the route was declared (`file:line:col`), for logs and dry-run.
     public let origin: String
 
-    public init(id: String, index: Int, match: RouteMatchSpec, chain: RouteChain, action: RouteAction,
-                needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String) {
+    public init(id: String, index: Int, match: RouteMatchSpec, chain: RouteChain, cache: (any CacheStage)? = nil,
+                split: SplitTable? = nil, action: RouteAction, needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String) {
         self.id = id
         self.index = index
         self.match = match
         self.chain = chain
+        self.cache = cache
+        self.split = split
         self.action = action
         self.needsPathCaptures = needsPathCaptures
         self.needsHostCaptures = needsHostCaptures

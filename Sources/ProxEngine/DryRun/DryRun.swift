@@ -3,8 +3,10 @@ import NIOEmbedded
 import ProxCore
 import ProxUpstream
 
-/// A request described on the command line or in a `prox check` file.
+/// A request described on the command line or in a `prox check` file, or given as raw bytes.
+/// It is turned into the bytes a client would send and parsed by serve's `HTTP1RequestParser`.
 public struct DryRunRequest: Sendable {
+    /// Sent as given, case and all: methods are case-sensitive (RFC 9110 9.1), as in serve.
     public var method: String
     /// An absolute URL (`http://host/path?q`) or an origin-form target (`/path?q`).
     public var url: String
@@ -14,9 +16,20 @@ public struct DryRunRequest: Sendable {
     /// Listener id; nil means the first listener.
     public var listener: String?
     public var bodyBytes: Int64?
+    /// 1 for HTTP/1.1, 0 for HTTP/1.0.
+    public var versionMinor: Int
+    /// Send an absolute URL as the request target (absolute-form, as a client talking to a
+    /// proxy does) instead of origin-form with the URL's authority as Host.
+    public var absoluteForm: Bool
+    /// The whole request head as bytes (`--raw`): replaces method, URL, version, headers, cookies
+    /// and body size.
+    public var raw: [UInt8]?
+    /// A fixed random draw (`--random`) for the traffic split and the endpoint pick.
+    public var random: UInt64?
 
     public init(method: String, url: String, headers: [(String, String)] = [], cookies: [(String, String)] = [],
-                clientIP: String = "127.0.0.1", listener: String? = nil, bodyBytes: Int64? = nil) {
+                clientIP: String = "127.0.0.1", listener: String? = nil, bodyBytes: Int64? = nil, versionMinor: Int = 1,
+                absoluteForm: Bool = false, raw: [UInt8]? = nil, random: UInt64? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -24,13 +37,34 @@ public struct DryRunRequest: Sendable {
         self.clientIP = clientIP
         self.listener = listener
         self.bodyBytes = bodyBytes
+        self.versionMinor = versionMinor
+        self.absoluteForm = absoluteForm
+        self.raw = raw
+        self.random = random
     }
 
-    /// Parses `'GET http://host/path'` (the method may be omitted: GET).
+    /// Parses `'GET http://host/path'` (the method may be omitted: GET). The method is kept as
+    /// written: `get` is not `GET`, to serve or to dry-run.
     public static func parse(_ line: String) -> (method: String, url: String) {
         let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
-        if parts.count == 2 { return (parts[0].uppercased(), parts[1].trimmingCharacters(in: " ")) }
+        if parts.count == 2 { return (parts[0], parts[1].trimmingCharacters(in: " ")) }
         return ("GET", line)
+    }
+
+    /// A raw request as read from a file or stdin (the CLI's `--raw`; `DryRun.run` itself takes
+    /// `raw` byte for byte). When the bytes hold no CR at all, they were
+    /// written with LF line endings (an editor, a heredoc): each LF becomes CRLF, since HTTP/1.1
+    /// requires CRLF and serve refuses a bare LF. Bytes with any CR are taken exactly as given.
+    /// Returns the bytes to parse and, when converted, a note saying so.
+    public static func rawRequest(_ bytes: [UInt8]) -> (bytes: [UInt8], note: String?) {
+        guard !bytes.contains(13) else { return (bytes, nil) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + bytes.count / 16)
+        for b in bytes {
+            if b == 10 { out.append(13) }
+            out.append(b)
+        }
+        return (out, "the raw request had LF line endings only: each LF was sent as CRLF")
     }
 }
 
@@ -72,6 +106,9 @@ public struct DryRunResult: Sendable {
     /// Response headers after the response side of the chain (for upstream answers, what the
     /// chain adds to any response).
     public var responseHeaders: [[String]]
+    /// What the report cannot know or had to assume (an illustrative endpoint pick, a converted
+    /// raw request).
+    public var notes: [String] = []
 }
 
 public enum DryRunError: Error, CustomStringConvertible {
@@ -84,24 +121,6 @@ public enum DryRunError: Error, CustomStringConvertible {
 public enum DryRun {
     /// Runs `request` through `snapshot`'s router and chain.
     public static func run(_ request: DryRunRequest, snapshot: Snapshot) throws -> DryRunResult {
-        guard let method = validMethod(request.method) else { throw DryRunError.badRequest("'\(request.method)' is not a valid method") }
-        var target = request.url
-        var headers = request.headers
-        if let r = request.url.range(of: "://") {
-            let rest = request.url[r.upperBound...]
-            let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-            let authority = String(rest[..<slash])
-            target = String(rest[slash...])
-            if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
-            if !headers.contains(where: { $0.0.lowercased() == "host" }) { headers.insert(("Host", authority), at: 0) }
-        }
-        guard target.hasPrefix("/") else { throw DryRunError.badRequest("the URL must be absolute (http://host/path) or start with /") }
-        if !headers.contains(where: { $0.0.lowercased() == "host" }) { headers.insert(("Host", "localhost"), at: 0) }
-        if !request.cookies.isEmpty {
-            headers.append(("Cookie", request.cookies.map { "\($0.0)=\($0.1)" }.joined(separator: "; ")))
-        }
-        if let n = request.bodyBytes { headers.append(("Content-Length", String(n))) }
-        guard let ip = IPAddress(request.clientIP) else { throw DryRunError.badRequest("'\(request.clientIP)' is not an IP address") }
         let listener: ListenerSpec
         if let id = request.listener {
             guard let l = snapshot.listeners.first(where: { $0.id == id }) else {
@@ -112,32 +131,58 @@ public enum DryRun {
             guard let l = snapshot.listeners.first else { throw DryRunError.badRequest("the config has no listener") }
             listener = l
         }
-        // The same parse `serve` does, over the bytes a client would send.
+        guard let ip = IPAddress(request.clientIP) else { throw DryRunError.badRequest("'\(request.clientIP)' is not an IP address") }
+        let notes: [String] = []
+        let label: String
         var wire = ByteBuffer()
-        wire.writeString("\(method) \(target) HTTP/1.1\r\n")
-        for (n, v) in headers { wire.writeString("\(n): \(v)\r\n") }
-        wire.writeString("\r\n")
+        if let raw = request.raw {
+            // Exactly these bytes (the CLI may have converted LF line endings first: `rawRequest`).
+            wire.writeBytes(raw)
+            let firstLine = raw.prefix { $0 != 13 && $0 != 10 }
+            label = "raw: " + String(decoding: firstLine, as: UTF8.self)
+        } else {
+            let built = try requestBytes(request)
+            wire.writeString(built)
+            label = "\(request.method) \(request.url)" + (request.versionMinor == 0 ? " HTTP/1.0" : "")
+                + (request.absoluteForm ? " (absolute-form)" : "")
+        }
+        var result = DryRunResult(request: label, client: request.clientIP, listener: listener.id,
+                                  considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [], notes: notes)
+
+        // The same parse `serve` does, over the bytes a client would send.
         var parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
-        guard let ev = parser.next(&wire) else { throw DryRunError.badRequest("the request is incomplete") }
+        guard let ev = parser.next(&wire) else {
+            throw DryRunError.badRequest("the request head is incomplete (no empty line ends it): serve would wait for the rest until the listener's client_header timeout")
+        }
         let head: RequestHead
         switch ev {
         case .head(let h): head = h
-        case .error(let e): throw DryRunError.badRequest("serve would answer \(e.status) \(e.category): \(e.detail)")
+        case .error(let e):
+            // As serve answers a malformed head: no route, no chain, the error, and the connection closed.
+            let ctx = RequestContext(head: RequestHead.make(method: .get, target: "/", headers: []), snapshot: snapshot,
+                                     listener: listener, client: ip, clientPort: 0, eventLoop: nil, trace: Trace())
+            ctx.record("parser", looked: "the request head as received", decided: "refuse \(e.status) \(e.category)",
+                       why: e.detail + "; serve answers without routing and closes the connection")
+            let r = RequestFlow.errorResponse(ctx, e.status, e.category, detail: e.detail)
+            let h = RequestFlow.responseHead(for: r, ctx, serverName: snapshot.settings.serverName)
+            result.local = .init(status: h.status, headers: h.fields.effective.map { [$0.name, $0.value] }, body: r.body)
+            result.responseHeaders = result.local!.headers
+            result.trace = ctx.trace?.entries ?? []
+            return result
         default: throw DryRunError.badRequest("the request could not be parsed")
         }
 
         let loop = EmbeddedEventLoop()
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listener, client: ip, clientPort: 0,
                                  eventLoop: loop, trace: Trace())
-        var result = DryRunResult(request: "\(method) \(request.url)", client: request.clientIP, listener: listener.id,
-                                  considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [])
         if head.droppedHeaders > 0 {
             // The parser dropped them; the names are only looked up here, to explain.
-            let names = headers.map(\.0).filter { $0.utf8.contains(UInt8(ascii: "_")) }
-            ctx.record("parser", looked: "header names " + names.joined(separator: ", "),
+            let names = request.headers.map(\.0).filter { $0.utf8.contains(UInt8(ascii: "_")) }
+            ctx.record("parser", looked: names.isEmpty ? "header names with '_'" : "header names " + names.joined(separator: ", "),
                        decided: "dropped \(head.droppedHeaders) header line(s)",
                        why: "names with '_' are dropped unless the listener sets allow_underscores_in_headers")
         }
+        ctx.randomOverride = request.random
         var step = RequestFlow.begin(ctx)
         // Explain every route before the chosen one with the same predicate the router uses.
         let chosen = ctx.route?.index ?? snapshot.routes.count
@@ -164,7 +209,9 @@ public enum DryRun {
                                  body: ctx.head.method == .head ? "" : r.body)
             result.responseHeaders = result.local!.headers
         case .proxy(let pool):
-            let registry = BalancerRegistry(seed: 1)
+            // A fresh balancer: with --random, seeded from the draw (reproducible); otherwise the
+            // pick is only an example of what serve's per-loop balancer state might give.
+            let registry = BalancerRegistry(seed: request.random ?? 1)
             guard let choice = registry.withBalancer(pool, { $0.pick() }) else {
                 let h = RequestFlow.responseHead(for: RequestFlow.errorResponse(ctx, 503, "no_upstream_endpoint"), ctx,
                                                  serverName: snapshot.settings.serverName)
@@ -175,13 +222,21 @@ public enum DryRun {
             ctx.endpoint = ep.address
             ctx.record("upstream", looked: "pool \(pool.id): \(pool.endpoints.map(\.address).joined(separator: ", "))",
                        decided: "endpoint \(ep.address)", why: choice.why)
-            RequestFlow.prepareUpstreamHead(ctx, serverName: snapshot.settings.serverName)
-            let framing: BodyFraming
-            switch ctx.head.framing {
-            case .chunked: framing = .chunked
-            case .contentLength(let n): framing = .contentLength(n)
-            default: framing = .none
+            if pool.endpoints.count > 1 {
+                let drawn = pool.balancer == .random || pool.balancer == .leastRequest
+                if request.random == nil || !drawn {
+                    result.notes.append("the endpoint is illustrative: serve's \(pool.balancer.rawValue) balancer keeps its state per event loop "
+                        + (drawn ? "and draws at random (--random fixes the draw here)" : "(its position depends on the requests before this one); dry-run shows a fresh balancer's first pick"))
+                }
             }
+            if let limit = ctx.requestBodyLimit, ctx.head.framing == .chunked {
+                // The size of a chunked body is known only at its end: no stage can judge it up front.
+                ctx.record("body limit (engine)", looked: "chunked body: its size is unknown until its last chunk",
+                           decided: "enforced while streaming, at \(limit) bytes",
+                           why: "past \(limit) bytes serve stops: 413 body_too_large (connection closed) if the upstream has not begun its answer, otherwise the exchange is aborted mid-response; either way the upstream was already contacted and saw part of the body")
+            }
+            RequestFlow.prepareUpstreamHead(ctx, serverName: snapshot.settings.serverName)
+            let framing = RequestFlow.upstreamRequestFraming(ctx.head.framing)
             var out = ByteBuffer()
             HTTP1Writer.writeRequestHead(ctx.head, framing: framing, into: &out)
             let wireText = out.readString(length: out.readableBytes) ?? ""
@@ -205,15 +260,15 @@ public enum DryRun {
         return result
     }
 
-    static func validMethod(_ m: String) -> String? {
-        guard !m.isEmpty, m.utf8.allSatisfy(isTokenByte) else { return nil }
-        return m
-    }
-
     /// The human-readable report `prox dry-run` prints.
     public static func text(_ r: DryRunResult) -> String {
         var o = "request: \(r.request)\n  client \(r.client), listener \(r.listener)\n\nroutes considered:\n"
-        if r.considered.isEmpty { o += "  (none: the config has no routes)\n" }
+        let malformed = r.trace.first?.stage == "parser"
+        if malformed {
+            o += "  (none: serve answers a malformed request before routing)\n"
+        } else if r.considered.isEmpty {
+            o += "  (none: the config has no routes)\n"
+        }
         for (i, c) in r.considered.enumerated() {
             if let m = c.mismatch {
                 o += "  \(i + 1). \(c.route)  no: \(m)  [\(c.origin)]\n"
@@ -221,7 +276,7 @@ public enum DryRun {
                 o += "  \(i + 1). \(c.route)  MATCH  [\(c.origin)]\n"
             }
         }
-        if r.route == nil { o += "  => no route matches: serve answers 404 no_route\n" }
+        if r.route == nil && !malformed { o += "  => no route matches: serve answers 404 no_route\n" }
         o += "\nstages:\n"
         for (i, t) in r.trace.enumerated() {
             o += "  \(i + 1). \(t.stage)\n     looked at: \(t.looked)\n     decided:   \(t.decided)\n     because:   \(t.why)\n"
@@ -242,18 +297,53 @@ public enum DryRun {
                 for line in l.body.split(separator: "\n", omittingEmptySubsequences: false) { o += "  > \(line)\n" }
             }
         }
+        if !r.notes.isEmpty {
+            o += "\nnotes:\n"
+            for n in r.notes { o += "  - \(n)\n" }
+        }
         return o
+    }
+
+    /// `--random`'s value: a decimal in [0, 1) or an integer taken as the 64-bit draw.
+    public static func parseRandom(_ text: String) -> UInt64? { TrafficSplit.parseDraw(text) }
+
+    /// The bytes a client would send for `request` (the head only). Nothing is invented: Host
+    /// comes from the URL's authority or from a header given; a path without either has none
+    /// (serve answers an HTTP/1.1 request without Host with 400).
+    static func requestBytes(_ request: DryRunRequest) throws -> String {
+        func clean(_ s: String, _ what: String) throws {
+            if s.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
+                throw DryRunError.badRequest("\(what) contains a line break; give arbitrary bytes with --raw")
+            }
+        }
+        try clean(request.method, "the method")
+        try clean(request.url, "the URL")
+        var target = request.url
+        var headers = request.headers
+        let hasHost = headers.contains { $0.0.lowercased() == "host" }
+        if let r = request.url.firstRange(of: "://") {
+            let rest = request.url[r.upperBound...]
+            let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            let authority = String(rest[..<slash])
+            if !request.absoluteForm {
+                target = String(rest[slash...])
+                if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
+            }
+            // As a browser (origin-form) or curl through a proxy (absolute-form) would send it.
+            if !hasHost { headers.insert(("Host", authority), at: 0) }
+        } else if request.absoluteForm {
+            throw DryRunError.badRequest("--absolute-form needs an absolute URL (http://host/path)")
+        }
+        var out = "\(request.method) \(target) HTTP/1.\(request.versionMinor)\r\n"
+        for (n, v) in headers {
+            try clean(n + v, "a header")
+            out += "\(n): \(v)\r\n"
+        }
+        if !request.cookies.isEmpty {
+            out += "Cookie: " + request.cookies.map { "\($0.0)=\($0.1)" }.joined(separator: "; ") + "\r\n"
+        }
+        if let n = request.bodyBytes { out += "Content-Length: \(n)\r\n" }
+        return out + "\r\n"
     }
 }
 
-extension String {
-    func range(of needle: String) -> Range<String.Index>? {
-        guard !needle.isEmpty else { return nil }
-        var i = startIndex
-        while i < endIndex {
-            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
-            i = index(after: i)
-        }
-        return nil
-    }
-}

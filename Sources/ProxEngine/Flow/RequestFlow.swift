@@ -1,5 +1,6 @@
 import NIOCore
 import ProxCore
+import ProxUpstream
 
 /// What happens to a request after routing and its chain: the decisions `serve`, `dry-run` and
 /// `check` share. No I/O here: the connection handler carries out the step, dry-run records it.
@@ -53,10 +54,32 @@ public enum RequestFlow {
     static func action(_ ctx: RequestContext, _ route: Route) -> FlowStep {
         switch route.action {
         case .proxy(let pool):
-            let p = ctx.snapshot.pools[pool]
+            // Cache slot: an empty slot is pass-through (one nil check).
+            if let cache = route.cache {
+                switch cache.lookup(ctx) {
+                case .hit(let r):
+                    ctx.record("cache", looked: "route \(route.id)", decided: "hit: answer \(r.status)", why: "\(cache.kind) has it")
+                    return .respond(r)
+                case .miss:
+                    ctx.record("cache", looked: "route \(route.id)", decided: "miss", why: "\(cache.kind) has nothing usable")
+                }
+            } else {
+                ctx.record("cache", looked: "route \(route.id)", decided: "pass-through", why: "no cache configured")
+            }
+            // Split slot: one draw picks the pool; otherwise the action's pool.
+            var index = pool
+            if let split = route.split {
+                let draw = ctx.randomOverride ?? ThreadRandom.next()
+                let i = TrafficSplit.choose(split, draw: draw)
+                index = split.bands[i].pool
+                ctx.record("split", looked: TrafficSplit.describe(split), decided: "pool \(split.names[i])",
+                           why: TrafficSplit.explain(split, draw: draw, chosen: i)
+                               + (ctx.randomOverride == nil ? "; illustrative: the draw is random, serve draws afresh for every request (--random fixes it)" : " (the draw given)"))
+            }
+            let p = ctx.snapshot.pools[index]
             ctx.poolID = p.id
             ctx.record("action", looked: "route \(route.id)", decided: "proxy to pool \(p.id)",
-                       why: "the route's action is proxy")
+                       why: route.split == nil ? "the route's action is proxy" : "the route's action is proxy, to the pool the split chose")
             return .proxy(p)
         case .respond(let status, let headers, let body):
             var r = LocalResponse(status: status, body: body.render(ctx))
@@ -91,6 +114,19 @@ public enum RequestFlow {
     }
 
     public static let proxErrorHeader = HeaderName("X-Prox-Error")
+
+    /// How the request body is framed towards the upstream, from how the client framed it: a
+    /// chunked body stays chunked, a Content-Length is kept, and no body (or, for a request, a
+    /// body "until close", which HTTP/1.1 does not allow) sends none. The one place this is
+    /// decided: the connection handler's request write and dry-run's upstream head both use it.
+    @inlinable
+    public static func upstreamRequestFraming(_ client: BodyFraming) -> BodyFraming {
+        switch client {
+        case .chunked: return .chunked
+        case .contentLength(let n): return .contentLength(n)
+        case .none, .untilClose: return .none
+        }
+    }
 
     /// Prepares the request head for the upstream: forwarding headers, Via, Expect. Runs once per
     /// attempt's head, on the request's loop.
