@@ -69,6 +69,31 @@ import Testing
         #expect(seen.withLockedValue { $0.contains("h:x-config=v21") })
     }
 
+    /// A replaced snapshot is freed off the event loops once nothing uses it: at once when no
+    /// request holds it, and after the last one finishes when a request still runs on it.
+    @Test func replacedSnapshotsAreFreedOffTheLoops() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let prox = try ProxHarness(Self.config(tag: "r1"), upstream: up.address, threads: 2)
+        defer { prox.stop() }
+        let c = try prox.client()
+        try c.send("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+        try prox.reload(Self.config(tag: "r2"), upstream: up.address)
+        #expect(prox.server.retiredCount == 0)
+        // A slow request keeps snapshot r2 alive across the next reload.
+        let slow = try prox.client()
+        try slow.send("GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.05)
+        try prox.reload(Self.config(tag: "r3"), upstream: up.address)
+        #expect(prox.server.retiredCount == 1)
+        let r = try slow.readResponse()
+        #expect(r.text == "slow 300\n")
+        let deadline = Date().addingTimeInterval(5)
+        while prox.server.retiredCount > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(prox.server.retiredCount == 0)
+    }
+
     @Test func drainLetsInFlightRequestsFinishAndRefusesNewOnes() throws {
         let up = try TestUpstream()
         defer { up.stop() }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -137,44 +138,56 @@ public final class ProxServer: @unchecked Sendable {
     /// snapshot read is a plain load with no cross-core reference counting. Call it off the
     /// event loops: it waits for them to take the new snapshot, then frees what is retired.
     public func swap(_ next: Snapshot) {
-        let previous: Snapshot = lock.withLock {
+        let listenersChanged: Bool = lock.withLock {
             let p = current
             current = next
             retired.append(p)
-            return p
+            return p.listeners.map { "\($0.id)@\($0.host):\($0.port)" } != next.listeners.map { "\($0.id)@\($0.host):\($0.port)" }
         }
         for (loop, state) in orderedLoops {
             loop.execute { state.snapshot = next }
         }
-        let listenersChanged = previous.listeners.map { "\($0.id)@\($0.host):\($0.port)" } != next.listeners.map { "\($0.id)@\($0.host):\($0.port)" }
         if listenersChanged {
             logger.warning("listener addresses changed in the new config; they take effect on restart (running listeners are kept)")
         }
         logger.info("snapshot \(next.version) is live", metadata: ["routes": "\(next.routes.count)", "pools": "\(next.pools.count)", "source": "\(next.source)"])
-        withExtendedLifetime(previous) {}
-        freeRetired(waitingUpTo: .milliseconds(200))
+        freeRetired()
     }
 
     /// Frees retired snapshots that only `retired` still holds, after the loops have taken the
-    /// current one. Requests still running on an old snapshot keep it alive: it is waited for
-    /// up to `wait`, and otherwise freed by a later reload.
-    func freeRetired(waitingUpTo wait: TimeAmount) {
+    /// current one. Requests still running on an old snapshot keep it alive: a reaper thread
+    /// then retries every 10 ms for up to 10 s (a later reload frees what is left), so the
+    /// reload itself never waits for them.
+    func freeRetired() {
         if orderedLoops.first?.0.inEventLoop == true { return }
         for (loop, _) in orderedLoops { try? loop.submit {}.wait() }
-        let deadline = NIODeadline.now() + wait
-        while true {
-            let freed: [Snapshot] = lock.withLock {
-                var keep: [Snapshot] = [], free: [Snapshot] = []
-                while var s = retired.popLast() {
-                    if isKnownUniquelyReferenced(&s) { free.append(s) } else { keep.append(s) }
-                }
-                retired = keep
-                return free
-            }
-            _ = freed  // the last references go here, on this thread
-            if lock.withLock({ retired.isEmpty }) || NIODeadline.now() >= deadline { break }
-            usleep(5_000)
+        if sweepRetired() || lock.withLock({ reaperRunning }) { return }
+        lock.withLock { reaperRunning = true }
+        let t = Thread { [self] in
+            let deadline = NIODeadline.now() + .seconds(10)
+            while !sweepRetired() && NIODeadline.now() < deadline { usleep(10_000) }
+            lock.withLock { reaperRunning = false }
         }
+        t.name = "prox-snapshot-reaper"
+        t.start()
+    }
+
+    private var reaperRunning = false
+
+    /// One pass over `retired`; true when nothing is left. The last references are dropped
+    /// here, on the calling thread.
+    @discardableResult
+    private func sweepRetired() -> Bool {
+        let (freed, left): ([Snapshot], Int) = lock.withLock {
+            var keep: [Snapshot] = [], free: [Snapshot] = []
+            while var s = retired.popLast() {
+                if isKnownUniquelyReferenced(&s) { free.append(s) } else { keep.append(s) }
+            }
+            retired = keep
+            return (free, keep.count)
+        }
+        _ = freed
+        return left == 0
     }
 
     var retiredCount: Int { lock.withLock { retired.count } }
