@@ -3,7 +3,8 @@
 
 Usage:
   reload_latency.py --prox PATH [--threads 2] [--conns 32] [--duration 25] [--interval 0.2]
-                    [--reloads 100] [--rounds 2] [--config bench/compare.yaml] [--json OUT.jsonl]
+                    [--reloads 100] [--rounds 2] [--config bench/compare.yaml] [--extra-routes N]
+                    [--json OUT.jsonl]
 
 Loopback only. Starts an nginx upstream answering 200 "ok" (as ../shared/bench/compare.py does) and
 `prox serve --config FILE --threads N --no-watch`, then for each round runs wrk (1 thread,
@@ -52,6 +53,8 @@ def main():
     ap.add_argument("--reloads", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--config", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare.yaml"))
+    ap.add_argument("--extra-routes", type=int, default=0,
+                    help="append N regex routes (never matched by the load) so each reload compiles and frees more")
     ap.add_argument("--json")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="prox-reload-")
@@ -61,6 +64,9 @@ def main():
     with open(cfg, "w") as f:
         f.write(open(a.config).read().replace("{port}", str(port)).replace("{upstream}", f"127.0.0.1:{up_port}")
                 .replace("{threads}", str(a.threads)))
+        for i in range(a.extra_routes):
+            f.write(f"  - id: extra{i}\n    match:\n      host: h{i}.example\n      path: {{regex: \"^/r{i}/(?<id>[0-9]+)/(?<rest>.*)$\"}}\n"
+                    f"    respond: {{status: 200, body: \"{{path.1}}\"}}\n")
     log = open(os.path.join(work, "prox.log"), "w+")
     prox = subprocess.Popen([a.prox, "serve", "--no-watch", "--config", cfg, "--threads", str(a.threads)],
                             stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
@@ -91,7 +97,7 @@ def main():
             live = len(re.findall(r"snapshot \d+ is live", log.read()))
             for name, r in (("quiet", quiet), ("reloading", busy)):
                 r.update(round=rnd + 1, run=name, reloads=sent[0] if name == "reloading" else 0,
-                         threads=a.threads, conns=a.conns, duration=a.duration)
+                         threads=a.threads, conns=a.conns, duration=a.duration, extra_routes=a.extra_routes)
                 rows.append(r)
             rows[-1]["swaps_logged_total"] = live
     finally:
