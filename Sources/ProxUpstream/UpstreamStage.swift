@@ -31,12 +31,14 @@ public enum UpstreamStage {
     /// Picks an endpoint of `pool` through its balancer `entry`, skipping `excluding` (a failed
     /// attempt's endpoint). Nil when no endpoint is eligible (`no_upstream_endpoint`).
     /// In-flight counting (`Balancer.started`/`finished`) is the caller's, once it dispatches.
+    @inlinable
     public static func decide(_ pool: PoolSpec, _ entry: BalancerRegistry.Entry, excluding: Int? = nil) -> UpstreamDecision? {
         guard let choice = entry.balancer.pick(excluding: excluding) else { return nil }
         return UpstreamDecision(pool: pool, endpointIndex: choice.index, choice: choice)
     }
 
     /// The per-loop share of the pool's per-endpoint connection limit (at least one).
+    @inlinable
     public static func perLoopConnectionLimit(_ pool: PoolSpec, loopCount: Int) -> Int {
         max(1, (pool.maxConnectionsPerEndpoint + loopCount - 1) / max(1, loopCount))
     }

@@ -235,16 +235,23 @@ struct ExchangeStateMachine {
 
     /// The exchange's response has been written out (answered, ended, aborted or abandoned):
     /// the keep-alive idle clock starts.
+    @inline(__always)
     mutating func exchangeFinished(now: NIODeadline) {
         idleSince = now
     }
 
-    var isClosed: Bool { state == .closed }
+    @inline(__always) var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
+    }
     /// The request body goes upstream chunk-framed.
     var upstreamChunked: Bool { request.framing == .chunked }
-    var isIdle: Bool { state == .idle }
+    @inline(__always) var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
     /// The body of the current request has been read (the next pipelined request may be framed).
-    var isRequestBodyDone: Bool { state != .idle && requestEnded }
+    @inline(__always) var isRequestBodyDone: Bool { requestEnded && !isIdle }
     var responseStarted: Bool {
         if case .streamingResponse = state { return true }
         return false
@@ -260,11 +267,13 @@ struct ExchangeStateMachine {
     // MARK: keep-alive and failures: the one place each
 
     /// Whether the connection stays open after the current response.
+    @inline(__always)
     private func keepAlive(force close: Bool) -> Bool {
         !close && request.keepAlive && requestEnded && !closeAfterResponse
     }
 
     /// The response is complete (or answered): back to idle for the next request, or closing.
+    @inline(__always)
     private mutating func finish(keepAlive: Bool) {
         if keepAlive {
             state = .idle
@@ -285,7 +294,7 @@ struct ExchangeStateMachine {
             return .abort(f)
         case .idle, .chain, .connecting, .awaitingResponse:
             // From idle (a bad or late head) there is no request: nothing of a body was read.
-            if state == .idle { bodyBytes = 0 }
+            if isIdle { bodyBytes = 0 }
             let keep = keepAlive(force: f.closesConnection)
             finish(keepAlive: keep)
             return .respond(failure: f, keepAlive: keep)
@@ -295,8 +304,9 @@ struct ExchangeStateMachine {
     // MARK: client events
 
     /// Bytes arrived from the client.
+    @inline(__always)
     mutating func clientBytesArrived(now: NIODeadline) {
-        if state == .idle {
+        if isIdle {
             if headStartedAt == nil { headStartedAt = now }
         } else {
             lastClientActivity = now
@@ -304,25 +314,24 @@ struct ExchangeStateMachine {
     }
 
     /// A request head was framed. Starts a new lifecycle (from `.idle`).
+    @inline(__always)
     mutating func requestHead(_ info: RequestInfo, draining: Bool, now: NIODeadline) {
-        guard state == .idle else { return }
+        guard isIdle else { return }
         state = .chain
         request = info
         requestEnded = info.framing == .none
         bodyBytes = 0
         bodyLimit = nil
         pendingBodyBytes = 0
-        attemptReused = false
-        clientChunked = false
-        responseKeepAlive = false
-        requestSentAt = nil
         headStartedAt = nil
         lastClientActivity = now
-        lastUpstreamActivity = now
+        // attemptReused, requestSentAt, lastUpstreamActivity, clientChunked and responseKeepAlive
+        // are set by the upstream events before anything reads them.
         if draining { closeAfterResponse = true }
     }
 
     /// A piece of the request body (`bytes` long) was framed.
+    @inline(__always)
     mutating func requestBodyPart(bytes: Int) -> Action {
         switch state {
         case .idle, .closed: return .none
@@ -343,6 +352,7 @@ struct ExchangeStateMachine {
 
     /// The request's end was framed (a request without a body has ended with its head: nothing
     /// to do, and `now` is not read).
+    @inline(__always)
     mutating func requestEnd(now: @autoclosure () -> NIODeadline) -> Action {
         guard !requestEnded else { return .none }
         requestEnded = true
@@ -362,8 +372,9 @@ struct ExchangeStateMachine {
     }
 
     /// The chain finished (or suspended, or a suspended stage failed).
+    @inline(__always)
     mutating func flowStep(_ outcome: FlowOutcome) -> Action {
-        guard state == .chain else { return .none }
+        guard case .chain = state else { return .none }
         switch outcome {
         case .suspend:
             return .none
@@ -400,7 +411,7 @@ struct ExchangeStateMachine {
     /// Draining: an idle connection closes now, a busy one after its response.
     mutating func drain() -> Action {
         closeAfterResponse = true
-        guard state == .idle else { return .none }
+        guard isIdle else { return .none }
         state = .closed
         return .close
     }
@@ -408,12 +419,13 @@ struct ExchangeStateMachine {
     // MARK: upstream events
 
     /// An upstream connection for `attempt` is ready (`reused`: taken from the idle pool).
+    @inline(__always)
     mutating func upstreamConnected(attempt: Int, reused: Bool, now: NIODeadline) -> Action {
-        guard state == .connecting(attempt: attempt) else { return .none }
+        guard case .connecting(let a) = state, a == attempt else { return .none }
         state = .awaitingResponse(attempt: attempt)
         attemptReused = reused
         lastUpstreamActivity = now
-        if requestEnded { requestSentAt = now }
+        requestSentAt = requestEnded ? now : nil
         let pending = pendingBodyBytes > 0
         pendingBodyBytes = 0
         return .sendUpstreamHead(pendingBody: pending, lastChunk: requestEnded && request.framing == .chunked)
@@ -421,13 +433,14 @@ struct ExchangeStateMachine {
 
     /// No connection for `attempt`.
     mutating func connectFailed(attempt: Int, _ reason: ConnectFailure) -> Action {
-        guard state == .connecting(attempt: attempt) else { return .none }
+        guard case .connecting(let a) = state, a == attempt else { return .none }
         return fail(reason.failure)
     }
 
     /// The response head of `attempt` arrived (after the response stages ran on it).
+    @inline(__always)
     mutating func upstreamResponseHead(attempt: Int, status: Int, framing: BodyFraming, now: NIODeadline) -> Action {
-        guard state == .awaitingResponse(attempt: attempt) else { return .none }
+        guard case .awaitingResponse(let a) = state, a == attempt else { return .none }
         lastUpstreamActivity = now
         var framing = framing
         let noBody = request.isHead || status == 204 || status == 304
@@ -450,16 +463,18 @@ struct ExchangeStateMachine {
     }
 
     /// A response body piece of `attempt` arrived.
+    @inline(__always)
     mutating func upstreamResponseBodyPart(attempt: Int, bytes: Int, now: NIODeadline) -> Action {
-        guard state == .streamingResponse(attempt: attempt), bytes > 0 else { return .none }
+        guard case .streamingResponse(let a) = state, a == attempt, bytes > 0 else { return .none }
         lastUpstreamActivity = now
         // An empty piece would become the last-chunk marker if re-chunked (guarded above).
         return .writeResponseBody(chunked: clientChunked)
     }
 
     /// The response of `attempt` ended; `upstreamKeepAlive`: the upstream keeps the connection.
+    @inline(__always)
     mutating func upstreamResponseEnd(attempt: Int, upstreamKeepAlive: Bool) -> Action {
-        guard state == .streamingResponse(attempt: attempt) else { return .none }
+        guard case .streamingResponse(let a) = state, a == attempt else { return .none }
         let keep = responseKeepAlive
         let release = requestEnded && upstreamKeepAlive
         finish(keepAlive: keep)
@@ -514,12 +529,12 @@ struct ExchangeStateMachine {
     mutating func timedOut(_ t: Timeout) -> Action {
         switch t {
         case .keepAliveIdle:
-            guard state == .idle else { return .none }
+            guard isIdle else { return .none }
             state = .closed
             closeAfterResponse = true
             return .close
         case .clientHeader:
-            guard state == .idle else { return .none }
+            guard isIdle else { return .none }
             return fail(.clientHeaderTimeout)
         case .clientBodyIdle:
             guard !requestEnded else { return .none }

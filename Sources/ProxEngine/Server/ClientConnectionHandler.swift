@@ -17,6 +17,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias Machine = ExchangeStateMachine
 
     let state: LoopState
+    /// The loop's upstream dispatch, kept here: reaching it through `state` costs a retain.
+    private let dispatch: UpstreamDispatch
     let listenerIndex: Int
     let client: IPAddress
     let clientPort: Int
@@ -43,6 +45,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     init(state: LoopState, listener: ListenerSpec, client: IPAddress, clientPort: Int) {
         self.state = state
+        self.dispatch = state.dispatch
         self.listenerIndex = listener.index
         self.client = client
         self.clientPort = clientPort
@@ -194,7 +197,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             perform(machine.flowStep(.respond), ex, local: r)
         case .proxy(let pool):
             ex.pool = pool
-            perform(machine.flowStep(.proxy(bodyLimit: ex.ctx.requestBodyLimit)), ex)
+            switch machine.flowStep(.proxy(bodyLimit: ex.ctx.requestBodyLimit)) {
+            case .dispatch(let attempt, let sendContinue):
+                startProxy(ex, pool, attempt: attempt, sendContinue: sendContinue)
+            case let action:
+                perform(action, ex)
+            }
         case .suspend(let future):
             _ = machine.flowStep(.suspend)
             // Strong captures here and below: a weak reference would give the handler a side
@@ -221,6 +229,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             writeBodyUpstream(up, body, chunked: chunked)
             wroteToUpstream = true
             if !up.isWritable { pauseReads() }
+        case .none:
+            break
         case let action:
             perform(action, ex)
         }
@@ -234,6 +244,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 writeLastChunkUpstream(up)
                 wroteToUpstream = true
             }
+        case .none:
+            break  // the common case: a request without a body ended with its head
         case let action:
             perform(action, ex)
         }
@@ -287,11 +299,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.errorCategory = category ?? failure.category
             abort(ex)
         case .dispatch(let attempt, let sendContinue):
-            guard let ex else { return }
-            startProxy(ex, attempt: attempt, sendContinue: sendContinue)
+            guard let ex, let pool = ex.pool else { return }
+            startProxy(ex, pool, attempt: attempt, sendContinue: sendContinue)
         case .retryFresh(let attempt):
             guard let ex, let pool = ex.pool else { return }
-            connected(ex, attempt: attempt, pool: pool, state.dispatch.retryFresh(ex, pool))
+            connected(ex, attempt: attempt, pool: pool, dispatch.retryFresh(ex, pool))
         case .clientGone(let status499):
             guard let ex else { return }
             // Abandon the upstream (never reuse it) and log.
@@ -351,8 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         finishExchange(ex, then: keepAlive ? .keepOpen : .closeAfterWrite)
     }
 
-    private func startProxy(_ ex: Exchange, attempt: Int, sendContinue: Bool) {
-        guard let pool = ex.pool else { return }
+    private func startProxy(_ ex: Exchange, _ pool: PoolSpec, attempt: Int, sendContinue: Bool) {
         let ctx = ex.ctx
         if sendContinue {
             var b = allocator.buffer(capacity: 25)
@@ -371,7 +382,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         var head = state.upstreamHeadBuffers.take(allocator)
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
-        connected(ex, attempt: attempt, pool: pool, state.dispatch.dispatch(ex, pool))
+        connected(ex, attempt: attempt, pool: pool, dispatch.dispatch(ex, pool))
     }
 
     /// Feeds what the dispatch found for `attempt` to the machine (now, or when connected).
