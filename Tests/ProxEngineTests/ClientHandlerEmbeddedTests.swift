@@ -8,14 +8,15 @@ import Testing
 /// The client connection handler on an `EmbeddedChannel`: bytes in, bytes out, no sockets.
 /// Snapshots are built by hand here so these tests depend on the engine alone.
 @Suite struct ClientHandlerEmbeddedTests {
-    static func snapshot(routes: [(String, RouteMatchSpec, RouteAction)], stages: [any Stage] = []) throws -> Snapshot {
+    static func snapshot(routes: [(String, RouteMatchSpec, RouteAction)], stages: [any Stage] = [],
+                         pools: [PoolSpec] = []) throws -> Snapshot {
         let listener = ListenerSpec(id: "main", index: 0, host: "127.0.0.1", port: 0)
         var built: [Route] = []
         for (i, r) in routes.enumerated() {
             built.append(Route(id: r.0, index: i, match: r.1, chain: RouteChain(stages), action: r.2,
                                needsPathCaptures: false, needsHostCaptures: false, origin: "test:\(i + 1):1"))
         }
-        return Snapshot(version: 1, source: "test", listeners: [listener], routes: built, pools: [],
+        return Snapshot(version: 1, source: "test", listeners: [listener], routes: built, pools: pools,
                         router: try Router(built.map(\.match)), settings: ServerSettings(accessLog: "off"))
     }
 
@@ -170,5 +171,43 @@ import Testing
         #expect(rig.channel.isActive)
         for c in rig.state.connections.values { c.checkTimeouts(.now() + .seconds(61)) }
         #expect(!rig.channel.isActive)
+    }
+
+    /// Sets the route's body limit, as the body_limit stage does (without refusing by itself).
+    struct LimitStage: Stage {
+        let limit: Int64
+        var kind: String { "test_limit" }
+        func request(_ ctx: RequestContext) -> Verdict {
+            ctx.requestBodyLimit = limit
+            return .next
+        }
+    }
+
+    @Test func bodyOverTheRouteLimitIs413BeforeAnyUpstreamConnection() throws {
+        // 192.0.2.0/24 is TEST-NET: a connection attempt there would hang, not fail.
+        let pool = PoolSpec(id: "up", index: 0, endpoints: [EndpointSpec(host: "192.0.2.1", port: 9)])
+        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], stages: [LimitStage(limit: 10)],
+                                  pools: [pool])
+        let rig = try Rig(s)
+        try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        let out = try rig.output()
+        #expect(out.hasPrefix("HTTP/1.1 413 "), "\(out.prefix(80))")
+        #expect(out.contains("X-Prox-Error: body_too_large"))
+        #expect(out.contains("Connection: close"))
+        #expect(!rig.channel.isActive)
+        #expect(rig.state.upstreams.openCount("192.0.2.1:9") == 0)
+    }
+
+    @Test func poolWithNoEligibleEndpointIs503() throws {
+        let pool = PoolSpec(id: "up", index: 0, endpoints: [EndpointSpec(host: "192.0.2.1", port: 9, weight: 0)])
+        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], pools: [pool])
+        let rig = try Rig(s)
+        try rig.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        let out = try rig.output()
+        #expect(out.hasPrefix("HTTP/1.1 503 "), "\(out.prefix(80))")
+        #expect(out.contains("X-Prox-Error: no_upstream_endpoint"))
+        // A failure Prox answered with the request fully read keeps the connection.
+        #expect(rig.channel.isActive)
+        #expect(rig.state.upstreams.openCount("192.0.2.1:9") == 0)
     }
 }

@@ -103,13 +103,20 @@ public struct HeaderFields: Sendable {
     /// Index of the first received, not removed line named `name`.
     @inlinable
     public func firstSlot(_ name: HeaderName) -> Int? {
-        bytes.withUnsafeReadableBytes { all in
-            for i in slots.indices where !slots[i].removed {
-                let s = slots[i]
-                guard s.nameLength == name.lowercased.count else { continue }
-                if name.matches(UnsafeRawBufferPointer(rebasing: all[Int(s.nameStart)..<Int(s.nameStart + s.nameLength)])) {
-                    return i
+        // The wanted length read once, the slots without bounds checks: most lines are skipped
+        // on their length alone.
+        let want = UInt32(truncatingIfNeeded: name.lowercased.count)
+        return slots.withUnsafeBufferPointer { ss in
+            var i = 0
+            while i < ss.count {
+                let s = ss[i]
+                if s.nameLength == want && !s.removed {
+                    let found = bytes.withUnsafeReadableBytes { all in
+                        name.matches(UnsafeRawBufferPointer(rebasing: all[Int(s.nameStart)..<Int(s.nameStart + s.nameLength)]))
+                    }
+                    if found { return i }
                 }
+                i += 1
             }
             return nil
         }

@@ -12,6 +12,8 @@ final class LoopState {
     var snapshot: Snapshot
     let balancers: BalancerRegistry
     let upstreams: UpstreamPool
+    /// Endpoint pick, reuse and connect for upstream attempts on this loop.
+    let dispatch: UpstreamDispatch
     let accessLog: AccessLog
     /// Error log: upstream failures and aborted responses (one line each; nothing on success).
     var logger: Logger
@@ -47,6 +49,7 @@ final class LoopState {
         self.snapshot = snapshot
         self.balancers = BalancerRegistry(seed: seed)
         self.upstreams = UpstreamPool(eventLoop: eventLoop)
+        self.dispatch = UpstreamDispatch(upstreams: upstreams, balancers: balancers, loopCount: loopCount)
         self.accessLog = accessLog
     }
 

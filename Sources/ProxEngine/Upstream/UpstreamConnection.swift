@@ -44,6 +44,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// The upstream said it keeps the connection open after this response.
     private(set) var upstreamKeepAlive = true
     private(set) var exchanges = 0
+    /// The exchange's attempt number this connection carries (events are matched against it).
+    private(set) var attempt = 0
 
     init(endpoint: EndpointSpec, connections: EndpointConnections, pool: UpstreamPool) {
         self.endpoint = endpoint
@@ -59,8 +61,9 @@ final class UpstreamConnection: ChannelInboundHandler {
     private(set) var isWritable = false
 
     /// Starts an exchange: responses are framed for `method` and go to `delegate`.
-    func begin(method: HTTPMethod, delegate: any UpstreamDelegate) {
+    func begin(method: HTTPMethod, attempt: Int, delegate: any UpstreamDelegate) {
         parser.reset(requestMethod: method)
+        self.attempt = attempt
         self.delegate = delegate
         busy = true
         receivedAny = false
