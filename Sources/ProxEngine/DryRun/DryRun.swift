@@ -212,13 +212,14 @@ public enum DryRun {
             // A fresh balancer: with --random, seeded from the draw (reproducible); otherwise the
             // pick is only an example of what serve's per-loop balancer state might give.
             let registry = BalancerRegistry(seed: request.random ?? 1)
-            guard let choice = registry.withBalancer(pool, { $0.pick() }) else {
+            guard let decision = UpstreamStage.decide(pool, registry.entry(pool)) else {
                 let h = RequestFlow.responseHead(for: RequestFlow.errorResponse(ctx, 503, "no_upstream_endpoint"), ctx,
                                                  serverName: snapshot.settings.serverName)
                 result.local = .init(status: 503, headers: h.fields.effective.map { [$0.name, $0.value] }, body: "")
                 break
             }
-            let ep = pool.endpoints[choice.index]
+            let choice = decision.choice
+            let ep = decision.endpoint
             ctx.endpoint = ep.address
             ctx.record("upstream", looked: "pool \(pool.id): \(pool.endpoints.map(\.address).joined(separator: ", "))",
                        decided: "endpoint \(ep.address)", why: choice.why)

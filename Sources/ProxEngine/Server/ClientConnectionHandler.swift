@@ -371,12 +371,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             wroteToClient = true
         }
         RequestFlow.prepareUpstreamHead(ctx, serverName: serverName)
-        let framing: BodyFraming
-        switch machine.request.framing {
-        case .chunked: framing = .chunked
-        case .contentLength(let n): framing = .contentLength(n)
-        case .none, .untilClose: framing = .none
-        }
+        // The same mapping dry-run shows.
+        let framing = RequestFlow.upstreamRequestFraming(machine.request.framing)
         // Room for the head with its forwarding lines: no regrowth.
         var head = state.upstreamHeadBuffers.take(allocator)
         ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
