@@ -11,7 +11,7 @@ final class LoopState {
     /// The snapshot new requests on this loop read (once each, when their head arrives).
     var snapshot: Snapshot
     let balancers: BalancerRegistry
-    let upstreams: UpstreamPool
+    let upstreams: LoopUpstreamConnections
     /// Endpoint pick, reuse and connect for upstream attempts on this loop.
     let dispatch: UpstreamDispatch
     let accessLog: AccessLog
@@ -48,7 +48,7 @@ final class LoopState {
         self.loopCount = loopCount
         self.snapshot = snapshot
         self.balancers = BalancerRegistry(seed: seed)
-        self.upstreams = UpstreamPool(eventLoop: eventLoop)
+        self.upstreams = LoopUpstreamConnections(eventLoop: eventLoop)
         self.dispatch = UpstreamDispatch(upstreams: upstreams, balancers: balancers, loopCount: loopCount)
         self.accessLog = accessLog
     }

@@ -25,7 +25,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     let endpoint: EndpointSpec
     /// The endpoint's connection state on this loop (idle list, open count).
     let connections: EndpointConnections
-    unowned let pool: UpstreamPool
+    unowned let upstreams: LoopUpstreamConnections
     /// Still counted in `connections.open`.
     var counted = true
     /// The channel is connected and not yet inactive; tracked here because asking the channel
@@ -47,10 +47,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// The exchange's attempt number this connection carries (events are matched against it).
     private(set) var attempt = 0
 
-    init(endpoint: EndpointSpec, connections: EndpointConnections, pool: UpstreamPool) {
+    init(endpoint: EndpointSpec, connections: EndpointConnections, upstreams: LoopUpstreamConnections) {
         self.endpoint = endpoint
         self.connections = connections
-        self.pool = pool
+        self.upstreams = upstreams
     }
 
     var isUsable: Bool {
@@ -132,7 +132,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         active = false
         isWritable = false
         closing = true
-        pool.closed(self)
+        upstreams.closed(self)
         if let d = delegate {
             delegate = nil
             if busy, let ev = parser.endOfInput() {
@@ -164,7 +164,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         }
         // A consumed read buffer goes now: SwiftNIO reuses its receive buffer only when nothing
         // else holds it (an idle pooled connection would otherwise keep two).
-        if inbox.readableBytes == 0 { inbox = pool.emptyBuffer }
+        if inbox.readableBytes == 0 { inbox = upstreams.emptyBuffer }
     }
 
     private func deliver(_ ev: consuming HTTP1ResponseEvent) {

@@ -19,11 +19,11 @@ final class UpstreamDispatch {
         case failed(ExchangeStateMachine.ConnectFailure, detail: String)
     }
 
-    let upstreams: UpstreamPool
+    let upstreams: LoopUpstreamConnections
     let balancers: BalancerRegistry
     let loopCount: Int
 
-    init(upstreams: UpstreamPool, balancers: BalancerRegistry, loopCount: Int) {
+    init(upstreams: LoopUpstreamConnections, balancers: BalancerRegistry, loopCount: Int) {
         self.upstreams = upstreams
         self.balancers = balancers
         self.loopCount = loopCount

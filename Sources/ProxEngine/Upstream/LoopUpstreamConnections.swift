@@ -35,7 +35,7 @@ final class PoolRuntime {
 
 /// One event loop's upstream connections. Connections are made with this loop as their group,
 /// so a request and its upstream connection share a thread.
-final class UpstreamPool {
+final class LoopUpstreamConnections {
     let eventLoop: any EventLoop
     private(set) var byAddress: [String: EndpointConnections] = [:]
     /// `PoolRuntime`s of snapshot `runtimeVersion`, by pool index.
@@ -93,7 +93,7 @@ final class UpstreamPool {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("cannot resolve \(spec.address): \(error)"))
         }
         ep.open += 1
-        let handler = UpstreamConnection(endpoint: spec, connections: ep, pool: self)
+        let handler = UpstreamConnection(endpoint: spec, connections: ep, upstreams: self)
         #if DEBUG
         tracker?.track(handler, .upstreamConnection)
         #endif
