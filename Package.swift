@@ -4,7 +4,8 @@ import PackageDescription
 // No unsafeFlags here: they would stop this package being used as a dependency (an
 // out-of-tree `prox` with a team's own filters, templates/custom-prox/). Release builds switch
 // off Swift's dynamic exclusivity checks in every module, dependencies included, through
-// scripts/build-release.sh (-Xswiftc -enforce-exclusivity=unchecked; gain in docs/BENCHMARKS.md).
+// scripts/build-release.sh (-Xswiftc -enforce-exclusivity=unchecked; its measured gain:
+// docs/BENCHMARKS.md, "The exclusivity flag").
 let hotPathFlags: [SwiftSetting] = []
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
