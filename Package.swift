@@ -96,7 +96,7 @@ let package = Package(
             path: "bench/NIOFloor",
             swiftSettings: hotPathFlags + swift5
         ),
-        .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex"]),
+        .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex", "ProxCore"]),
         .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore", "ProxConfig"], swiftSettings: swift5),
         .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI", "ProxMain"], swiftSettings: swift5),
         .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig"], swiftSettings: swift5),
