@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "ProxUpstream", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
         .target(
             name: "ProxConfig",
-            dependencies: ["ProxCore", "ProxFilters", "ProxUpstream", .product(name: "Yams", package: "Yams")]
+            dependencies: ["ProxCore", "ProxFilters", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "ProxEngine",
@@ -97,8 +97,8 @@ let package = Package(
             swiftSettings: hotPathFlags + swift5
         ),
         .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex", "ProxCore"]),
-        .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore", "ProxConfig"], swiftSettings: swift5),
-        .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxCLI", "ProxMain"], swiftSettings: swift5),
+        .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore"], swiftSettings: swift5),
+        .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxMain"], swiftSettings: swift5),
         .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig"], swiftSettings: swift5),
         .testTarget(name: "ProxUpstreamTests", dependencies: ["ProxUpstream"], swiftSettings: swift5),
         .testTarget(
@@ -115,10 +115,9 @@ let package = Package(
         .testTarget(
             name: "ProxE2ETests",
             dependencies: [
-                "ProxEngine", "ProxCLI", "ProxConfig", "ProxMain", "ProxFilterMaintenance", "ProxFilterTenant",
+                "ProxEngine", "ProxConfig", "ProxMain",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swift5
