@@ -2,17 +2,11 @@ import Testing
 import ProxCore
 import ProxRegex
 
-/// A small seeded generator (SplitMix64) so failures reproduce from the printed seed.
+/// Draws from ProxCore's seeded `SplitMix64`, so failures reproduce from the printed seed.
 struct RouterRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
     mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     mutating func chance(_ percent: Int) -> Bool { int(100) < percent }
     mutating func pick<T>(_ a: [T]) -> T { a[int(a.count)] }

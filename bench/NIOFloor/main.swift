@@ -60,14 +60,19 @@ let server = try ServerBootstrap(group: group)
     .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
     .childChannelInitializer { client in
-        let fromClient = Forwarder()
-        return client.pipeline.addHandler(fromClient).flatMap {
-            ClientBootstrap(group: client.eventLoop)
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { up in up.pipeline.addHandler(Forwarder(peer: client)) }
-                .connect(to: upstream)
-                .map { up in fromClient.connected(up) }
+        // Handlers are added on their channel's loop (sync operations), and the client's stays
+        // bound to that loop, which the upstream channel shares: none needs to be Sendable.
+        let fromClient = NIOLoopBound(Forwarder(), eventLoop: client.eventLoop)
+        do { try client.pipeline.syncOperations.addHandler(fromClient.value) } catch {
+            return client.eventLoop.makeFailedFuture(error)
         }
+        return ClientBootstrap(group: client.eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { up in
+                up.eventLoop.makeCompletedFuture { try up.pipeline.syncOperations.addHandler(Forwarder(peer: client)) }
+            }
+            .connect(to: upstream)
+            .map { up in fromClient.value.connected(up) }
     }
     .bind(host: listenHost, port: listenPort)
     .wait()

@@ -2,7 +2,7 @@
 // A `prox` with your own filters, built without forking Prox (like xcaddy for Caddy).
 // Copy this directory into your own repository, point the dependency at your Prox release,
 // and build: `swift build -c release -Xswiftc -enforce-exclusivity=unchecked` (the flag Prox's
-// scripts/build-release.sh passes; see Prox's docs/BENCHMARKS.md for what it saves).
+// scripts/build-release.sh passes; what it saves: Prox's docs/BENCHMARKS.md, "The exclusivity flag").
 import PackageDescription
 
 let package = Package(

@@ -21,32 +21,42 @@ public struct RewriteStage: Stage {
     public func request(_ ctx: RequestContext) -> Verdict {
         let original = ctx.head.effectivePath
         var path = original
-        var why: [String] = []
+        var prefixApplied = false
+        var regexMatched = false
         if let p = prefix, path.utf8.starts(with: p.matched.utf8) {
             path = p.replacement + String(decoding: path.utf8.dropFirst(p.matched.utf8.count), as: UTF8.self)
-            why.append("prefix \(p.matched) -> \(p.replacement)")
+            prefixApplied = true
         }
-        if let r = pathRegex {
-            if let s = (try? r.regex.substitute(path, r.replacement)) ?? nil {
-                path = s
-                why.append("regex \(r.regex.pattern) -> \(r.replacement)")
-            } else {
-                why.append("regex \(r.regex.pattern) does not match; path kept")
-            }
+        if let r = pathRegex, let s = (try? r.regex.substitute(path, r.replacement)) ?? nil {
+            path = s
+            regexMatched = true
         }
         if path.isEmpty { path = "/" } else if !path.hasPrefix("/") && original.hasPrefix("/") { path = "/" + path }
         if path != original {
             let q = ctx.head.query
             ctx.head.setTarget(q.map { path + "?" + $0 } ?? path)
         }
-        var decided = path == original ? "path kept \(path)" : "path \(original) -> \(path)"
+        var hostValue: String?
         if let h = host {
             let v = h.render(ctx)
             ctx.head.rewrittenHost = v
-            decided += ", host \(v)"
-            why.append("host template \(h.source)")
+            hostValue = v
         }
-        ctx.record(kind, looked: "path \(original)", decided: decided, why: why.joined(separator: "; "))
+        // The explanation is built only for a trace (dry-run), not per request.
+        if ctx.isTracing {
+            var decided = path == original ? "path kept \(path)" : "path \(original) -> \(path)"
+            var why: [String] = []
+            if prefixApplied, let p = prefix { why.append("prefix \(p.matched) -> \(p.replacement)") }
+            if let r = pathRegex {
+                why.append(regexMatched ? "regex \(r.regex.pattern) -> \(r.replacement)"
+                                        : "regex \(r.regex.pattern) does not match; path kept")
+            }
+            if let h = host, let v = hostValue {
+                decided += ", host \(v)"
+                why.append("host template \(h.source)")
+            }
+            ctx.record(kind, looked: "path \(original)", decided: decided, why: why.joined(separator: "; "))
+        }
         return .next
     }
 }

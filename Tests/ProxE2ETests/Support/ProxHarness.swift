@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ProxConfig
 import ProxCore
@@ -7,11 +8,12 @@ import ProxEngine
 import ProxMain
 
 /// The real proxy, in process: compiles a config (with `{upstream}` and `{upstream2}` filled
-/// in), binds its listeners on 127.0.0.1 port 0, and serves.
-final class ProxHarness {
+/// in), binds its listeners on 127.0.0.1 port 0, and serves. Shared with client threads.
+final class ProxHarness: Sendable {
     let server: ProxServer
     let port: Int
-    var version = 1
+    /// The snapshot version of the last reload.
+    let version = NIOLockedValueBox(1)
 
     init(_ yaml: String, upstream: String = "127.0.0.1:9", upstream2: String = "127.0.0.1:9", threads: Int = 1) throws {
         let snapshot = try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: 1)
@@ -33,8 +35,8 @@ final class ProxHarness {
     }
 
     func reload(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9") throws {
-        version += 1
-        server.swap(try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: version))
+        let next = version.withLockedValue { $0 += 1; return $0 }
+        server.swap(try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: next))
     }
 
     func client() throws -> TestClient { try TestClient(port: port) }

@@ -124,8 +124,9 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
             send(context, status: .ok, body: "bytes=\(bodyBytes) fnv=\(String(checksum, radix: 16))\n", keepAlive: h.isKeepAlive)
         } else if path == "/slow" {
             let ms = query(h, "ms") ?? 1000
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)  // the task runs on this loop
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(ms))) {
-                self.send(context, status: .ok, body: "slow \(ms)\n", keepAlive: h.isKeepAlive)
+                self.send(bound.value, status: .ok, body: "slow \(ms)\n", keepAlive: h.isKeepAlive)
             }
         } else if path == "/reset-mid" {
             var rh = HTTPResponseHead(version: .http1_1, status: .ok)
@@ -133,8 +134,9 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(.head(rh)), promise: nil)
             var b = context.channel.allocator.buffer(capacity: 10)
             b.writeString("0123456789")
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)  // callbacks run on this loop
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(b)))).whenComplete { _ in
-                context.eventLoop.scheduleTask(in: .milliseconds(20)) { context.close(promise: nil) }
+                bound.value.eventLoop.scheduleTask(in: .milliseconds(20)) { bound.value.close(promise: nil) }
             }
         } else if path == "/close-now" {
             context.close(promise: nil)
@@ -153,8 +155,9 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
         let size = min(left, 64 * 1024)
         var b = context.channel.allocator.buffer(capacity: size)
         b.writeRepeatingByte(UInt8(ascii: "x"), count: size)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)  // the callback runs on this loop
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(b)))).whenComplete { r in
-            if case .success = r { self.streamBig(context, left: left - size) }
+            if case .success = r { self.streamBig(bound.value, left: left - size) }
         }
     }
 
@@ -167,8 +170,9 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
         var b = context.channel.allocator.buffer(capacity: body.utf8.count)
         b.writeString(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)  // the callback runs on this loop
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+            if !keepAlive { bound.value.close(promise: nil) }
         }
     }
 }

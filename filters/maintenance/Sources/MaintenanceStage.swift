@@ -75,9 +75,12 @@ public struct MaintenanceStage: Stage {
             ctx.record(kind, looked: "the clock", decided: "pass", why: "not enabled, and no window is open")
             return .next
         }
-        let why = window.map { "window \(UTCTime.format($0.start)) to \(UTCTime.format($0.end)) is open" } ?? "enabled: true"
+        // For a trace only: called from `record`'s autoclosures, so not built per request.
+        func why() -> String {
+            window.map { "window \(UTCTime.format($0.start)) to \(UTCTime.format($0.end)) is open" } ?? "enabled: true"
+        }
         if let block = allow.first(where: { $0.contains(ctx.client) }) {
-            ctx.record(kind, looked: "client \(ctx.clientIPText)", decided: "pass", why: "\(why), but the client is in allow \(block)")
+            ctx.record(kind, looked: "client \(ctx.clientIPText)", decided: "pass", why: "\(why()), but the client is in allow \(block)")
             return .next
         }
         var response = LocalResponse(status: status, headers: headers, body: body, category: "maintenance")
@@ -86,7 +89,7 @@ public struct MaintenanceStage: Stage {
         } else if let w = window {
             response.headers.append((Self.retryAfterName, String(max(1, w.end - t))))
         }
-        ctx.record(kind, looked: "client \(ctx.clientIPText)", decided: "respond \(status)", why: "\(why); the client is not in allow")
+        ctx.record(kind, looked: "client \(ctx.clientIPText)", decided: "respond \(status)", why: "\(why()); the client is not in allow")
         return .respond(response)
     }
 }

@@ -36,32 +36,49 @@ public struct TenantStage: Stage {
 
     public var kind: String { TenantFactory.name }
 
+    /// How a tenant was found, or why none was: made into text only for a trace.
+    enum Via: CustomStringConvertible {
+        case text(StaticString)
+        /// `host_regex` matched an id that is not well formed, or not in `tenants`.
+        case regexRejected(id: String, notInTenants: Bool)
+        case noHeader(HeaderName)
+
+        var description: String {
+            switch self {
+            case .text(let s): return s.description
+            case .regexRejected(let id, let notInTenants):
+                return "host_regex matched '\(id)', " + (notInTenants ? "not in tenants" : "not a tenant id")
+            case .noHeader(let name): return "no \(name.name) header"
+            }
+        }
+    }
+
     /// The tenant of this request and how it was found; nil id when unknown.
-    func find(_ ctx: RequestContext) -> (id: String?, looked: String, via: String) {
+    func find(_ ctx: RequestContext) -> (id: String?, looked: String, via: Via) {
         switch source {
         case .host(let exact, let regex):
             let host = ctx.head.host
-            if let id = exact[host] { return (id, host, "hosts") }
+            if let id = exact[host] { return (id, host, .text("hosts")) }
             if let r = regex, let g = tenantGroup, let caps = r.captures(host), g < caps.count, let id = caps[g] {
-                if knownSet.isEmpty ? isTenantID(id.utf8) : knownSet.contains(id) { return (id, host, "host_regex") }
-                return (nil, host, knownSet.isEmpty ? "host_regex matched '\(id)', not a tenant id" : "host_regex matched '\(id)', not in tenants")
+                if knownSet.isEmpty ? isTenantID(id.utf8) : knownSet.contains(id) { return (id, host, .text("host_regex")) }
+                return (nil, host, .regexRejected(id: id, notInTenants: !knownSet.isEmpty))
             }
-            return (nil, host, regex == nil ? "not in hosts" : "not in hosts, no host_regex match")
+            return (nil, host, .text(regex == nil ? "not in hosts" : "not in hosts, no host_regex match"))
         case .header(let name):
             let looked = ctx.isTracing ? "\(name.name): \(ctx.head.fields.first(name) ?? "(none)")" : ""
             if let slot = ctx.head.fields.firstSlot(name) {
                 if !known.isEmpty {
                     let hit = ctx.head.fields.withValueBytes(ofSlot: slot) { v in known.first { $0.bytes.elementsEqual(v) } }
-                    return (hit?.id, looked, hit == nil ? "not in tenants" : "header")
+                    return (hit?.id, looked, .text(hit == nil ? "not in tenants" : "header"))
                 }
                 let ok = ctx.head.fields.withValueBytes(ofSlot: slot) { isTenantID($0) }
-                return ok ? (ctx.head.fields.value(ofSlot: slot), looked, "header") : (nil, looked, "not a tenant id")
+                return ok ? (ctx.head.fields.value(ofSlot: slot), looked, .text("header")) : (nil, looked, .text("not a tenant id"))
             }
             if let v = ctx.head.fields.first(name) {  // added by an earlier stage
                 let ok = known.isEmpty ? isTenantID(v.utf8) : knownSet.contains(v)
-                return ok ? (v, looked, "header") : (nil, looked, known.isEmpty ? "not a tenant id" : "not in tenants")
+                return ok ? (v, looked, .text("header")) : (nil, looked, .text(known.isEmpty ? "not a tenant id" : "not in tenants"))
             }
-            return (nil, looked, "no \(name.name) header")
+            return (nil, looked, .noHeader(name))
         }
     }
 
