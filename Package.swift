@@ -8,7 +8,6 @@ import PackageDescription
 // docs/BENCHMARKS.md, "The exclusivity flag").
 let hotPathFlags: [SwiftSetting] = []
 // Swift 5 language mode: ProxEngine and its tests only, until their rewrite moves them to Swift 6.
-let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "prox",
@@ -55,7 +54,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: hotPathFlags + swift5
+            swiftSettings: hotPathFlags
         ),
         .target(
             name: "ProxCLI",
@@ -107,8 +106,7 @@ let package = Package(
                 "ProxEngine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
-            swiftSettings: swift5
+            ]
         ),
         // End-to-end: real sockets, the real proxy in process, a real upstream, a real client;
         // golden tests of configs/ and `prox dry-run`.
