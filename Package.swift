@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ProxRegexTests", dependencies: ["ProxRegex", "ProxCore"]),
         .testTarget(name: "ProxCoreTests", dependencies: ["ProxCore"]),
         .testTarget(name: "ProxConfigTests", dependencies: ["ProxConfig", "ProxMain"]),
-        .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig"]),
+        .testTarget(name: "ProxFiltersTests", dependencies: ["ProxFilters", "ProxConfig", "ProxFilterTesting"]),
         .testTarget(name: "ProxUpstreamTests", dependencies: ["ProxUpstream"]),
         .testTarget(
             name: "ProxEngineTests",

@@ -1,21 +1,11 @@
 import ProxConfig
 import ProxCore
+import ProxFilterTesting
 import Testing
 
-/// A config with one listener and one pool, and `routes` appended.
-func config(_ routes: String) -> String {
-    """
-    version: 1
-    listeners:
-      - id: main
-        address: 127.0.0.1:8080
-    pools:
-      - id: up
-        endpoints: [127.0.0.1:9000]
-    routes:
-    \(routes)
-    """
-}
+/// A config with one listener and one pool, and `routes` appended (the same one custom
+/// filters' tests get from ProxFilterTesting).
+func config(_ routes: String) -> String { FilterTestbed.config(routes: routes) }
 
 /// Compiles a config that must be valid.
 func snapshot(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocation) -> Snapshot? {
