@@ -2,6 +2,10 @@ import NIOCore
 
 /// Everything about one request in flight. Created by the engine when a head arrives, with
 /// the snapshot read once for this request; used on the request's event loop only.
+///
+/// Stages read all of it; they may edit `head` and `requestID`. What the engine keeps here
+/// (route, captures, pool, endpoint, stages run, trace, the dry-run draw) is set only inside
+/// this package (`package(set)`), so a custom filter cannot reach into engine bookkeeping.
 public final class RequestContext {
     public var head: RequestHead
     /// The snapshot this request runs against, to its end, even across a reload.
@@ -11,26 +15,26 @@ public final class RequestContext {
     public let clientPort: Int
     /// "http" or "https".
     public let scheme: String
-    public var route: Route?
+    public package(set) var route: Route?
     public var requestID: String = ""
     /// Captures of the chosen route's path regex and host regex, when templates use them.
-    public var pathCaptures: [String?] = []
-    public var hostCaptures: [String?] = []
+    public package(set) var pathCaptures: [String?] = []
+    public package(set) var hostCaptures: [String?] = []
     /// The smallest body cap any stage asked for; the engine enforces it while streaming.
     public var requestBodyLimit: Int64?
     /// Set when tracing (dry-run, check); nil on the hot path.
-    public var trace: Trace?
+    public package(set) var trace: Trace?
     /// The loop the request runs on; nil in dry-run.
     public let eventLoop: (any EventLoop)?
     /// Filled by the engine (or the dry-run stub) when it picks an upstream.
-    public var poolID: String?
-    public var endpoint: String?
+    public package(set) var poolID: String?
+    public package(set) var endpoint: String?
     /// A fixed random draw for the route's random decisions (the traffic split), in place of the
     /// event loop's generator: set by `prox dry-run --random` so its choice is reproducible.
     /// nil on the hot path. The draw is read as the fraction `value / 2^64` of the range.
-    public var randomOverride: UInt64?
+    public package(set) var randomOverride: UInt64?
     /// How many chain stages have run (their response sides run in reverse on the way back).
-    public var stagesRun: Int = 0
+    public package(set) var stagesRun: Int = 0
     /// `client` as text, made once per connection by the engine.
     public let clientIPText: String
 
