@@ -284,6 +284,20 @@ import Testing
         #expect(withBody.upstreamClosed(attempt: 1, receivedAny: false) == .respond(failure: .upstreamReset, keepAlive: true))
     }
 
+    /// A stage's request-body phase refused the body: its answer (the connection then closes,
+    /// the rest of the body is unread) before the response started, an abort after; nothing
+    /// once the exchange is over.
+    @Test func bodyRefusedByAStage() {
+        var inChain = Self.chain(Self.info(.chunked))
+        #expect(inChain.requestBodyRefused(status: 413) == .respond(failure: .bodyRefused(status: 413), keepAlive: false))
+        #expect(inChain.isClosed)
+        var connecting = Self.connecting(Self.info(.chunked))
+        #expect(connecting.requestBodyRefused(status: 400) == .respond(failure: .bodyRefused(status: 400), keepAlive: false))
+        var streaming = Self.streaming(Self.info(.chunked))
+        #expect(streaming.requestBodyRefused(status: 413) == .abort(.bodyRefused(status: 413)))
+        #expect(streaming.requestBodyRefused(status: 413) == .none)
+    }
+
     @Test func bodyOverTheLimitIsRefusedBeforeAnyConnection() {
         var m = Self.chain(Self.info(.contentLength(2_000)))
         #expect(m.flowStep(.proxy(bodyLimit: 1_000)) == .respond(failure: .bodyTooLarge, keepAlive: false))

@@ -53,6 +53,27 @@ public final class RequestContext {
 
     public var isTracing: Bool { trace != nil }
 
+    /// Stages' per-request state, by slot type; empty (no allocation) until a stage stores one.
+    @usableFromInline var slotValues: [(key: ObjectIdentifier, value: Any)] = []
+
+    /// A stage's typed per-request slot: `ctx[slot: SeenBytes.self] = 42`. nil until set.
+    @inlinable
+    public subscript<K: ContextSlot>(slot key: K.Type) -> K.Value? {
+        get {
+            let id = ObjectIdentifier(key)
+            for e in slotValues where e.key == id { return e.value as? K.Value }
+            return nil
+        }
+        set {
+            let id = ObjectIdentifier(key)
+            if let i = slotValues.firstIndex(where: { $0.key == id }) {
+                if let v = newValue { slotValues[i].value = v } else { slotValues.remove(at: i) }
+            } else if let v = newValue {
+                slotValues.append((id, v))
+            }
+        }
+    }
+
     /// Lends the head in place. Passing `ctx.head` to a function copies it (a struct read out of
     /// a class), which retains its buffer and arrays; code on the hot path reads it through here.
     @inlinable
@@ -68,4 +89,16 @@ public final class RequestContext {
             t.entries.append(TraceEntry(stage: stage(), looked: looked(), decided: decided(), why: why()))
         }
     }
+}
+
+/// A typed per-request slot a stage declares for its own state, so it never needs engine fields:
+///
+/// ```swift
+/// enum BytesSeen: ContextSlot { typealias Value = Int64 }
+/// ctx[slot: BytesSeen.self] = (ctx[slot: BytesSeen.self] ?? 0) + Int64(part.readableBytes)
+/// ```
+///
+/// The slot type is the key: declare it `private` to the stage so no other code reads it.
+public protocol ContextSlot {
+    associatedtype Value
 }

@@ -44,24 +44,90 @@ public struct LocalResponse: Sendable {
     }
 }
 
+/// What a stage's request-body phase decided about one piece of the body.
+public enum BodyVerdict {
+    /// Let the piece through.
+    case next
+    /// Refuse the body: the client gets this response if the response has not started (the
+    /// connection then closes: the rest of the body is unread), otherwise the exchange is cut.
+    case respond(LocalResponse)
+}
+
+/// The phases a stage takes part in besides the request head (which every stage sees). The
+/// chain precomputes, per phase, which stages run it, so a route whose stages use no body or
+/// completion phase pays nothing for those phases.
+public struct StagePhases: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// `requestBody(_:_:)`: each piece of the request body, as it streams.
+    public static let requestBody = StagePhases(rawValue: 1 << 0)
+    /// `response(_:_:)`: the response head, before it is written to the client.
+    public static let responseHead = StagePhases(rawValue: 1 << 1)
+    /// `responseBody(_:_:)`: each piece of an upstream response body, as it streams.
+    public static let responseBody = StagePhases(rawValue: 1 << 2)
+    /// `completed(_:_:)`: once the exchange is over (answered, proxied, cut or abandoned).
+    public static let completion = StagePhases(rawValue: 1 << 3)
+}
+
+/// How an exchange ended, for a stage's completion phase (logging, metrics): the figures the
+/// access log gets.
+public struct ExchangeSummary: Sendable {
+    /// The status the client got (499 when it went away first).
+    public var status: Int
+    /// Request body bytes received, response bytes sent.
+    public var bytesIn: Int64
+    public var bytesOut: Int64
+    /// From the request head to the end, and from the request sent upstream to the upstream's
+    /// answer (-1 when there was no upstream).
+    public var durationMicros: Int64
+    public var upstreamMicros: Int64
+    /// The failure category (`upstream_timeout`, ...), empty on success.
+    public var error: String
+
+    public init(status: Int, bytesIn: Int64, bytesOut: Int64, durationMicros: Int64, upstreamMicros: Int64, error: String) {
+        self.status = status
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.durationMicros = durationMicros
+        self.upstreamMicros = upstreamMicros
+        self.error = error
+    }
+}
+
 /// One step of a route's chain: an immutable value built by the config compiler and shared by
-/// every event loop. Per-request state lives in the `RequestContext`, never in the stage.
+/// every event loop. Per-request state lives in the `RequestContext` (a stage's own in typed
+/// slots: `ctx[slot: Key.self]`), never in the stage.
 ///
-/// Both methods run on the request's event loop.
+/// Every phase has a default that does nothing; a stage implements the ones it needs and names
+/// them in `phases`. All run on the request's event loop. The body and completion phases run
+/// only for stages whose request phase ran (in order; the response side in reverse).
 public protocol Stage: Sendable {
     /// The filter type (`request_id`, `headers`, ...), shown in traces and logs.
     var kind: String { get }
-    /// Whether `response(_:_:)` does anything; the chain skips stages that answer false.
+    /// The phases this stage implements besides `request`. Default: `.responseHead` when
+    /// `handlesResponse` is true.
+    var phases: StagePhases { get }
+    /// Whether `response(_:_:)` does anything (the older way to say `.responseHead`).
     var handlesResponse: Bool { get }
-    /// Looks at (and may edit) the request.
+    /// Looks at (and may edit) the request head.
     func request(_ ctx: RequestContext) -> Verdict
+    /// Looks at one piece of the request body as it streams.
+    func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict
     /// Looks at (and may edit) the response head before it is written to the client.
     func response(_ ctx: RequestContext, _ head: inout ResponseHead)
+    /// Looks at one piece of an upstream response body as it streams to the client.
+    func responseBody(_ ctx: RequestContext, _ part: ByteBuffer)
+    /// The exchange is over.
+    func completed(_ ctx: RequestContext, _ summary: ExchangeSummary)
 }
 
 extension Stage {
     public var handlesResponse: Bool { false }
+    public var phases: StagePhases { handlesResponse ? [.responseHead] : [] }
+    public func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict { .next }
     public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {}
+    public func responseBody(_ ctx: RequestContext, _ part: ByteBuffer) {}
+    public func completed(_ ctx: RequestContext, _ summary: ExchangeSummary) {}
 }
 
 /// A route's stages in order, with the response-side ones precomputed.
@@ -70,9 +136,50 @@ public struct RouteChain: Sendable {
     /// Indices into `stages` of the stages that handle responses.
     public let responseStages: [Int]
 
+    /// Indices into `stages` of the stages that take part in each later phase.
+    public let requestBodyStages: [Int]
+    public let responseBodyStages: [Int]
+    public let completionStages: [Int]
+
     public init(_ stages: [any Stage]) {
         self.stages = stages
-        self.responseStages = stages.indices.filter { stages[$0].handlesResponse }
+        let phases = stages.map { $0.phases.union($0.handlesResponse ? .responseHead : []) }
+        self.responseStages = stages.indices.filter { phases[$0].contains(.responseHead) }
+        self.requestBodyStages = stages.indices.filter { phases[$0].contains(.requestBody) }
+        self.responseBodyStages = stages.indices.filter { phases[$0].contains(.responseBody) }
+        self.completionStages = stages.indices.filter { phases[$0].contains(.completion) }
+    }
+
+    /// Runs the request-body phase, in order, over the stages that ran (`ranCount` of them);
+    /// the first refusal stops it.
+    @inlinable
+    public func runRequestBody(_ ctx: RequestContext, _ part: ByteBuffer, ranCount: Int) -> BodyVerdict {
+        for i in requestBodyStages where i < ranCount {
+            if case .respond(let r) = stages[i].requestBody(ctx, part) { return .respond(r) }
+        }
+        return .next
+    }
+
+    /// Runs the response-body phase, in reverse, over the stages that ran.
+    @inlinable
+    public func runResponseBody(_ ctx: RequestContext, _ part: ByteBuffer, ranCount: Int) {
+        var j = responseBodyStages.count - 1
+        while j >= 0 {
+            let i = responseBodyStages[j]
+            if i < ranCount { stages[i].responseBody(ctx, part) }
+            j -= 1
+        }
+    }
+
+    /// Runs the completion phase, in reverse, over the stages that ran.
+    @inlinable
+    public func runCompleted(_ ctx: RequestContext, _ summary: ExchangeSummary, ranCount: Int) {
+        var j = completionStages.count - 1
+        while j >= 0 {
+            let i = completionStages[j]
+            if i < ranCount { stages[i].completed(ctx, summary) }
+            j -= 1
+        }
     }
 
     /// Runs the request side from stage `start`. Returns the verdict that stopped the run

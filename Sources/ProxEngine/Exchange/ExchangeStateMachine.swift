@@ -33,6 +33,9 @@ enum ExchangeFailure: Equatable, Sendable {
     case clientClosed
     /// A suspended stage failed.
     case stageFailed
+    /// A stage's request-body phase refused the body with this status (its own response, which
+    /// the handler holds, is what the client gets).
+    case bodyRefused(status: Int)
     /// The request did not parse; the parser chose the status (and the precise category, which
     /// the handler has at hand: `malformed_request` stands for it here). No payload that needs
     /// reference counting, so actions stay trivial values.
@@ -48,6 +51,7 @@ enum ExchangeFailure: Equatable, Sendable {
         case .clientClosed: return 499
         case .stageFailed: return 500
         case .malformed(let status): return status
+        case .bodyRefused(let status): return status
         }
     }
 
@@ -67,6 +71,7 @@ enum ExchangeFailure: Equatable, Sendable {
         case .clientClosed: return "client_closed"
         case .stageFailed: return "stage_failed"
         case .malformed: return "malformed_request"
+        case .bodyRefused: return "body_refused"
         }
     }
 
@@ -74,7 +79,7 @@ enum ExchangeFailure: Equatable, Sendable {
     /// answer closes the connection whatever the request asked.
     var closesConnection: Bool {
         switch self {
-        case .clientBodyTimeout, .clientHeaderTimeout, .bodyTooLarge, .malformed: return true
+        case .clientBodyTimeout, .clientHeaderTimeout, .bodyTooLarge, .malformed, .bodyRefused: return true
         default: return false
         }
     }
@@ -328,6 +333,15 @@ struct ExchangeStateMachine {
         // attemptReused, requestSentAt, lastUpstreamActivity, clientChunked and responseKeepAlive
         // are set by the upstream events before anything reads them.
         if draining { closeAfterResponse = true }
+    }
+
+    /// A stage's request-body phase refused the body (status from its response). The body's
+    /// rest is unread, so the answer closes the connection; after the response started, abort.
+    mutating func requestBodyRefused(status: Int) -> Action {
+        switch state {
+        case .idle, .closed: return .none
+        default: return fail(.bodyRefused(status: status))
+        }
     }
 
     /// A piece of the request body (`bytes` long) was framed.

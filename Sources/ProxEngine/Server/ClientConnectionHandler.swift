@@ -219,6 +219,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func requestBody(_ body: ByteBuffer) {
         guard let ex = exchange else { return }
+        if let chain = ex.ctx.route?.chain, !chain.requestBodyStages.isEmpty, ex.ctx.stagesRun > 0,
+           case .respond(let r) = chain.runRequestBody(ex.ctx, body, ranCount: ex.ctx.stagesRun) {
+            // A stage refused the body: its answer, or a cut if the response had started.
+            perform(machine.requestBodyRefused(status: r.status), ex, local: r, category: r.category.isEmpty ? nil : r.category)
+            return
+        }
         switch machine.requestBodyPart(bytes: body.readableBytes) {
         case .bufferBody(let pause):
             ex.pending.append(body)
@@ -286,7 +292,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             let ex = ex ?? bareExchange()
             dropUpstream(ex)
             let r: LocalResponse
-            if let failure {
+            if let failure, local == nil {
                 r = RequestFlow.errorResponse(ex.ctx, failure.status, category ?? failure.category,
                                               detail: detail.isEmpty ? defaultDetail(failure, ex) : detail)
             } else {
@@ -479,6 +485,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                                                                                      now: .now())
         else { return }
         ex.bytesOut += Int64(body.readableBytes)
+        if let chain = ex.ctx.route?.chain, !chain.responseBodyStages.isEmpty {
+            chain.runResponseBody(ex.ctx, body, ranCount: ex.ctx.stagesRun)
+        }
         if var h = ex.pendingClientHead.take() {
             if h.readableBytes + body.readableBytes <= Self.coalesceLimit {
                 // Still held back: the response's end (or the end of this read) sends it.
@@ -602,6 +611,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.upstreamHead = state.emptyBuffer
         }
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
+        if let chain = ex.ctx.route?.chain, !chain.completionStages.isEmpty {
+            chain.runCompleted(ex.ctx, summary(ex), ranCount: ex.ctx.stagesRun)
+        }
         if state.accessLog.enabled { writeAccessLog(ex) }
         // Nothing reads the request's header lines from here on: their arrays serve the next head.
         ex.ctx.withHead { state.headerSpares.keep(&$0.fields) }
@@ -627,6 +639,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 }
             }
         }
+    }
+
+    /// What the completion phase is told: the figures the access log gets.
+    private func summary(_ ex: Exchange) -> ExchangeSummary {
+        let now = NIODeadline.now()
+        var upstreamMicros: Int64 = -1
+        if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
+        return ExchangeSummary(status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
+                               durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros,
+                               error: ex.errorCategory)
     }
 
     private func writeAccessLog(_ ex: Exchange) {
