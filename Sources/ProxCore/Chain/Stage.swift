@@ -136,25 +136,38 @@ public struct RouteChain: Sendable {
     /// Indices into `stages` of the stages that handle responses.
     public let responseStages: [Int]
 
-    /// Indices into `stages` of the stages that take part in each later phase.
-    public let requestBodyStages: [Int]
-    public let responseBodyStages: [Int]
-    public let completionStages: [Int]
+    /// The later phases some stage of this chain takes part in: the engine reads it once per
+    /// request (`Exchange.phases`) and skips the phases no stage uses.
+    public let phasesUsed: StagePhases
+    /// Which stages run the body and completion phases; nil when none does. Kept behind one
+    /// reference so the chain stays two arrays wide: the engine copies it out of the route on
+    /// every request, and each array in it costs a retain and a release per copy.
+    public let later: LaterPhaseStages?
 
     public init(_ stages: [any Stage]) {
         self.stages = stages
         let phases = stages.map { $0.phases.union($0.handlesResponse ? .responseHead : []) }
         self.responseStages = stages.indices.filter { phases[$0].contains(.responseHead) }
-        self.requestBodyStages = stages.indices.filter { phases[$0].contains(.requestBody) }
-        self.responseBodyStages = stages.indices.filter { phases[$0].contains(.responseBody) }
-        self.completionStages = stages.indices.filter { phases[$0].contains(.completion) }
+        self.phasesUsed = phases.reduce(into: StagePhases()) { $0.formUnion($1) }
+        if phasesUsed.isDisjoint(with: [.requestBody, .responseBody, .completion]) {
+            self.later = nil
+        } else {
+            self.later = LaterPhaseStages(requestBody: stages.indices.filter { phases[$0].contains(.requestBody) },
+                                          responseBody: stages.indices.filter { phases[$0].contains(.responseBody) },
+                                          completion: stages.indices.filter { phases[$0].contains(.completion) })
+        }
     }
+
+    public var requestBodyStages: [Int] { later?.requestBody ?? [] }
+    public var responseBodyStages: [Int] { later?.responseBody ?? [] }
+    public var completionStages: [Int] { later?.completion ?? [] }
 
     /// Runs the request-body phase, in order, over the stages that ran (`ranCount` of them);
     /// the first refusal stops it.
     @inlinable
     public func runRequestBody(_ ctx: RequestContext, _ part: ByteBuffer, ranCount: Int) -> BodyVerdict {
-        for i in requestBodyStages where i < ranCount {
+        guard let later else { return .next }
+        for i in later.requestBody where i < ranCount {
             if case .respond(let r) = stages[i].requestBody(ctx, part) { return .respond(r) }
         }
         return .next
@@ -163,9 +176,10 @@ public struct RouteChain: Sendable {
     /// Runs the response-body phase, in reverse, over the stages that ran.
     @inlinable
     public func runResponseBody(_ ctx: RequestContext, _ part: ByteBuffer, ranCount: Int) {
-        var j = responseBodyStages.count - 1
+        guard let list = later?.responseBody else { return }
+        var j = list.count - 1
         while j >= 0 {
-            let i = responseBodyStages[j]
+            let i = list[j]
             if i < ranCount { stages[i].responseBody(ctx, part) }
             j -= 1
         }
@@ -174,9 +188,10 @@ public struct RouteChain: Sendable {
     /// Runs the completion phase, in reverse, over the stages that ran.
     @inlinable
     public func runCompleted(_ ctx: RequestContext, _ summary: ExchangeSummary, ranCount: Int) {
-        var j = completionStages.count - 1
+        guard let list = later?.completion else { return }
+        var j = list.count - 1
         while j >= 0 {
-            let i = completionStages[j]
+            let i = list[j]
             if i < ranCount { stages[i].completed(ctx, summary) }
             j -= 1
         }
@@ -207,5 +222,18 @@ public struct RouteChain: Sendable {
             if i < ranCount { stages[i].response(ctx, &head) }
             j -= 1
         }
+    }
+}
+
+/// The stages of a chain that run the body and completion phases, by index.
+public final class LaterPhaseStages: Sendable {
+    public let requestBody: [Int]
+    public let responseBody: [Int]
+    public let completion: [Int]
+
+    init(requestBody: [Int], responseBody: [Int], completion: [Int]) {
+        self.requestBody = requestBody
+        self.responseBody = responseBody
+        self.completion = completion
     }
 }

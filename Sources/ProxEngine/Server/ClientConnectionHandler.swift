@@ -219,8 +219,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func requestBody(_ body: ByteBuffer) {
         guard let ex = exchange else { return }
-        if let chain = ex.ctx.route?.chain, !chain.requestBodyStages.isEmpty, ex.ctx.stagesRun > 0,
-           case .respond(let r) = chain.runRequestBody(ex.ctx, body, ranCount: ex.ctx.stagesRun) {
+        if phases(ex).contains(.requestBody), ex.ctx.stagesRun > 0, let route = ex.ctx.route,
+           case .respond(let r) = route.chain.runRequestBody(ex.ctx, body, ranCount: ex.ctx.stagesRun) {
             // A stage refused the body: its answer, or a cut if the response had started.
             perform(machine.requestBodyRefused(status: r.status), ex, local: r, category: r.category.isEmpty ? nil : r.category)
             return
@@ -447,7 +447,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let ex = exchange, ex.upstream === c else { return }
         let now = NIODeadline.now()
         ex.upstreamDoneAt = now
-        if let route = ex.ctx.route { route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun) }
+        if let route = ex.ctx.route {
+            ex.phases = route.chain.phasesUsed
+            route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
+        } else {
+            ex.phases = []
+        }
         switch machine.upstreamResponseHead(attempt: c.attempt, status: head.status, framing: head.framing, now: now) {
         case .writeResponseHead(let framing, let keepAlive, let noBody):
             ex.status = head.status
@@ -485,8 +490,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                                                                                      now: .now())
         else { return }
         ex.bytesOut += Int64(body.readableBytes)
-        if let chain = ex.ctx.route?.chain, !chain.responseBodyStages.isEmpty {
-            chain.runResponseBody(ex.ctx, body, ranCount: ex.ctx.stagesRun)
+        if phases(ex).contains(.responseBody), let route = ex.ctx.route {
+            route.chain.runResponseBody(ex.ctx, body, ranCount: ex.ctx.stagesRun)
         }
         if var h = ex.pendingClientHead.take() {
             if h.readableBytes + body.readableBytes <= Self.coalesceLimit {
@@ -611,8 +616,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.upstreamHead = state.emptyBuffer
         }
         if ex.endpointIndex >= 0 { ex.runtime?.balancer.balancer.finished(ex.endpointIndex) }
-        if let chain = ex.ctx.route?.chain, !chain.completionStages.isEmpty {
-            chain.runCompleted(ex.ctx, summary(ex), ranCount: ex.ctx.stagesRun)
+        if phases(ex).contains(.completion), let route = ex.ctx.route {
+            route.chain.runCompleted(ex.ctx, summary(ex), ranCount: ex.ctx.stagesRun)
         }
         if state.accessLog.enabled { writeAccessLog(ex) }
         // Nothing reads the request's header lines from here on: their arrays serve the next head.
@@ -639,6 +644,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 }
             }
         }
+    }
+
+    /// The later phases the exchange's chain uses (read from the route once per exchange).
+    @inline(__always)
+    private func phases(_ ex: Exchange) -> StagePhases {
+        if let p = ex.phases { return p }
+        let p = ex.ctx.route?.chain.phasesUsed ?? []
+        ex.phases = p
+        return p
     }
 
     /// What the completion phase is told: the figures the access log gets.

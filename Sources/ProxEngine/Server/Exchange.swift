@@ -22,6 +22,9 @@ final class Exchange {
     /// The response head, held back briefly so a small first body piece can join it in one
     /// write (one trip through the channel pipeline instead of two).
     var pendingClientHead: ByteBuffer?
+    /// The later stage phases the route's chain uses, read from the route once (when the
+    /// response head is handled, or at the end): checking it per body piece costs no retain.
+    var phases: StagePhases?
     /// Set once the exchange was logged and its resources given back.
     var finished = false
     // For the access log.
