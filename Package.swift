@@ -38,7 +38,18 @@ let package = Package(
             dependencies: ["ProxRegex", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: hotPathFlags
         ),
-        .target(name: "ProxFilters", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
+        .target(
+            name: "ProxFilters",
+            dependencies: [
+                "ProxCore",
+                // ext_filter's client: its own connections to the external service.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: hotPathFlags
+        ),
         .target(name: "ProxUpstream", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
         .target(
             name: "ProxConfig",

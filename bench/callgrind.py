@@ -11,6 +11,9 @@ Build first with scripts/build-release.sh.
 Usage: bench/callgrind.py [--prox .build-release/release/prox] [--config bench/compare.yaml]
                           [--n1 2000] [--n2 12000] [--targets prox,nginx,haproxy] [--path /]
 
+The upstream also answers POST /ext-filter with 204 (an external filter service saying
+"continue", for bench/ext-filter.yaml).
+
 Target `niofloor` is bench/NIOFloor (built beside prox): SwiftNIO forwarding bytes verbatim, the
 floor under any proxy built on SwiftNIO channels.
 """
@@ -118,7 +121,7 @@ def main():
     work = tempfile.mkdtemp(prefix="prox-callgrind-")
     up_dir = os.path.join(work, "up"); os.makedirs(up_dir)
     up = free_port()
-    open(f"{up_dir}/nginx.conf", "w").write(NGINX.format(d=up_dir, master="on", body=f"server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\"; }} }}"))
+    open(f"{up_dir}/nginx.conf", "w").write(NGINX.format(d=up_dir, master="on", body=f"server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\"; }} location = /ext-filter {{ return 204; }} }}"))
     upstream = subprocess.Popen(["nginx", "-p", up_dir, "-c", f"{up_dir}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(up)

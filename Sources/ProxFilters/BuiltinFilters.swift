@@ -9,6 +9,7 @@ public enum BuiltinFilters {
         FilterDescriptor(HeadersFactory.self),
         FilterDescriptor(IPAccessFactory.self),
         FilterDescriptor(BodyLimitFactory.self),
+        FilterDescriptor(ExtFilterFactory.self),
     ]
 
     /// A registry holding the built-ins only (what `ConfigCompiler` uses when given no registry).

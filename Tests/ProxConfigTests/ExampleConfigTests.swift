@@ -37,8 +37,9 @@ import Testing
         #expect(s.routes[1].chain.stages.map(\.kind) == ["ip_access", "request_id"])
     }
 
-    @Test func benchTemplateCompilesAfterSubstitution() throws {
-        let url = repoRoot.appendingPathComponent("bench/compare.yaml")
+    @Test(arguments: ["compare.yaml", "ext-filter.yaml"])
+    func benchTemplateCompilesAfterSubstitution(_ name: String) throws {
+        let url = repoRoot.appendingPathComponent("bench/\(name)")
         let template = try String(contentsOf: url, encoding: .utf8)
         let text = template.replacingOccurrences(of: "{port}", with: "18080")
             .replacingOccurrences(of: "{upstream}", with: "127.0.0.1:18081")

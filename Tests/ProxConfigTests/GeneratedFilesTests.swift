@@ -49,8 +49,8 @@ import Testing
 
     @Test func shippedRegistryHasTheBuiltinsThenTheCustomFilters() throws {
         let r = try shipped
-        #expect(r.names == ["request_id", "headers", "ip_access", "body_limit", "maintenance", "tenant"])
-        #expect(r.entries.map(\.origin) == [.builtin, .builtin, .builtin, .builtin, .custom, .custom])
+        #expect(r.names == ["request_id", "headers", "ip_access", "body_limit", "ext_filter", "maintenance", "tenant"])
+        #expect(r.entries.map(\.origin) == [.builtin, .builtin, .builtin, .builtin, .builtin, .custom, .custom])
     }
 
     @Test func schemaIsWellFormedJSON() throws {

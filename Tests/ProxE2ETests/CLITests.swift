@@ -100,7 +100,7 @@ import Testing
         let w = try Self.prox(["schema", "--filters-dir", dir])
         #expect(w.status == 0, "\(w.err)")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(files == ["body_limit.json", "headers.json", "ip_access.json", "maintenance.json", "request_id.json", "tenant.json"])
+        #expect(files == ["body_limit.json", "ext_filter.json", "headers.json", "ip_access.json", "maintenance.json", "request_id.json", "tenant.json"])
         let bad = try Self.prox(["schema", "--filter", "tenat"])
         #expect(bad.status != 0)
         #expect(bad.err.contains("did you mean 'tenant'?"), "\(bad.err)")
@@ -129,7 +129,7 @@ import Testing
         #expect(u.status == 1)
         #expect(u.err == "prox filters: unknown filter 'maintenace'; did you mean 'maintenance'?\n")
         let v = try Self.prox(["filters", "zzz"])
-        #expect(v.err.contains("known filters: request_id, headers, ip_access, body_limit, maintenance, tenant"))
+        #expect(v.err.contains("known filters: request_id, headers, ip_access, body_limit, ext_filter, maintenance, tenant"))
     }
 
     @Test func dryRunPrintsRouteStagesAndUpstreamRequest() throws {

@@ -66,7 +66,7 @@ import Testing
         return normalize(out)
     }
 
-    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant"])
+    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant", "ext-filter"])
     func dryRunMatchesGolden(config: String) throws {
         let actual = try Self.report(config: config)
         let goldenURL = Self.root.appendingPathComponent("Tests/Golden/\(config).dryrun")

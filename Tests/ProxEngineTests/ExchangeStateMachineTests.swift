@@ -82,9 +82,9 @@ import Testing
     @Test func chunkedUploadStreamsAndEndsWithLastChunk() {
         var m = Self.chain(Self.info(.chunked))
         #expect(!m.isRequestBodyDone)
-        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
         #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
-        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
         #expect(m.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
         #expect(m.requestSentAt == nil)  // the body is still coming
         #expect(m.requestBodyPart(bytes: 5) == .forwardBody(chunked: true))
@@ -108,8 +108,8 @@ import Testing
 
     @Test func heldBodyPausesReadsPastTheLimit() {
         var m = Self.connecting(Self.info(.contentLength(1 << 20)))
-        #expect(m.requestBodyPart(bytes: M.maxPendingBody) == .bufferBody(pauseReads: false))
-        #expect(m.requestBodyPart(bytes: 1) == .bufferBody(pauseReads: true))
+        #expect(m.requestBodyPart(bytes: M.maxPendingBody) == .bufferBody(pauseReads: false, bodyReady: false))
+        #expect(m.requestBodyPart(bytes: 1) == .bufferBody(pauseReads: true, bodyReady: false))
     }
 
     @Test func expectContinueIsAnsweredOnlyWhenABodyIsComing() {
@@ -312,7 +312,7 @@ import Testing
 
     @Test func streamedBodyOverTheLimitIs413OrAnAbort() {
         var m = Self.connecting(Self.info(.chunked), limit: 10)
-        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
         #expect(m.requestBodyPart(bytes: 1) == .respond(failure: .bodyTooLarge, keepAlive: false))
         #expect(m.isClosed)
         #expect(m.requestBodyPart(bytes: 1) == .none)
@@ -345,6 +345,53 @@ import Testing
         #expect(ok.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
         // A verdict out of turn (the exchange is past the chain) is ignored.
         #expect(ok.flowStep(.respond) == .none)
+    }
+
+    // MARK: a stage that needs the body first
+
+    @Test func bodyForAStageIsReadUpToItsAmountThenTheChainGoesOn() {
+        // Enough arrives in pieces: ready at the piece that reaches the amount.
+        var m = Self.chain(Self.info(.contentLength(100)))
+        #expect(m.flowStep(.readBody(upTo: 16)) == .awaitBody(sendContinue: false))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: true))
+        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false), "ready once")
+        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
+
+        // The body ends short of the amount: ready at its end, with all of it.
+        var short = Self.chain(Self.info(.chunked))
+        #expect(short.flowStep(.readBody(upTo: 1000)) == .awaitBody(sendContinue: false))
+        #expect(short.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
+        #expect(short.requestEnd(now: Self.at(1)) == .bodyReady)
+
+        // Already held (it came with the head, or while a stage was suspended): ready at once.
+        var held = Self.chain(Self.info(.contentLength(100)))
+        _ = held.flowStep(.suspend)
+        _ = held.requestBodyPart(bytes: 50)
+        #expect(held.flowStep(.readBody(upTo: 16)) == .bodyReady)
+        var ended = Self.chain(Self.info(.contentLength(5)))
+        _ = ended.requestBodyPart(bytes: 5)
+        _ = ended.requestEnd(now: Self.at(1))
+        #expect(ended.flowStep(.readBody(upTo: 16)) == .bodyReady)
+    }
+
+    @Test func bodyForAStageAnswers100ContinueOnceAndReadsPastTheUsualHold() {
+        var m = Self.chain(Self.info(.contentLength(Int64(M.maxPendingBody) * 2), expect: true))
+        #expect(m.flowStep(.readBody(upTo: M.maxPendingBody + 100)) == .awaitBody(sendContinue: true))
+        // Past the usual hold, reading goes on while the stage waits for more...
+        #expect(m.requestBodyPart(bytes: M.maxPendingBody + 50) == .bufferBody(pauseReads: false, bodyReady: false))
+        // ...and pauses once it has its amount and more than the hold is held.
+        #expect(m.requestBodyPart(bytes: 50) == .bufferBody(pauseReads: true, bodyReady: true))
+        // The 100 went out already: the dispatch does not send a second one.
+        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+
+        // A stage answers after reading the body: a local answer, the connection kept only if
+        // the body was read to its end.
+        var answered = Self.chain(Self.info(.contentLength(20)))
+        _ = answered.flowStep(.readBody(upTo: 16))
+        _ = answered.requestBodyPart(bytes: 16)
+        #expect(answered.flowStep(.respond) == .respond(failure: nil, keepAlive: false))
     }
 
     // MARK: the client going away, draining

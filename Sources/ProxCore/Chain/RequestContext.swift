@@ -33,6 +33,14 @@ public final class RequestContext {
     /// event loop's generator: set by `prox dry-run --random` so its choice is reproducible.
     /// nil on the hot path. The draw is read as the fraction `value / 2^64` of the range.
     public package(set) var randomOverride: UInt64?
+    /// The start of the request body (up to the largest `requestBodyBuffer` a stage of the
+    /// route asked for), read before that stage ran; nil when no stage asked.
+    public package(set) var requestBody: ByteBuffer?
+    /// Whether `requestBody` is the whole body (false: the body goes on past it).
+    public package(set) var requestBodyComplete = false
+    /// True in `prox dry-run` and `prox check`: a stage must not reach outside the process (an
+    /// external call) and should say in the trace what it would do instead.
+    public package(set) var dryRun = false
     /// How many chain stages have run (their response sides run in reverse on the way back).
     public package(set) var stagesRun: Int = 0
     /// `client` as text, made once per connection by the engine.

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// What the chain does after a stage looked at a request.
-public enum Verdict {
+public enum Verdict: Sendable {
     /// Run the next stage; after the last stage, carry out the route's action.
     case next
     /// Stop the chain and answer the client with this response. The stages that already ran
@@ -109,6 +109,12 @@ public protocol Stage: Sendable {
     var phases: StagePhases { get }
     /// Whether `response(_:_:)` does anything (the older way to say `.responseHead`).
     var handlesResponse: Bool { get }
+    /// Bytes of the request body this stage must have before its `request` runs; 0 (the
+    /// default): none, the stage sees the head as soon as it arrives. When some stage asks, the
+    /// engine holds the chain before that stage, reads the body up to the largest amount asked
+    /// (answering `100 Continue` itself when the client waits for it) and offers it as
+    /// `ctx.requestBody`; the whole body still goes upstream, streamed as usual.
+    var requestBodyBuffer: Int { get }
     /// Looks at (and may edit) the request head.
     func request(_ ctx: RequestContext) -> Verdict
     /// Looks at one piece of the request body as it streams.
@@ -123,6 +129,7 @@ public protocol Stage: Sendable {
 
 extension Stage {
     public var handlesResponse: Bool { false }
+    public var requestBodyBuffer: Int { 0 }
     public var phases: StagePhases { handlesResponse ? [.responseHead] : [] }
     public func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict { .next }
     public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {}
@@ -143,9 +150,16 @@ public struct RouteChain: Sendable {
     /// reference so the chain stays two arrays wide: the engine copies it out of the route on
     /// every request, and each array in it costs a retain and a release per copy.
     public let later: LaterPhaseStages?
+    /// The index of the first stage that needs the request body before it runs
+    /// (`requestBodyBuffer > 0`), or `stages.count` when none does; and the most body any stage
+    /// from there on asked for. Plain integers: the hot path reads one comparison.
+    public let bodyBufferAt: Int
+    public let bodyBufferBytes: Int
 
     public init(_ stages: [any Stage]) {
         self.stages = stages
+        self.bodyBufferAt = stages.firstIndex { $0.requestBodyBuffer > 0 } ?? stages.count
+        self.bodyBufferBytes = stages.map(\.requestBodyBuffer).max() ?? 0
         let phases = stages.map { $0.phases.union($0.handlesResponse ? .responseHead : []) }
         self.responseStages = stages.indices.filter { phases[$0].contains(.responseHead) }
         self.phasesUsed = phases.reduce(into: StagePhases()) { $0.formUnion($1) }
@@ -200,9 +214,10 @@ public struct RouteChain: Sendable {
     /// Runs the request side from stage `start`. Returns the verdict that stopped the run
     /// (`.next` when every stage passed) and the index of the stage after the last one run.
     @inlinable
-    public func runRequest(_ ctx: RequestContext, from start: Int = 0) -> (Verdict, Int) {
+    public func runRequest(_ ctx: RequestContext, from start: Int = 0, upTo end: Int? = nil) -> (Verdict, Int) {
         var i = start
-        while i < stages.count {
+        let end = end ?? stages.count
+        while i < end {
             let v = stages[i].request(ctx)
             i += 1
             switch v {

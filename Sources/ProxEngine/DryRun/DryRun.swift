@@ -119,6 +119,25 @@ public enum DryRunError: Error, CustomStringConvertible {
 }
 
 public enum DryRun {
+    /// The body after the head, as `serve` would hold it for a stage that asked for `upTo` bytes.
+    static func readBody(_ parser: inout HTTP1RequestParser, _ wire: inout ByteBuffer, upTo: Int) -> (ByteBuffer, Bool, String?) {
+        var body = ByteBuffer()
+        var ended = false
+        reading: while body.readableBytes < upTo, let ev = parser.next(&wire) {
+            switch ev {
+            case .body(var part): body.writeBuffer(&part)
+            case .end: ended = true; break reading
+            case .error(let e): return (body, false, "the body did not parse (\(e.detail)): serve would answer \(e.status) \(e.category)")
+            case .head: break reading
+            }
+        }
+        if ended { return (body, true, nil) }
+        if body.readableBytes >= upTo {
+            return (body.getSlice(at: body.readerIndex, length: upTo)!, false, nil)
+        }
+        return (body, false, "the request given holds only \(body.readableBytes) bytes of its body: the stage sees those (serve would wait for up to \(upTo)); give the whole request with --raw")
+    }
+
     /// Runs `request` through `snapshot`'s router and chain.
     public static func run(_ request: DryRunRequest, snapshot: Snapshot) throws -> DryRunResult {
         let listener: ListenerSpec
@@ -175,6 +194,7 @@ public enum DryRun {
         let loop = EmbeddedEventLoop()
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listener, client: ip, clientPort: 0,
                                  eventLoop: loop, trace: Trace())
+        ctx.dryRun = true
         if head.droppedHeaders > 0 {
             // The parser dropped them; the names are only looked up here, to explain.
             let names = request.headers.map(\.0).filter { $0.utf8.contains(UInt8(ascii: "_")) }
@@ -192,14 +212,24 @@ public enum DryRun {
         }
         if let r = ctx.route { result.considered.append(.init(route: r.id, origin: r.origin, mismatch: nil)) }
         result.route = ctx.route?.id
-        // A suspended stage resumes on the stub loop.
+        // A suspended stage resumes on the stub loop; a stage that needs the body gets what
+        // follows the head in the request given, framed by the same parser.
         var guardCount = 0
-        while case .suspend(let f) = step, guardCount < 100 {
-            loop.run()
+        loop: while guardCount < 100 {
             guardCount += 1
-            switch try? f.wait() {
-            case .some(let v): step = RequestFlow.resume(ctx, with: v)
-            case .none: step = .respond(RequestFlow.errorResponse(ctx, 500, "stage_failed"))
+            switch step {
+            case .suspend(let f):
+                loop.run()
+                switch try? f.wait() {
+                case .some(let v): step = RequestFlow.resume(ctx, with: v)
+                case .none: step = .respond(RequestFlow.errorResponse(ctx, 500, "stage_failed"))
+                }
+            case .readBody(let upTo):
+                let (body, complete, note) = readBody(&parser, &wire, upTo: upTo)
+                if let note { result.notes.append(note) }
+                step = RequestFlow.bodyRead(ctx, body, complete: complete)
+            default:
+                break loop
             }
         }
         switch step {
@@ -254,7 +284,7 @@ public enum DryRun {
             var resp = ResponseHead(status: 200)
             if let route = ctx.route { route.chain.runResponse(ctx, &resp, ranCount: ctx.stagesRun) }
             result.responseHeaders = resp.fields.effective.map { [$0.name, $0.value] }
-        case .suspend:
+        case .suspend, .readBody:
             result.local = .init(status: 500, headers: [], body: "a stage did not finish")
         }
         result.trace = ctx.trace?.entries ?? []

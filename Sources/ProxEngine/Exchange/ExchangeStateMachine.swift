@@ -137,8 +137,14 @@ struct ExchangeStateMachine {
         /// neither, the head goes with one write-and-flush.
         case sendUpstreamHead(pendingBody: Bool, lastChunk: Bool)
         /// Hold this body piece until the upstream connection is made; pause reading the client
-        /// when `pauseReads` (too much held).
-        case bufferBody(pauseReads: Bool)
+        /// when `pauseReads` (too much held). `bodyReady`: the body a stage waits for is now
+        /// held (as much as it asked, or all of it): give it to the chain and go on.
+        case bufferBody(pauseReads: Bool, bodyReady: Bool)
+        /// A stage needs the request body before it runs: read it, holding the pieces; answer
+        /// `100 Continue` first when `sendContinue` (the client waits for it).
+        case awaitBody(sendContinue: Bool)
+        /// The body a stage waits for is held already (or just ended): give it to the chain.
+        case bodyReady
         /// Forward this body piece upstream, chunk-framed when `chunked`.
         case forwardBody(chunked: Bool)
         /// The request body ended while attached: write the last chunk upstream (`lastChunk`).
@@ -167,6 +173,8 @@ struct ExchangeStateMachine {
         case proxy(bodyLimit: Int64?)
         /// A stage suspended; another outcome follows.
         case suspend
+        /// A stage needs up to this many bytes of the request body first.
+        case readBody(upTo: Int)
         /// A suspended stage failed.
         case failed
     }
@@ -220,6 +228,9 @@ struct ExchangeStateMachine {
     private(set) var bodyBytes: Int64 = 0
     private var bodyLimit: Int64?
     private var pendingBodyBytes = 0
+    /// Bytes of body a stage waits for (0: none waits).
+    private var bodyWanted = 0
+    private var continueSent = false
     private var attemptReused = false
     private var clientChunked = false
     private var responseKeepAlive = false
@@ -328,6 +339,8 @@ struct ExchangeStateMachine {
         bodyBytes = 0
         bodyLimit = nil
         pendingBodyBytes = 0
+        bodyWanted = 0
+        continueSent = false
         headStartedAt = nil
         lastClientActivity = now
         // attemptReused, requestSentAt, lastUpstreamActivity, clientChunked and responseKeepAlive
@@ -356,7 +369,13 @@ struct ExchangeStateMachine {
         switch state {
         case .chain, .connecting:
             pendingBodyBytes += bytes
-            return .bufferBody(pauseReads: pendingBodyBytes > Self.maxPendingBody)
+            var ready = false
+            if bodyWanted > 0 && pendingBodyBytes >= bodyWanted {
+                bodyWanted = 0
+                ready = true
+            }
+            // While a stage waits for more body than the usual hold, reading goes on up to its amount.
+            return .bufferBody(pauseReads: bodyWanted == 0 && pendingBodyBytes > Self.maxPendingBody, bodyReady: ready)
         case .awaitingResponse, .streamingResponse:
             return bytes > 0 ? .forwardBody(chunked: request.framing == .chunked) : .none
         case .idle, .closed:
@@ -374,6 +393,10 @@ struct ExchangeStateMachine {
         case .awaitingResponse, .streamingResponse:
             requestSentAt = now()
             return .endUpstreamBody(lastChunk: request.framing == .chunked)
+        case .chain where bodyWanted > 0:
+            // The body ended short of what the stage asked for: it gets all of it.
+            bodyWanted = 0
+            return .bodyReady
         default:
             return .none
         }
@@ -392,6 +415,12 @@ struct ExchangeStateMachine {
         switch outcome {
         case .suspend:
             return .none
+        case .readBody(let n):
+            if requestEnded || pendingBodyBytes >= n { return .bodyReady }
+            bodyWanted = n
+            let sendContinue = request.expectContinue && !continueSent
+            continueSent = continueSent || sendContinue
+            return .awaitBody(sendContinue: sendContinue)
         case .failed:
             return fail(.stageFailed)
         case .respond:
@@ -406,7 +435,7 @@ struct ExchangeStateMachine {
                 if bodyBytes > limit { return fail(.bodyTooLarge) }
             }
             state = .connecting(attempt: 1)
-            return .dispatch(attempt: 1, sendContinue: request.expectContinue && !requestEnded)
+            return .dispatch(attempt: 1, sendContinue: request.expectContinue && !requestEnded && !continueSent)
         }
     }
 

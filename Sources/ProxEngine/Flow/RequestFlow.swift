@@ -11,6 +11,9 @@ public enum FlowStep {
     case proxy(PoolSpec)
     /// A stage is waiting; call `RequestFlow.resume` with the verdict the future yields.
     case suspend(EventLoopFuture<Verdict>)
+    /// The next stage needs the request body first: read up to this many bytes of it (or all
+    /// of it, if shorter), then call `RequestFlow.bodyRead`.
+    case readBody(upTo: Int)
 }
 
 public enum RequestFlow {
@@ -40,14 +43,41 @@ public enum RequestFlow {
         }
     }
 
+    /// Continues after the body a stage asked for was read: `body` is its start (at most the
+    /// amount asked), `complete` whether it is all of it.
+    public static func bodyRead(_ ctx: RequestContext, _ body: ByteBuffer, complete: Bool) -> FlowStep {
+        ctx.requestBody = body
+        // A Content-Length body held whole is complete even before its end was framed.
+        ctx.requestBodyComplete = complete || ctx.head.framing == .contentLength(Int64(body.readableBytes))
+        if let route = ctx.route, ctx.isTracing {
+            let stage = route.chain.bodyBufferAt < route.chain.stages.count ? route.chain.stages[route.chain.bodyBufferAt].kind : "?"
+            ctx.record("body (engine)", looked: "the request body, for \(stage)",
+                       decided: complete ? "read all of it: \(body.readableBytes) bytes" : "read its first \(body.readableBytes) bytes",
+                       why: "\(stage) asks for up to \(route.chain.bodyBufferBytes) bytes before it runs; the whole body still goes upstream")
+        }
+        return runChain(ctx, from: ctx.stagesRun)
+    }
+
     static func runChain(_ ctx: RequestContext, from start: Int) -> FlowStep {
         guard let route = ctx.route else { return .respond(errorResponse(ctx, 500, "internal_error")) }
-        let (verdict, ran) = route.chain.runRequest(ctx, from: start)
+        let chain = route.chain
+        // A stage that needs the body first: run up to it, then read the body (one comparison
+        // for a chain without such a stage).
+        var end = chain.stages.count
+        if chain.bodyBufferAt < end && ctx.requestBody == nil {
+            if ctx.head.framing == .none {
+                ctx.requestBody = ByteBuffer()
+                ctx.requestBodyComplete = true
+            } else {
+                end = chain.bodyBufferAt
+            }
+        }
+        let (verdict, ran) = chain.runRequest(ctx, from: start, upTo: end)
         ctx.stagesRun = ran
         switch verdict {
         case .respond(let r): return .respond(r)
         case .suspend(let f): return .suspend(f)
-        case .next: return action(ctx, route)
+        case .next: return ran < chain.stages.count ? .readBody(upTo: chain.bodyBufferBytes) : action(ctx, route)
         }
     }
 

@@ -202,11 +202,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             case let action:
                 perform(action, ex)
             }
+        case .readBody(let upTo):
+            ex.bodyWanted = upTo
+            switch machine.flowStep(.readBody(upTo: upTo)) {
+            case .bodyReady:
+                bodyReady(ex)
+            case .awaitBody(let sendContinue):
+                if sendContinue { writeContinue() }
+            case let action:
+                perform(action, ex)
+            }
         case .suspend(let future):
             _ = machine.flowStep(.suspend)
             // Strong captures here and below: a weak reference would give the handler a side
             // table, which slows every retain and release of it (measured with perf).
-            future.hop(to: context.eventLoop).whenComplete { result in
+            future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 guard self.exchange === ex else { return }
                 switch result {
                 case .success(let v): self.carryOut(ex, RequestFlow.resume(ex.ctx, with: v))
@@ -226,9 +236,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         switch machine.requestBodyPart(bytes: body.readableBytes) {
-        case .bufferBody(let pause):
+        case .bufferBody(let pause, let ready):
             ex.pending.append(body)
             if pause { pauseReads() }
+            if ready { bodyReady(ex) }
         case .forwardBody(let chunked):
             guard let up = ex.upstream else { return }
             writeBodyUpstream(up, body, chunked: chunked)
@@ -251,9 +262,37 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         case .none:
             break  // the common case: a request without a body ended with its head
+        case .bodyReady:
+            bodyReady(ex)
         case let action:
             perform(action, ex)
         }
+    }
+
+    /// The body a stage asked for is held (`ex.pending`): give the chain its start, up to the
+    /// amount asked, and go on. The pieces stay held for the upstream.
+    private func bodyReady(_ ex: Exchange) {
+        let wanted = ex.bodyWanted
+        var held = 0
+        for p in ex.pending { held += p.readableBytes }
+        let body: ByteBuffer
+        if ex.pending.count == 1 && held <= wanted {
+            body = ex.pending[0]
+        } else {
+            var b = allocator.buffer(capacity: min(held, wanted))
+            for p in ex.pending where b.readableBytes < wanted {
+                b.writeImmutableBuffer(p.getSlice(at: p.readerIndex, length: min(p.readableBytes, wanted - b.readableBytes))!)
+            }
+            body = b
+        }
+        let complete = machine.requestEnded && held <= wanted
+        carryOut(ex, RequestFlow.bodyRead(ex.ctx, body, complete: complete))
+    }
+
+    private func writeContinue() {
+        var b = allocator.buffer(capacity: 25)
+        b.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(wrapOutboundOut(b), promise: nil)
     }
 
     private func writeBodyUpstream(_ up: UpstreamConnection, _ body: ByteBuffer, chunked: Bool) {
@@ -318,7 +357,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             finishExchange(ex, then: .nothing)
         case .close:
             context.close(promise: nil)
-        case .sendUpstreamHead, .bufferBody, .forwardBody, .endUpstreamBody, .writeResponseHead, .writeResponseBody,
+        case .sendUpstreamHead, .bufferBody, .awaitBody, .bodyReady, .forwardBody, .endUpstreamBody, .writeResponseHead, .writeResponseBody,
              .endResponse:
             // Carried out where the event's payload is at hand; never reaches here.
             assertionFailure("\(action) outside its event")

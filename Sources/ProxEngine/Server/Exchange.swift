@@ -11,6 +11,8 @@ final class Exchange {
     let start: NIODeadline
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []
+    /// Bytes of body a stage asked to see before it runs (`FlowStep.readBody`), 0 if none.
+    var bodyWanted = 0
     var pool: PoolSpec?
     /// The pool's balancer and endpoint connections on this loop, looked up once per request.
     var runtime: PoolRuntime?
