@@ -179,6 +179,14 @@ final class ExtServiceHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         #expect(svc.callCount == 7)
         #expect(svc.connections.withLockedValue { $0 } == 1, "calls reuse the loop's keep-alive connection")
+
+        // A reload that keeps the service keeps its connections (a registry keyed by address).
+        try prox.reload(Self.config(service: svc.port, deadPort: try Self.deadPort()), upstream: up.address)
+        let after = try prox.client()
+        try after.send("GET /plain HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        #expect(try after.readResponse().status == 200)
+        #expect(svc.callCount == 8)
+        #expect(svc.connections.withLockedValue { $0 } == 1, "the reload kept the pooled connection")
     }
 
     @Test func failuresFollowFailMode() throws {

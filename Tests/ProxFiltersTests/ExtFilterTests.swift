@@ -78,7 +78,11 @@ import Testing
         #expect(b["base64"] as? String == "YWJjZA==")
         #expect(b["bytes"] as? Int == 4)
         #expect(b["complete"] as? Bool == false)
-        #expect(ExtFilterMessage.quoted("a\u{1}\n\t") == #""a\u0001\n\t""#)
+        #expect(ExtFilterMessage.quoted("a\u{1}\n\t\u{7f}é") == #""a\u0001\n\t\u007fé""#)
+        // obs-text that is not UTF-8 becomes U+FFFD: the JSON still parses.
+        var repaired = ByteBuffer()
+        [UInt8]([0x61, 0xFF, 0x62]).withUnsafeBytes { ExtFilterMessage.writeQuoted(bytes: $0, &repaired) }
+        #expect(repaired.readString(length: repaired.readableBytes) == "\"a\u{FFFD}b\"")
     }
 
     @Test func dryRunDoesNotCallAndSaysWhatItWouldAsk() throws {

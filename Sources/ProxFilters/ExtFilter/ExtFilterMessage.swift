@@ -18,58 +18,107 @@ enum ExtFilterMessage {
     static let reserved: Set<String> = ["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
                                         "trailer", "proxy-connection", "host", "expect"]
 
-    /// The JSON body of the call.
+    /// The JSON body of the call, written as bytes straight into the buffer: header names and
+    /// values go from the received head to the JSON without becoming `String`s (building it
+    /// from strings cost about 100k instructions per call, measured with callgrind).
     static func request(_ ctx: RequestContext, sendBody: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var json = "{\"version\":1"
-        json += ",\"request_id\":" + quoted(ctx.requestID)
-        json += ",\"route\":" + quoted(ctx.route?.id ?? "")
-        json += ",\"client\":{\"ip\":" + quoted(ctx.clientIPText) + ",\"port\":\(ctx.clientPort)}"
-        json += ",\"listener\":" + quoted(ctx.listener.id)
-        json += ",\"scheme\":" + quoted(ctx.scheme)
-        let head = ctx.head
-        json += ",\"method\":" + quoted(head.method.description)
-        json += ",\"target\":" + quoted(head.effectiveTarget)
-        json += ",\"path\":" + quoted(head.effectivePath)
-        json += ",\"host\":" + quoted(head.host)
-        json += ",\"http_version\":\"HTTP/1.\(head.versionMinor)\""
-        json += ",\"headers\":["
-        var first = true
-        for (name, value) in head.fields.effective {
-            json += (first ? "[" : ",[") + quoted(name) + "," + quoted(value) + "]"
-            first = false
+        var out = allocator.buffer(capacity: 512 + ctx.head.fields.bytes.readableBytes * 2)
+        out.writeStaticString("{\"version\":1,\"request_id\":")
+        writeQuoted(ctx.requestID, &out)
+        out.writeStaticString(",\"route\":")
+        writeQuoted(ctx.route?.id ?? "", &out)
+        out.writeStaticString(",\"client\":{\"ip\":")
+        writeQuoted(ctx.clientIPText, &out)
+        out.writeStaticString(",\"port\":")
+        out.writeString(String(ctx.clientPort))
+        out.writeStaticString("},\"listener\":")
+        writeQuoted(ctx.listener.id, &out)
+        out.writeStaticString(",\"scheme\":")
+        writeQuoted(ctx.scheme, &out)
+        ctx.withHead { head in
+            out.writeStaticString(",\"method\":")
+            writeQuoted(head.method.description, &out)
+            out.writeStaticString(",\"target\":")
+            writeQuoted(head.effectiveTarget, &out)
+            out.writeStaticString(",\"path\":")
+            writeQuoted(head.effectivePath, &out)
+            out.writeStaticString(",\"host\":")
+            writeQuoted(head.host, &out)
+            out.writeStaticString(head.versionMinor == 0 ? ",\"http_version\":\"HTTP/1.0\",\"headers\":[" : ",\"http_version\":\"HTTP/1.1\",\"headers\":[")
+            var first = true
+            func line(_ n: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) {
+                out.writeStaticString(first ? "[" : ",[")
+                first = false
+                writeQuoted(bytes: n, &out)
+                out.writeInteger(UInt8(ascii: ","))
+                writeQuoted(bytes: v, &out)
+                out.writeInteger(UInt8(ascii: "]"))
+            }
+            head.fields.forEachReceived { n, v in line(n, v) }
+            head.fields.forEachAdded { n, v, _ in line(n, v); return true }
         }
-        json += "]"
+        out.writeInteger(UInt8(ascii: "]"))
         if sendBody, let body = ctx.requestBody {
-            let data = Data(body.readableBytesView)
-            json += ",\"body\":{\"base64\":\"" + data.base64EncodedString() + "\",\"bytes\":\(body.readableBytes)"
-            json += ",\"complete\":\(ctx.requestBodyComplete)}"
+            out.writeStaticString(",\"body\":{\"base64\":\"")
+            out.writeString(Data(body.readableBytesView).base64EncodedString())
+            out.writeStaticString("\",\"bytes\":")
+            out.writeString(String(body.readableBytes))
+            out.writeStaticString(ctx.requestBodyComplete ? ",\"complete\":true}" : ",\"complete\":false}")
         }
-        json += "}"
-        var out = allocator.buffer(capacity: json.utf8.count)
-        out.writeString(json)
+        out.writeInteger(UInt8(ascii: "}"))
         return out
     }
 
-    /// A JSON string literal.
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
+    static func writeQuoted(_ s: String, _ out: inout ByteBuffer) {
+        var s = s
+        s.withUTF8 { writeQuoted(bytes: UnsafeRawBufferPointer($0), &out) }
+    }
+
+    /// Writes `bytes` as a JSON string literal. Bytes that are not valid UTF-8 (obs-text in a
+    /// header value) become U+FFFD, so the JSON always parses.
+    static func writeQuoted(bytes: UnsafeRawBufferPointer, _ out: inout ByteBuffer) {
+        out.writeInteger(UInt8(ascii: "\""))
+        var ascii = true
+        for b in bytes where b >= 0x80 { ascii = false; break }
+        if !ascii {
+            let repaired = String(decoding: bytes, as: UTF8.self)
+            if !repaired.utf8.elementsEqual(bytes) {
+                var r = repaired
+                r.withUTF8 { escape(UnsafeRawBufferPointer($0), &out) }
+                out.writeInteger(UInt8(ascii: "\""))
+                return
             }
         }
-        return out + "\""
+        escape(bytes, &out)
+        out.writeInteger(UInt8(ascii: "\""))
+    }
+
+    private static func escape(_ bytes: UnsafeRawBufferPointer, _ out: inout ByteBuffer) {
+        var start = 0
+        for (i, b) in bytes.enumerated() where b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F {
+            if i > start { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
+            switch b {
+            case 0x22: out.writeStaticString("\\\"")
+            case 0x5C: out.writeStaticString("\\\\")
+            case 0x0A: out.writeStaticString("\\n")
+            case 0x0D: out.writeStaticString("\\r")
+            case 0x09: out.writeStaticString("\\t")
+            default:
+                out.writeStaticString("\\u00")
+                out.writeInteger(UInt8(0x30) + (b >> 4))
+                let low = b & 0xF
+                out.writeInteger(low < 10 ? 0x30 + low : 0x57 + low)
+            }
+            start = i + 1
+        }
+        if start < bytes.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
+    }
+
+    /// A JSON string literal (tests, traces).
+    static func quoted(_ s: String) -> String {
+        var out = ByteBuffer()
+        writeQuoted(s, &out)
+        return out.readString(length: out.readableBytes) ?? ""
     }
 
     /// Reads the service's answer as a decision.
