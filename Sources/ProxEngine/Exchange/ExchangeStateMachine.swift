@@ -255,6 +255,12 @@ struct ExchangeStateMachine {
         if case .idle = state { return true }
         return false
     }
+    /// The chain is still deciding (running, or a stage is suspended): no upstream is contacted
+    /// yet, and body that arrives is held for the request-body phase to see once it has decided.
+    @inline(__always) var chainRunning: Bool {
+        if case .chain = state { return true }
+        return false
+    }
     /// The body of the current request has been read (the next pipelined request may be framed).
     @inline(__always) var isRequestBodyDone: Bool { requestEnded && !isIdle }
     var responseStarted: Bool {
