@@ -173,31 +173,6 @@ import Testing
         #expect(!rig.channel.isActive)
     }
 
-    /// Sets the route's body limit, as the body_limit stage does (without refusing by itself).
-    struct EngineLimitStage: Stage {
-        let limit: Int64
-        var kind: String { "test_engine_limit" }
-        func request(_ ctx: RequestContext) -> Verdict {
-            ctx.requestBodyLimit = limit
-            return .next
-        }
-    }
-
-    @Test func bodyOverTheRouteLimitIs413BeforeAnyUpstreamConnection() throws {
-        // 192.0.2.0/24 is TEST-NET: a connection attempt there would hang, not fail.
-        let pool = PoolSpec(id: "up", index: 0, endpoints: [EndpointSpec(host: "192.0.2.1", port: 9)])
-        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], stages: [EngineLimitStage(limit: 10)],
-                                  pools: [pool])
-        let rig = try Rig(s)
-        try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
-        let out = try rig.output()
-        #expect(out.hasPrefix("HTTP/1.1 413 "), "\(out.prefix(80))")
-        #expect(out.contains("X-Prox-Error: body_too_large"))
-        #expect(out.contains("Connection: close"))
-        #expect(!rig.channel.isActive)
-        #expect(rig.state.upstreams.openCount("192.0.2.1:9") == 0)
-    }
-
     /// Refuses the body past `limit` bytes in its request-body phase, as body_limit does (from
     /// the count the phase keeps, `ctx.requestBodyBytes`), naming its limit in the answer.
     struct LimitStage: Stage {

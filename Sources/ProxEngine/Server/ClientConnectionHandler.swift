@@ -211,7 +211,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             for piece in ex.pending {
                 if let r = bodyRefusal(ex, piece) { return refuseBody(ex, r) }
             }
-            switch machine.flowStep(.proxy(bodyLimit: ex.ctx.requestBodyLimit)) {
+            switch machine.flowStep(.proxy) {
             case .dispatch(let attempt, let sendContinue):
                 if framing {
                     heldDispatch = (attempt, sendContinue)
@@ -367,7 +367,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The detail logged for a failure the machine decided on its own.
     private func defaultDetail(_ f: ExchangeFailure, _ ex: Exchange) -> String {
         switch f {
-        case .bodyTooLarge: return "the limit is \(ex.ctx.requestBodyLimit ?? 0) bytes"
         case .upstreamReset: return "the upstream closed the connection before responding"
         case .upstreamTimeout: return "no response head within \(ex.pool?.responseHeaderTimeout ?? 0) ms"
         case .clientHeaderTimeout: return "the request head did not arrive in time"
