@@ -488,6 +488,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let route = ex.ctx.route {
             ex.phases = route.chain.phasesUsed
             route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
+            // The cache slot is offered the head as the client will get it; a route without one
+            // pays this nil check.
+            if let cache = route.cache { cache.store(ex.ctx, head) }
         } else {
             ex.phases = []
         }
