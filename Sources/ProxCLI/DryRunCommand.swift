@@ -48,7 +48,7 @@ struct DryRunCommand: ParsableCommand {
     @Flag(help: "Send an absolute URL as the request target (GET http://host/path HTTP/1.1), as a client talking to a proxy does, instead of origin-form (GET /path with Host: host). Host is still sent from the URL unless -H Host is given.")
     var absoluteForm = false
 
-    @Option(help: ArgumentHelp("Read the whole request head from FILE ('-': stdin) as raw HTTP/1.x bytes, instead of 'METHOD URL' and -H. CRLF line endings; a file with no CR at all is taken as LF-ended and each LF is sent as CRLF.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Read the whole request (head, and the body it declares) from FILE ('-': stdin) as raw HTTP/1.x bytes, instead of 'METHOD URL' and -H; the body goes through the route's request-body phase. CRLF line endings; a file with no CR at all is taken as LF-ended and each LF is sent as CRLF.", valueName: "FILE"))
     var raw: String?
 
     @Option(help: ArgumentHelp("Fix the random draw behind the traffic split and the endpoint pick: a decimal in [0, 1) (0.42) or an integer taken as the 64-bit draw. Without it those choices are illustrative.", valueName: "VALUE"))

@@ -222,6 +222,33 @@ import Testing
         try check(config: name, yaml: yaml, cases: Self.generatedCases(host: host, paths: paths))
     }
 
+    /// A raw request with a body: dry-run runs the request-body phase over it, and its verdict is
+    /// serve's (two limits, the smaller refusing; a body within them; a malformed chunk).
+    @Test func requestBodyVerdictsAgree() throws {
+        let yaml = """
+        version: 1
+        listeners: [{ id: main, address: "127.0.0.1:8080" }]
+        pools: [{ id: up, endpoints: [{ address: "127.0.0.1:9001" }] }]
+        routes:
+          - id: limited
+            match: { path: { prefix: / } }
+            chain: [{ body_limit: { max_bytes: 1MiB } }, { body_limit: { max_bytes: 10 } }]
+            proxy: { pool: up }
+        """
+        let head = "POST /form HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let cases = [
+            ("chunked over the smaller limit", head + "6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n"),
+            ("chunked within the limits", head + "6\r\n012345\r\n4\r\n6789\r\n0\r\n\r\n"),
+            ("Content-Length within the limits", "POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"),
+            ("malformed chunk", head + "6\r\n012345\r\nzz\r\n"),
+        ].map { label, text in Case(label: label, dry: DryRunRequest(method: "", url: "", raw: Array(text.utf8)), bytes: Array(text.utf8)) }
+        let snapshot = try #require(ConfigCompiler.compile(text: yaml, fileName: "body.yaml", version: 1).snapshot)
+        #expect(try DryRun.run(cases[0].dry, snapshot: snapshot).local?.status == 413)
+        #expect(try DryRun.run(cases[1].dry, snapshot: snapshot).upstream != nil)
+        #expect(try DryRun.run(cases[3].dry, snapshot: snapshot).local?.status == 400)
+        try check(config: "body", yaml: yaml, cases: cases)
+    }
+
     @Test func embeddedConfigAgrees() throws {
         try check(config: "default", yaml: DefaultConfig.yaml,
                   cases: Self.generatedCases(host: "localhost:8080", paths: ["/old/guide", "/api/hello", "/", "/nothing"]))

@@ -173,29 +173,80 @@ import Testing
         #expect(!rig.channel.isActive)
     }
 
-    /// Sets the route's body limit, as the body_limit stage does (without refusing by itself).
+    /// Refuses the body past `limit` bytes in its request-body phase, as body_limit does (from
+    /// the count the phase keeps, `ctx.requestBodyBytes`), naming its limit in the answer.
     struct LimitStage: Stage {
         let limit: Int64
         var kind: String { "test_limit" }
-        func request(_ ctx: RequestContext) -> Verdict {
-            ctx.requestBodyLimit = limit
-            return .next
+        var phases: StagePhases { [.requestBody] }
+        func request(_ ctx: RequestContext) -> Verdict { .next }
+        func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict {
+            ctx.requestBodyBytes > limit ? .respond(LocalResponse.error(413, "body_too_large", requestID: "r", detail: "limit \(limit)")) : .next
         }
     }
 
-    @Test func bodyOverTheRouteLimitIs413BeforeAnyUpstreamConnection() throws {
-        // 192.0.2.0/24 is TEST-NET: a connection attempt there would hang, not fail.
-        let pool = PoolSpec(id: "up", index: 0, endpoints: [EndpointSpec(host: "192.0.2.1", port: 9)])
-        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], stages: [LimitStage(limit: 10)],
-                                  pools: [pool])
-        let rig = try Rig(s)
-        try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+    /// Suspends the chain until the test completes `gate.promise`.
+    final class Gate: @unchecked Sendable { var promise: EventLoopPromise<Verdict>? }
+    struct SuspendStage: Stage {
+        let gate: Gate
+        var kind: String { "test_suspend" }
+        func request(_ ctx: RequestContext) -> Verdict {
+            let p = ctx.eventLoop!.makePromise(of: Verdict.self)
+            gate.promise = p
+            return .suspend(p.futureResult)
+        }
+    }
+
+    // 192.0.2.0/24 is TEST-NET: a connection attempt there would hang, not fail. (On an
+    // EmbeddedChannel any upstream connection attempt traps: these tests pass only if none is made.)
+    static let unreachablePool = PoolSpec(id: "up", index: 0, endpoints: [EndpointSpec(host: "192.0.2.1", port: 9)])
+
+    static func expect413(_ rig: Rig, limit: Int64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let out = try rig.output()
-        #expect(out.hasPrefix("HTTP/1.1 413 "), "\(out.prefix(80))")
-        #expect(out.contains("X-Prox-Error: body_too_large"))
-        #expect(out.contains("Connection: close"))
-        #expect(!rig.channel.isActive)
-        #expect(rig.state.upstreams.openCount("192.0.2.1:9") == 0)
+        #expect(out.hasPrefix("HTTP/1.1 413 "), "\(out.prefix(80))", sourceLocation: sourceLocation)
+        #expect(out.contains("X-Prox-Error: body_too_large"), sourceLocation: sourceLocation)
+        #expect(out.contains("(limit \(limit))"), "\(out)", sourceLocation: sourceLocation)
+        #expect(out.contains("Connection: close"), sourceLocation: sourceLocation)
+        #expect(!rig.channel.isActive, sourceLocation: sourceLocation)
+        #expect(rig.state.upstreams.openCount("192.0.2.1:9") == 0, sourceLocation: sourceLocation)
+    }
+
+    /// The body that came with the head is framed, and judged by the request-body phase, before
+    /// the upstream is contacted.
+    @Test func chunkedBodyOverALimitThatCameWithTheHeadIs413BeforeAnyUpstreamConnection() throws {
+        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], stages: [LimitStage(limit: 10)],
+                                  pools: [Self.unreachablePool])
+        let rig = try Rig(s)
+        try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n")
+        try Self.expect413(rig, limit: 10)
+    }
+
+    /// Body held while a stage is suspended goes through the request-body phase of every stage
+    /// that ran once the chain decides, including stages after the suspended one, before the
+    /// upstream is contacted.
+    @Test func bodyHeldWhileAStageIsSuspendedIsJudgedBeforeAnyUpstreamConnection() throws {
+        let gate = Gate()
+        let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))],
+                                  stages: [SuspendStage(gate: gate), LimitStage(limit: 10)], pools: [Self.unreachablePool])
+        let rig = try Rig(s)
+        try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n")
+        try rig.send("6\r\n678901\r\n")
+        #expect(try rig.output().isEmpty)
+        #expect(rig.channel.isActive)
+        try #require(gate.promise).succeed(.next)
+        (rig.channel.eventLoop as! EmbeddedEventLoop).run()
+        try Self.expect413(rig, limit: 10)
+    }
+
+    /// Each limiting stage enforces its own limit: the smaller refuses, wherever it stands.
+    @Test func twoLimitsTheSmallerRefuses() throws {
+        for stages in [[LimitStage(limit: 100), LimitStage(limit: 10)], [LimitStage(limit: 10), LimitStage(limit: 100)]] {
+            let s = try Self.snapshot(routes: [("all", RouteMatchSpec(), .proxy(pool: 0))], stages: stages,
+                                      pools: [Self.unreachablePool])
+            let rig = try Rig(s)
+            try rig.send("POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nc\r\n0123456789ab\r\n")
+            try Self.expect413(rig, limit: 10)
+        }
     }
 
     @Test func poolWithNoEligibleEndpointIs503() throws {

@@ -29,9 +29,9 @@ import Testing
         return m
     }
 
-    static func connecting(_ i: M.RequestInfo = info(), limit: Int64? = nil) -> M {
+    static func connecting(_ i: M.RequestInfo = info()) -> M {
         var m = chain(i)
-        #expect(m.flowStep(.proxy(bodyLimit: limit)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         return m
     }
 
@@ -59,7 +59,7 @@ import Testing
         m.clientBytesArrived(now: Self.t0)
         m.requestHead(Self.info(), draining: false, now: Self.t0)
         #expect(m.isRequestBodyDone)
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         #expect(m.currentAttempt == 1)
         #expect(m.upstreamConnected(attempt: 1, reused: true, now: Self.at(1)) == .sendUpstreamHead(pendingBody: false, lastChunk: false))
         #expect(m.requestSentAt == Self.at(1))
@@ -83,7 +83,7 @@ import Testing
         var m = Self.chain(Self.info(.chunked))
         #expect(!m.isRequestBodyDone)
         #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
         #expect(m.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
         #expect(m.requestSentAt == nil)  // the body is still coming
@@ -97,12 +97,12 @@ import Testing
         var m = Self.chain(Self.info(.chunked))
         _ = m.requestBodyPart(bytes: 3)
         #expect(m.requestEnd(now: Self.at(0)) == .none)
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         #expect(m.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: true))
         var fixed = Self.chain(Self.info(.contentLength(3)))
         _ = fixed.requestBodyPart(bytes: 3)
         _ = fixed.requestEnd(now: Self.at(0))
-        _ = fixed.flowStep(.proxy(bodyLimit: nil))
+        _ = fixed.flowStep(.proxy)
         #expect(fixed.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
     }
 
@@ -114,9 +114,9 @@ import Testing
 
     @Test func expectContinueIsAnsweredOnlyWhenABodyIsComing() {
         var m = Self.chain(Self.info(.contentLength(5), expect: true))
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: true))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: true))
         var bodiless = Self.chain(Self.info(expect: true))
-        #expect(bodiless.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(bodiless.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
     }
 
     // MARK: keep-alive, decided once
@@ -149,7 +149,7 @@ import Testing
             _ = p.requestBodyPart(bytes: 4)
             _ = p.requestEnd(now: Self.t0)
         }
-        _ = p.flowStep(.proxy(bodyLimit: nil))
+        _ = p.flowStep(.proxy)
         _ = p.upstreamConnected(attempt: 1, reused: false, now: Self.at(1))
         #expect(p.upstreamResponseHead(attempt: 1, status: 200, framing: .contentLength(1), now: Self.at(2))
                 == .writeResponseHead(framing: .contentLength(1), keepAlive: c.expected, noBody: false))
@@ -213,7 +213,7 @@ import Testing
         FailureRow(failure: .upstreamBodyTimeout, status: 504, category: "upstream_body_timeout", closes: false),
         FailureRow(failure: .clientBodyTimeout, status: 408, category: "client_body_timeout", closes: true),
         FailureRow(failure: .clientHeaderTimeout, status: 408, category: "client_header_timeout", closes: true),
-        FailureRow(failure: .bodyTooLarge, status: 413, category: "body_too_large", closes: true),
+        FailureRow(failure: .bodyRefused(status: 413), status: 413, category: "body_refused", closes: true),
         FailureRow(failure: .clientClosed, status: 499, category: "client_closed", closes: false),
         FailureRow(failure: .stageFailed, status: 500, category: "stage_failed", closes: false),
         FailureRow(failure: .malformed(status: 400), status: 400, category: "malformed_request", closes: true),
@@ -279,7 +279,7 @@ import Testing
         var withBody = Self.chain(Self.info(.contentLength(1)))
         _ = withBody.requestBodyPart(bytes: 1)
         _ = withBody.requestEnd(now: Self.t0)
-        _ = withBody.flowStep(.proxy(bodyLimit: nil))
+        _ = withBody.flowStep(.proxy)
         _ = withBody.upstreamConnected(attempt: 1, reused: true, now: Self.at(1))
         #expect(withBody.upstreamClosed(attempt: 1, receivedAny: false) == .respond(failure: .upstreamReset, keepAlive: true))
     }
@@ -298,29 +298,34 @@ import Testing
         #expect(streaming.requestBodyRefused(status: 413) == .none)
     }
 
-    @Test func bodyOverTheLimitIsRefusedBeforeAnyConnection() {
-        var m = Self.chain(Self.info(.contentLength(2_000)))
-        #expect(m.flowStep(.proxy(bodyLimit: 1_000)) == .respond(failure: .bodyTooLarge, keepAlive: false))
-        #expect(m.isClosed)
-        var within = Self.chain(Self.info(.contentLength(1_000)))
-        #expect(within.flowStep(.proxy(bodyLimit: 1_000)) == .dispatch(attempt: 1, sendContinue: false))
-        // Body already held while the chain ran is counted too.
+    /// The machine has no body limit of its own (limits are stages' request-body phase): any
+    /// size is dispatched, and body held while the chain runs stays held, with no upstream
+    /// contacted, until the handler has run the phase over it.
+    @Test func bodySizeIsTheStagesBusiness() {
+        var big = Self.chain(Self.info(.contentLength(1 << 40)))
+        #expect(big.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         var held = Self.chain(Self.info(.chunked))
-        _ = held.requestBodyPart(bytes: 1_500)
-        #expect(held.flowStep(.proxy(bodyLimit: 1_000)) == .respond(failure: .bodyTooLarge, keepAlive: false))
-    }
-
-    @Test func streamedBodyOverTheLimitIs413OrAnAbort() {
-        var m = Self.connecting(Self.info(.chunked), limit: 10)
-        #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
-        #expect(m.requestBodyPart(bytes: 1) == .respond(failure: .bodyTooLarge, keepAlive: false))
-        #expect(m.isClosed)
-        #expect(m.requestBodyPart(bytes: 1) == .none)
-        // The response already started (an upstream answering early): the cut is all that is left.
-        var s = Self.connecting(Self.info(.chunked), limit: 10)
-        _ = s.upstreamConnected(attempt: 1, reused: false, now: Self.at(1))
-        _ = s.upstreamResponseHead(attempt: 1, status: 200, framing: .chunked, now: Self.at(2))
-        #expect(s.requestBodyPart(bytes: 11) == .abort(.bodyTooLarge))
+        #expect(held.chainRunning)
+        #expect(held.requestBodyPart(bytes: 1_500) == .bufferBody(pauseReads: false, bodyReady: false))
+        #expect(held.flowStep(.suspend) == .none)
+        #expect(held.chainRunning, "a suspended stage: the chain has not decided")
+        #expect(held.requestBodyPart(bytes: 1_500) == .bufferBody(pauseReads: false, bodyReady: false))
+        #expect(held.currentAttempt == nil, "no upstream attempt while the chain runs")
+        // The phase refused the held body: the stage's answer, the connection closes, and a
+        // verdict arriving afterwards changes nothing.
+        #expect(held.requestBodyRefused(status: 413) == .respond(failure: .bodyRefused(status: 413), keepAlive: false))
+        #expect(held.flowStep(.proxy) == .none)
+        #expect(!held.chainRunning)
+        var passed = Self.chain(Self.info(.chunked))
+        _ = passed.requestBodyPart(bytes: 10)
+        #expect(passed.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(!passed.chainRunning)
+        #expect(passed.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
+        // Refused after the head went upstream but before the response started: still an answer.
+        var awaiting = Self.awaiting(Self.info(.chunked))
+        #expect(awaiting.requestBodyPart(bytes: 5) == .forwardBody(chunked: true))
+        #expect(awaiting.requestBodyRefused(status: 413) == .respond(failure: .bodyRefused(status: 413), keepAlive: false))
+        #expect(awaiting.isClosed)
     }
 
     @Test func malformedHeadAndBody() {
@@ -342,7 +347,7 @@ import Testing
         #expect(m.flowStep(.failed) == .respond(failure: .stageFailed, keepAlive: true))
         var ok = Self.chain()
         _ = ok.flowStep(.suspend)
-        #expect(ok.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(ok.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         // A verdict out of turn (the exchange is past the chain) is ignored.
         #expect(ok.flowStep(.respond) == .none)
     }
@@ -356,7 +361,7 @@ import Testing
         #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false))
         #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: true))
         #expect(m.requestBodyPart(bytes: 10) == .bufferBody(pauseReads: false, bodyReady: false), "ready once")
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
         #expect(m.upstreamConnected(attempt: 1, reused: false, now: Self.at(1)) == .sendUpstreamHead(pendingBody: true, lastChunk: false))
 
         // The body ends short of the amount: ready at its end, with all of it.
@@ -384,7 +389,7 @@ import Testing
         // ...and pauses once it has its amount and more than the hold is held.
         #expect(m.requestBodyPart(bytes: 50) == .bufferBody(pauseReads: true, bodyReady: true))
         // The 100 went out already: the dispatch does not send a second one.
-        #expect(m.flowStep(.proxy(bodyLimit: nil)) == .dispatch(attempt: 1, sendContinue: false))
+        #expect(m.flowStep(.proxy) == .dispatch(attempt: 1, sendContinue: false))
 
         // A stage answers after reading the body: a local answer, the connection kept only if
         // the body was read to its end.

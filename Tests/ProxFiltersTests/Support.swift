@@ -1,3 +1,4 @@
+import NIOCore
 import ProxConfig
 import ProxCore
 import ProxFilterTesting
@@ -39,6 +40,18 @@ func request(_ s: Snapshot, _ method: HTTPMethod = .get, _ target: String = "/",
 func runRequest(_ ctx: RequestContext) -> (Verdict, Int) {
     guard let route = ctx.route else { return (.respond(LocalResponse(status: 404)), 0) }
     return route.chain.runRequest(ctx)
+}
+
+/// Runs the request-body phase over the stages that ran, piece by piece (`sizes` bytes each),
+/// as the engine does; returns the index of the piece refused and the answer, or nil.
+func runBody(_ ctx: RequestContext, ran: Int, _ sizes: [Int]) -> (piece: Int, response: LocalResponse)? {
+    guard let route = ctx.route else { return nil }
+    for (i, n) in sizes.enumerated() {
+        var part = ByteBuffer()
+        part.writeRepeatingByte(UInt8(ascii: "x"), count: n)
+        if case .respond(let r) = route.chain.runRequestBody(ctx, part, ranCount: ran) { return (i, r) }
+    }
+    return nil
 }
 
 /// Runs the response side over the stages that ran, on a 200 response.

@@ -20,8 +20,12 @@ public final class RequestContext {
     /// Captures of the chosen route's path regex and host regex, when templates use them.
     public package(set) var pathCaptures: [String?] = []
     public package(set) var hostCaptures: [String?] = []
-    /// The smallest body cap any stage asked for; the engine enforces it while streaming.
-    public var requestBodyLimit: Int64?
+    /// Request body bytes given to the request-body phase so far, the piece being looked at
+    /// included (`RouteChain.runRequestBody` keeps it). A body-phase stage that limits or meters
+    /// the body reads this rather than counting in a slot of its own: one count per request,
+    /// however many stages read it.
+    public var requestBodyBytes: Int64 { bodyBytesSeen }
+    @usableFromInline var bodyBytesSeen: Int64 = 0
     /// Set when tracing (dry-run, check); nil on the hot path.
     public package(set) var trace: Trace?
     /// The loop the request runs on; nil in dry-run.

@@ -177,10 +177,11 @@ public struct RouteChain: Sendable {
     public var completionStages: [Int] { later?.completion ?? [] }
 
     /// Runs the request-body phase, in order, over the stages that ran (`ranCount` of them);
-    /// the first refusal stops it.
+    /// the first refusal stops it. Counts the piece into `ctx.requestBodyBytes` first.
     @inlinable
     public func runRequestBody(_ ctx: RequestContext, _ part: ByteBuffer, ranCount: Int) -> BodyVerdict {
         guard let later else { return .next }
+        ctx.bodyBytesSeen += Int64(part.readableBytes)
         for i in later.requestBody where i < ranCount {
             if case .respond(let r) = stages[i].requestBody(ctx, part) { return .respond(r) }
         }

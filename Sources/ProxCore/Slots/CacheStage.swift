@@ -17,7 +17,8 @@ public protocol CacheStage: Sendable {
     var kind: String { get }
     /// Looks the request up. A `.hit` answers the client; a `.miss` goes on to the upstream.
     func lookup(_ ctx: RequestContext) -> CacheLookup
-    /// Offered the upstream's response head for a request that missed; may decide to keep it.
+    /// Offered the upstream's response head for a request that missed, once the response stages
+    /// ran on it (the head as the client gets it), before it is written; may decide to keep it.
     func store(_ ctx: RequestContext, _ head: ResponseHead)
 }
 

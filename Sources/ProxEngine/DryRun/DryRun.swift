@@ -21,8 +21,8 @@ public struct DryRunRequest: Sendable {
     /// Send an absolute URL as the request target (absolute-form, as a client talking to a
     /// proxy does) instead of origin-form with the URL's authority as Host.
     public var absoluteForm: Bool
-    /// The whole request head as bytes (`--raw`): replaces method, URL, version, headers, cookies
-    /// and body size.
+    /// The whole request as bytes (`--raw`): replaces method, URL, version, headers, cookies
+    /// and body size. A body after the head goes through the route's request-body phase.
     public var raw: [UInt8]?
     /// A fixed random draw (`--random`) for the traffic split and the endpoint pick.
     public var random: UInt64?
@@ -119,22 +119,16 @@ public enum DryRunError: Error, CustomStringConvertible {
 }
 
 public enum DryRun {
-    /// The body after the head, as `serve` would hold it for a stage that asked for `upTo` bytes.
-    static func readBody(_ parser: inout HTTP1RequestParser, _ wire: inout ByteBuffer, upTo: Int) -> (ByteBuffer, Bool, String?) {
+    /// The start of the body given, as `serve` would hold it for a stage that asked for `upTo`
+    /// bytes: the prefix, whether it is all of the body, and a note when the request given is short.
+    static func readBody(_ given: GivenBody, upTo: Int) -> (ByteBuffer, Bool, String?) {
         var body = ByteBuffer()
-        var ended = false
-        reading: while body.readableBytes < upTo, let ev = parser.next(&wire) {
-            switch ev {
-            case .body(var part): body.writeBuffer(&part)
-            case .end: ended = true; break reading
-            case .error(let e): return (body, false, "the body did not parse (\(e.detail)): serve would answer \(e.status) \(e.category)")
-            case .head: break reading
-            }
+        for var piece in given.pieces where body.readableBytes < upTo {
+            var slice = piece.readSlice(length: min(piece.readableBytes, upTo - body.readableBytes))!
+            body.writeBuffer(&slice)
         }
-        if ended { return (body, true, nil) }
-        if body.readableBytes >= upTo {
-            return (body.getSlice(at: body.readerIndex, length: upTo)!, false, nil)
-        }
+        if given.ended && given.bytes <= Int64(upTo) { return (body, true, nil) }
+        if body.readableBytes >= upTo { return (body, false, nil) }
         return (body, false, "the request given holds only \(body.readableBytes) bytes of its body: the stage sees those (serve would wait for up to \(upTo)); give the whole request with --raw")
     }
 
@@ -212,8 +206,11 @@ public enum DryRun {
         }
         if let r = ctx.route { result.considered.append(.init(route: r.id, origin: r.origin, mismatch: nil)) }
         result.route = ctx.route?.id
-        // A suspended stage resumes on the stub loop; a stage that needs the body gets what
-        // follows the head in the request given, framed by the same parser.
+        // Only a raw request gives bytes after the head; they go through the same parser as in
+        // serve, and the same stage code.
+        let given = frameBody(&parser, &wire)
+        // A suspended stage resumes on the stub loop; a stage that needs the body gets the start
+        // of the body given.
         var guardCount = 0
         loop: while guardCount < 100 {
             guardCount += 1
@@ -225,12 +222,18 @@ public enum DryRun {
                 case .none: step = .respond(RequestFlow.errorResponse(ctx, 500, "stage_failed"))
                 }
             case .readBody(let upTo):
-                let (body, complete, note) = readBody(&parser, &wire, upTo: upTo)
+                let (body, complete, note) = readBody(given, upTo: upTo)
                 if let note { result.notes.append(note) }
                 step = RequestFlow.bodyRead(ctx, body, complete: complete)
             default:
                 break loop
             }
+        }
+        // The request body: serve frames the body that came with the head before it contacts the
+        // upstream, and the route's request-body stages judge it then.
+        let body = given
+        if case .proxy = step, let route = ctx.route, let refusal = requestBodyPhase(ctx, route, body) {
+            step = .respond(refusal)
         }
         switch step {
         case .respond(let r):
@@ -253,18 +256,13 @@ public enum DryRun {
             ctx.endpoint = ep.address
             ctx.record("upstream", looked: "pool \(pool.id): \(pool.endpoints.map(\.address).joined(separator: ", "))",
                        decided: "endpoint \(ep.address)", why: choice.why)
+            if let route = ctx.route { bodyNotGiven(ctx, route, body) }
             if pool.endpoints.count > 1 {
                 let drawn = pool.balancer == .random || pool.balancer == .leastRequest
                 if request.random == nil || !drawn {
                     result.notes.append("the endpoint is illustrative: serve's \(pool.balancer.rawValue) balancer keeps its state per event loop "
                         + (drawn ? "and draws at random (--random fixes the draw here)" : "(its position depends on the requests before this one); dry-run shows a fresh balancer's first pick"))
                 }
-            }
-            if let limit = ctx.requestBodyLimit, ctx.head.framing == .chunked {
-                // The size of a chunked body is known only at its end: no stage can judge it up front.
-                ctx.record("body limit (engine)", looked: "chunked body: its size is unknown until its last chunk",
-                           decided: "enforced while streaming, at \(limit) bytes",
-                           why: "past \(limit) bytes serve stops: 413 body_too_large (connection closed) if the upstream has not begun its answer, otherwise the exchange is aborted mid-response; either way the upstream was already contacted and saw part of the body")
             }
             RequestFlow.prepareUpstreamHead(ctx, serverName: snapshot.settings.serverName)
             let framing = RequestFlow.upstreamRequestFraming(ctx.head.framing)
@@ -289,6 +287,87 @@ public enum DryRun {
         }
         result.trace = ctx.trace?.entries ?? []
         return result
+    }
+
+    /// The body given after the head, framed by serve's parser: its pieces, whether the request
+    /// ended, and a framing error.
+    struct GivenBody {
+        var pieces: [ByteBuffer] = []
+        var bytes: Int64 = 0
+        var ended = false
+        var error: HTTP1ParseError?
+    }
+
+    static func frameBody(_ parser: inout HTTP1RequestParser, _ wire: inout ByteBuffer) -> GivenBody {
+        var body = GivenBody()
+        while let ev = parser.next(&wire) {
+            switch ev {
+            case .body(let piece):
+                body.pieces.append(piece)
+                body.bytes += Int64(piece.readableBytes)
+            case .end:
+                body.ended = true
+                return body
+            case .error(let e):
+                body.error = e
+                return body
+            case .head:
+                return body
+            }
+        }
+        return body
+    }
+
+    /// The stages that ran whose request-body phase runs, by kind.
+    static func bodyStageKinds(_ ctx: RequestContext, _ route: Route) -> [String] {
+        route.chain.requestBodyStages.filter { $0 < ctx.stagesRun }.map { route.chain.stages[$0].kind }
+    }
+
+    static func describeBody(_ framing: BodyFraming) -> String {
+        if case .contentLength(let n) = framing { return "a body of \(n) bytes (Content-Length)" }
+        return "a chunked body"
+    }
+
+    /// Runs the route's request-body phase over the body given, as serve does over the body that
+    /// came with the head (before the upstream is contacted): the answer when a stage refuses it
+    /// or it does not parse.
+    static func requestBodyPhase(_ ctx: RequestContext, _ route: Route, _ body: GivenBody) -> LocalResponse? {
+        if case .none = ctx.head.framing { return nil }
+        if body.pieces.isEmpty && !body.ended && body.error == nil { return nil }  // none given
+        let what = describeBody(ctx.head.framing)
+        for piece in body.pieces {
+            if case .respond(let r) = route.chain.runRequestBody(ctx, piece, ranCount: ctx.stagesRun) {
+                ctx.record("request body", looked: "\(what): \(ctx.requestBodyBytes) of the \(body.bytes) bytes given",
+                           decided: "refuse \(r.status)\(r.category.isEmpty ? "" : " " + r.category)",
+                           why: "a stage's request-body phase refused it; body that comes with the head is judged before the upstream is contacted, so serve answers without contacting it and closes the connection (the rest of the body is unread)")
+                return r
+            }
+        }
+        if let e = body.error {
+            ctx.record("parser", looked: "the request body as given", decided: "refuse \(e.status) \(e.category)",
+                       why: e.detail + "; body that comes with the head is framed before the upstream is contacted, so serve answers without contacting it and closes the connection")
+            return RequestFlow.errorResponse(ctx, e.status, e.category, detail: e.detail)
+        }
+        let kinds = bodyStageKinds(ctx, route)
+        if !kinds.isEmpty {
+            ctx.record("request body", looked: "\(what): \(body.bytes) bytes given" + (body.ended ? "" : ", not all of it"),
+                       decided: body.ended ? "pass" : "pass so far",
+                       why: "each piece passed the request-body phase of \(kinds.joined(separator: ", "))"
+                           + (body.ended ? "" : "; serve forwards it and judges the rest as it arrives"))
+        }
+        return nil
+    }
+
+    /// With a body declared but not given, says that the request-body phase runs as it streams:
+    /// dry-run cannot judge a body it does not have.
+    static func bodyNotGiven(_ ctx: RequestContext, _ route: Route, _ body: GivenBody) {
+        if case .none = ctx.head.framing { return }
+        guard body.pieces.isEmpty && !body.ended && body.error == nil else { return }
+        let kinds = bodyStageKinds(ctx, route)
+        guard !kinds.isEmpty else { return }
+        ctx.record("request body", looked: "\(describeBody(ctx.head.framing)), not given",
+                   decided: "enforced while streaming: not judged here",
+                   why: "serve runs the request-body phase of \(kinds.joined(separator: ", ")) on each piece as it arrives; a refusal (body_limit: 413 past max_bytes) closes the connection, before the upstream is contacted if the body came with the head, otherwise after it saw part of the body (and once its response has started, the exchange is cut); --raw FILE with the body runs the phase here")
     }
 
     /// The human-readable report `prox dry-run` prints.

@@ -27,14 +27,12 @@ enum ExchangeFailure: Equatable, Sendable {
     case clientBodyTimeout
     /// The request head did not arrive in time.
     case clientHeaderTimeout
-    /// The body is over the route's limit.
-    case bodyTooLarge
     /// The client went away: logged as 499, nothing sent.
     case clientClosed
     /// A suspended stage failed.
     case stageFailed
     /// A stage's request-body phase refused the body with this status (its own response, which
-    /// the handler holds, is what the client gets).
+    /// the handler holds, is what the client gets: `body_limit`'s 413 `body_too_large`, ...).
     case bodyRefused(status: Int)
     /// The request did not parse; the parser chose the status (and the precise category, which
     /// the handler has at hand: `malformed_request` stands for it here). No payload that needs
@@ -47,7 +45,6 @@ enum ExchangeFailure: Equatable, Sendable {
         case .connectTimeout, .upstreamTimeout, .upstreamBodyTimeout: return 504
         case .noEndpoint, .maxConnections: return 503
         case .clientBodyTimeout, .clientHeaderTimeout: return 408
-        case .bodyTooLarge: return 413
         case .clientClosed: return 499
         case .stageFailed: return 500
         case .malformed(let status): return status
@@ -67,7 +64,6 @@ enum ExchangeFailure: Equatable, Sendable {
         case .upstreamBodyTimeout: return "upstream_body_timeout"
         case .clientBodyTimeout: return "client_body_timeout"
         case .clientHeaderTimeout: return "client_header_timeout"
-        case .bodyTooLarge: return "body_too_large"
         case .clientClosed: return "client_closed"
         case .stageFailed: return "stage_failed"
         case .malformed: return "malformed_request"
@@ -79,7 +75,7 @@ enum ExchangeFailure: Equatable, Sendable {
     /// answer closes the connection whatever the request asked.
     var closesConnection: Bool {
         switch self {
-        case .clientBodyTimeout, .clientHeaderTimeout, .bodyTooLarge, .malformed, .bodyRefused: return true
+        case .clientBodyTimeout, .clientHeaderTimeout, .malformed, .bodyRefused: return true
         default: return false
         }
     }
@@ -92,7 +88,8 @@ enum ExchangeFailure: Equatable, Sendable {
 ///
 /// The decisions that live here and only here: keep-alive, the failure table
 /// (`ExchangeFailure`), answer-locally versus abort, the one retry of a stale pooled connection,
-/// body-limit enforcement, and which timeout applies in which state.
+/// and which timeout applies in which state. (Body limits are stages' request-body phase: a
+/// refusal comes in as `requestBodyRefused`.)
 ///
 /// One request at a time: the machine goes back to `.idle` after a kept-alive response and a
 /// pipelined request starts a new lifecycle. Upstream events carry the attempt number they
@@ -169,8 +166,8 @@ struct ExchangeStateMachine {
     enum FlowOutcome: Equatable {
         /// The chain (or the route) answers; the handler holds the response.
         case respond
-        /// Proxy; `bodyLimit` is the route's request body limit after the chain.
-        case proxy(bodyLimit: Int64?)
+        /// Proxy (the body held so far has been through the request-body phase).
+        case proxy
         /// A stage suspended; another outcome follows.
         case suspend
         /// A stage needs up to this many bytes of the request body first.
@@ -226,7 +223,6 @@ struct ExchangeStateMachine {
                                            idempotent: true, expectContinue: false)
     private(set) var requestEnded = true
     private(set) var bodyBytes: Int64 = 0
-    private var bodyLimit: Int64?
     private var pendingBodyBytes = 0
     /// Bytes of body a stage waits for (0: none waits).
     private var bodyWanted = 0
@@ -264,6 +260,12 @@ struct ExchangeStateMachine {
     var upstreamChunked: Bool { request.framing == .chunked }
     @inline(__always) var isIdle: Bool {
         if case .idle = state { return true }
+        return false
+    }
+    /// The chain is still deciding (running, or a stage is suspended): no upstream is contacted
+    /// yet, and body that arrives is held for the request-body phase to see once it has decided.
+    @inline(__always) var chainRunning: Bool {
+        if case .chain = state { return true }
         return false
     }
     /// The body of the current request has been read (the next pipelined request may be framed).
@@ -337,7 +339,6 @@ struct ExchangeStateMachine {
         request = info
         requestEnded = info.framing == .none
         bodyBytes = 0
-        bodyLimit = nil
         pendingBodyBytes = 0
         bodyWanted = 0
         continueSent = false
@@ -365,7 +366,6 @@ struct ExchangeStateMachine {
         default: break
         }
         bodyBytes += Int64(bytes)
-        if let limit = bodyLimit, bodyBytes > limit { return fail(.bodyTooLarge) }
         switch state {
         case .chain, .connecting:
             pendingBodyBytes += bytes
@@ -427,13 +427,7 @@ struct ExchangeStateMachine {
             let keep = keepAlive(force: false)
             finish(keepAlive: keep)
             return .respond(failure: nil, keepAlive: keep)
-        case .proxy(let limit):
-            bodyLimit = limit
-            if let limit {
-                // Known early: refuse before any upstream connection is made.
-                if case .contentLength(let n) = request.framing, n > limit { return fail(.bodyTooLarge) }
-                if bodyBytes > limit { return fail(.bodyTooLarge) }
-            }
+        case .proxy:
             state = .connecting(attempt: 1)
             return .dispatch(attempt: 1, sendContinue: request.expectContinue && !requestEnded && !continueSent)
         }

@@ -39,6 +39,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var readPending = false
     private var wroteToUpstream = false
     private var wroteToClient = false
+    /// Set while `process` frames bytes received. A dispatch the chain decides on then waits in
+    /// `heldDispatch` until the end of the read (`channelReadComplete`), so body that came with
+    /// the head meets the request-body phase (and may be refused) before any upstream is contacted.
+    private var framing = false
+    private var heldDispatch: (attempt: Int, sendContinue: Bool)?
     private var serverName: String { state.snapshot.settings.serverName }
     /// Bytes of later pipelined requests held while one is served; beyond this, reading pauses.
     static let maxBufferedPipeline = 64 * 1024
@@ -90,6 +95,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if heldDispatch != nil { startHeldDispatch() }
         flushPending()
     }
 
@@ -136,6 +142,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// whose body has been fully read (the next pipelined request waits its turn).
     private func process() {
         state.headerSpares.lend(to: &parser)
+        framing = true
         while !machine.isClosed {
             // While a request is served, its body is read; the next pipelined request waits.
             if machine.isRequestBodyDone { break }
@@ -151,10 +158,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .end:
                 requestEnd()
             case .error(let e):
+                framing = false
+                heldDispatch = nil
                 perform(machine.malformedRequest(status: e.status), exchange, detail: e.detail, category: e.category)
                 return
             }
         }
+        framing = false
         if exchange != nil && inbox.readableBytes > Self.maxBufferedPipeline { pauseReads() }
         // Let go of a consumed read buffer now, not at the next read: SwiftNIO reuses its receive
         // buffer only when nothing else holds it, and otherwise keeps a second one per connection.
@@ -196,9 +206,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             perform(machine.flowStep(.respond), ex, local: r)
         case .proxy(let pool):
             ex.pool = pool
-            switch machine.flowStep(.proxy(bodyLimit: ex.ctx.requestBodyLimit)) {
+            // Body that arrived while the chain ran meets the request-body phase now, before any
+            // upstream is contacted.
+            for piece in ex.pending {
+                if let r = bodyRefusal(ex, piece) { return refuseBody(ex, r) }
+            }
+            switch machine.flowStep(.proxy) {
             case .dispatch(let attempt, let sendContinue):
-                startProxy(ex, pool, attempt: attempt, sendContinue: sendContinue)
+                if framing {
+                    heldDispatch = (attempt, sendContinue)
+                } else {
+                    startProxy(ex, pool, attempt: attempt, sendContinue: sendContinue)
+                }
             case let action:
                 perform(action, ex)
             }
@@ -227,14 +246,34 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
+    /// The dispatch held while the bytes received were framed, unless the exchange ended
+    /// meanwhile (its body refused, or malformed).
+    private func startHeldDispatch() {
+        guard let held = heldDispatch else { return }
+        heldDispatch = nil
+        guard let ex = exchange, let pool = ex.pool, case .connecting(let a) = machine.state, a == held.attempt,
+              ex.upstream == nil else { return }
+        startProxy(ex, pool, attempt: held.attempt, sendContinue: held.sendContinue)
+    }
+
+    /// Runs the request-body phase over one piece, for the stages that ran: a stage's refusal.
+    @inline(__always)
+    private func bodyRefusal(_ ex: Exchange, _ body: ByteBuffer) -> LocalResponse? {
+        guard phases(ex).contains(.requestBody), let route = ex.ctx.route,
+              case .respond(let r) = route.chain.runRequestBody(ex.ctx, body, ranCount: ex.ctx.stagesRun) else { return nil }
+        return r
+    }
+
+    /// A stage refused the body: its answer, or a cut if the response had started.
+    private func refuseBody(_ ex: Exchange, _ r: LocalResponse) {
+        perform(machine.requestBodyRefused(status: r.status), ex, local: r, category: r.category.isEmpty ? nil : r.category)
+    }
+
     private func requestBody(_ body: ByteBuffer) {
         guard let ex = exchange else { return }
-        if phases(ex).contains(.requestBody), ex.ctx.stagesRun > 0, let route = ex.ctx.route,
-           case .respond(let r) = route.chain.runRequestBody(ex.ctx, body, ranCount: ex.ctx.stagesRun) {
-            // A stage refused the body: its answer, or a cut if the response had started.
-            perform(machine.requestBodyRefused(status: r.status), ex, local: r, category: r.category.isEmpty ? nil : r.category)
-            return
-        }
+        // While the chain decides, the piece is only held: the body phase sees it once the chain
+        // has decided to proxy (`carryOut`), so every stage sees every piece, after its head.
+        if !machine.chainRunning, let r = bodyRefusal(ex, body) { return refuseBody(ex, r) }
         switch machine.requestBodyPart(bytes: body.readableBytes) {
         case .bufferBody(let pause, let ready):
             ex.pending.append(body)
@@ -367,7 +406,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The detail logged for a failure the machine decided on its own.
     private func defaultDetail(_ f: ExchangeFailure, _ ex: Exchange) -> String {
         switch f {
-        case .bodyTooLarge: return "the limit is \(ex.ctx.requestBodyLimit ?? 0) bytes"
         case .upstreamReset: return "the upstream closed the connection before responding"
         case .upstreamTimeout: return "no response head within \(ex.pool?.responseHeaderTimeout ?? 0) ms"
         case .clientHeaderTimeout: return "the request head did not arrive in time"
@@ -489,6 +527,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let route = ex.ctx.route {
             ex.phases = route.chain.phasesUsed
             route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
+            // The cache slot is offered the head as the client will get it; a route without one
+            // pays this nil check.
+            if let cache = route.cache { cache.store(ex.ctx, head) }
         } else {
             ex.phases = []
         }
@@ -679,6 +720,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 context.eventLoop.execute {
                     guard !self.machine.isClosed else { return }
                     self.process()
+                    self.startHeldDispatch()
                     self.flushPending()
                 }
             }

@@ -1,7 +1,10 @@
+import NIOCore
 import ProxCore
 
-/// Answers 413 `body_too_large` when Content-Length exceeds the limit; otherwise lowers
-/// `ctx.requestBodyLimit` so the engine enforces it while streaming (chunked bodies).
+/// Answers 413 `body_too_large` when Content-Length exceeds the limit (in the request-head
+/// phase: no upstream is contacted), and otherwise in its request-body phase, as soon as the
+/// body bytes received (`ctx.requestBodyBytes`) go over it: a chunked body, or one whose
+/// Content-Length lied. Each `body_limit` stage of a route enforces its own limit.
 public struct BodyLimitStage: Stage {
     public let maxBytes: Int64
 
@@ -10,27 +13,34 @@ public struct BodyLimitStage: Stage {
     }
 
     public var kind: String { BodyLimitFactory.name }
+    public var phases: StagePhases { [.requestBody] }
 
     public func request(_ ctx: RequestContext) -> Verdict {
-        if case .contentLength(let n) = ctx.head.framing, n > maxBytes {
+        switch ctx.head.framing {
+        case .contentLength(let n) where n > maxBytes:
             ctx.record(kind, looked: "Content-Length: \(n)", decided: "refuse 413", why: "over max_bytes \(maxBytes)")
             if ctx.requestID.isEmpty { ctx.requestID = RequestID.generate() }
             return .respond(LocalResponse.error(413, "body_too_large", requestID: ctx.requestID,
                                                 detail: "the body is \(n) bytes; the limit is \(maxBytes)"))
+        case .contentLength(let n):
+            ctx.record(kind, looked: "Content-Length: \(n)", decided: "pass", why: "within max_bytes \(maxBytes)")
+        case .none:
+            ctx.record(kind, looked: "no body", decided: "pass", why: "no body to limit")
+        case .chunked, .untilClose:
+            // Its size is known only at its end: the body phase counts it as it arrives.
+            ctx.record(kind, looked: "chunked body: its size is unknown until its last chunk",
+                       decided: "limit \(maxBytes) bytes, enforced as the body streams",
+                       why: "the request-body phase counts the body as it arrives and refuses it with 413 past max_bytes")
         }
-        let limit = min(ctx.requestBodyLimit ?? maxBytes, maxBytes)
-        ctx.requestBodyLimit = limit
-        ctx.record(kind, looked: describe(ctx.head.framing), decided: "pass, body limit \(limit) bytes",
-                   why: limit < maxBytes ? "an earlier limit is smaller" : "within max_bytes \(maxBytes)")
         return .next
     }
 
-    func describe(_ f: BodyFraming) -> String {
-        switch f {
-        case .none: return "no body"
-        case .contentLength(let n): return "Content-Length: \(n)"
-        case .chunked: return "chunked body"
-        case .untilClose: return "body until close"
-        }
+    public func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict {
+        let seen = ctx.requestBodyBytes
+        guard seen > maxBytes else { return .next }
+        ctx.record(kind, looked: "\(seen) bytes of body received", decided: "refuse 413", why: "over max_bytes \(maxBytes)")
+        if ctx.requestID.isEmpty { ctx.requestID = RequestID.generate() }
+        return .respond(LocalResponse.error(413, "body_too_large", requestID: ctx.requestID,
+                                            detail: "the body is over the limit of \(maxBytes) bytes"))
     }
 }
