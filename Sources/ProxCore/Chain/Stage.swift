@@ -215,10 +215,24 @@ public struct RouteChain: Sendable {
     /// Runs the request side from stage `start`. Returns the verdict that stopped the run
     /// (`.next` when every stage passed) and the index of the stage after the last one run.
     @inlinable
-    public func runRequest(_ ctx: RequestContext, from start: Int = 0, upTo end: Int? = nil) -> (Verdict, Int) {
+    public func runRequest(_ ctx: RequestContext, from start: Int = 0) -> (Verdict, Int) {
         var i = start
-        let end = end ?? stages.count
-        while i < end {
+        while i < stages.count {
+            let v = stages[i].request(ctx)
+            i += 1
+            switch v {
+            case .next: continue
+            case .respond, .suspend: return (v, i)
+            }
+        }
+        return (.next, i)
+    }
+
+    /// `runRequest`, stopping before stage `end` (the first that needs the body).
+    @inlinable
+    public func runRequest(_ ctx: RequestContext, from start: Int, upTo end: Int) -> (Verdict, Int) {
+        var i = start
+        while i < min(end, stages.count) {
             let v = stages[i].request(ctx)
             i += 1
             switch v {
