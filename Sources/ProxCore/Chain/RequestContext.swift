@@ -1,7 +1,9 @@
 import NIOCore
 
 /// Everything about one request in flight. Created by the engine when a head arrives, with
-/// the snapshot read once for this request; used on the request's event loop only.
+/// the snapshot read once for this request; used on the request's event loop only. On a
+/// keep-alive connection the engine may clear a finished context (`reset`) and give it the
+/// connection's next request (`begin`), when nothing but the engine holds it.
 ///
 /// Stages read all of it; they may edit `head` and `requestID`. What the engine keeps here
 /// (route, captures, pool, endpoint, stages run, trace, the dry-run draw) is set only inside
@@ -9,8 +11,8 @@ import NIOCore
 public final class RequestContext {
     public var head: RequestHead
     /// The snapshot this request runs against, to its end, even across a reload.
-    public let snapshot: Snapshot
-    public let listener: ListenerSpec
+    public package(set) var snapshot: Snapshot
+    public package(set) var listener: ListenerSpec
     public let client: IPAddress
     public let clientPort: Int
     /// "http" or "https".
@@ -25,7 +27,7 @@ public final class RequestContext {
     /// the body reads this rather than counting in a slot of its own: one count per request,
     /// however many stages read it.
     public var requestBodyBytes: Int64 { bodyBytesSeen }
-    @usableFromInline var bodyBytesSeen: Int64 = 0
+    @usableFromInline package var bodyBytesSeen: Int64 = 0
     /// Set when tracing (dry-run, check); nil on the hot path.
     public package(set) var trace: Trace?
     /// The loop the request runs on; nil in dry-run.
@@ -64,6 +66,42 @@ public final class RequestContext {
     }
 
     public var isTracing: Bool { trace != nil }
+
+    /// Clears this context, its request finished, for the next request on the same connection:
+    /// every per-request field back to what `init` gives it. The head is replaced by `begin`;
+    /// until then it lets go of the bytes it was read from (`RequestHead.dropReceivedBytes`;
+    /// `emptyBytes` is an empty buffer), so a kept context holds nothing that keeps SwiftNIO from
+    /// reusing the connection's receive buffer. The connection's own fields (client, port,
+    /// scheme, loop) stay; `snapshot` and `listener` stay until `begin`. The engine calls it only
+    /// when it holds the context alone.
+    ///
+    /// A field added to this class is reset here (`RequestContextResetTests` lists every field,
+    /// and fails until a new one is listed).
+    package func reset(emptyBytes: ByteBuffer) {
+        head.dropReceivedBytes(keeping: emptyBytes)
+        route = nil
+        requestID = ""
+        if !pathCaptures.isEmpty { pathCaptures = [] }
+        if !hostCaptures.isEmpty { hostCaptures = [] }
+        requestBody = nil
+        requestBodyComplete = false
+        bodyBytesSeen = 0
+        dryRun = false
+        trace = nil
+        poolID = nil
+        endpoint = nil
+        randomOverride = nil
+        stagesRun = 0
+        if !slotValues.isEmpty { slotValues = [] }
+    }
+
+    /// Starts the next request on a context `reset` cleared: its head, and the snapshot (and
+    /// listener spec) it runs against, as `init` takes them.
+    package func begin(head: consuming RequestHead, snapshot: consuming Snapshot, listener: consuming ListenerSpec) {
+        self.head = head
+        self.snapshot = snapshot
+        self.listener = listener
+    }
 
     /// Stages' per-request state, by slot type; empty (no allocation) until a stage stores one.
     @usableFromInline var slotValues: [(key: ObjectIdentifier, value: Any)] = []

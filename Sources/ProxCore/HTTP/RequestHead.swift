@@ -85,6 +85,18 @@ public struct RequestHead: Sendable {
                            framing: framing, keepAlive: true, expectContinue: false)
     }
 
+    /// Lets go of the bytes received, keeping `emptyBytes` (an empty buffer) in their place,
+    /// with the target and the received lines that pointed into them: a finished request's
+    /// head, in a context the engine keeps for the connection's next request (a slice of the
+    /// bytes would keep SwiftNIO from reusing the connection's receive buffer).
+    package mutating func dropReceivedBytes(keeping emptyBytes: ByteBuffer) {
+        fields.bytes = emptyBytes
+        if !fields.slots.isEmpty { fields.slots = [] }
+        targetStart = 0
+        targetLength = 0
+        pathLength = 0
+    }
+
     // MARK: target
 
     /// Calls `body` with the bytes of the path (the target up to `?`), as received.

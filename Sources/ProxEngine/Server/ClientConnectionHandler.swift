@@ -34,6 +34,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// The lifecycle of the current request (stored inline: mutated in place, never copied).
     private var machine: Machine
     private(set) var exchange: Exchange?
+    /// The last finished exchange, cleared, kept for the next request on this connection (a new
+    /// exchange and context cost two allocations and their teardown). Given back once the
+    /// connection has been idle for `keepSpareWhileIdle`, so an idle keep-alive connection
+    /// holds none for long.
+    private(set) var spare: Exchange?
+    /// Set when the connection's first exchange finished. Only a connection that came back for a
+    /// second request keeps its finished exchanges: one that makes a single request, then idles
+    /// or closes, pays nothing for the reuse and holds nothing.
+    private var servedOne = false
     // Read pausing: `read` is held back while paused, so the kernel pushes back on the peer.
     private var readsPaused = false
     private var readPending = false
@@ -45,6 +54,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var framing = false
     private var heldDispatch: (attempt: Int, sendContinue: Bool)?
     private var serverName: String { state.snapshot.settings.serverName }
+    /// How long a connection idle between requests keeps its finished exchange for the next
+    /// (checked at the 250 ms timeout sweep).
+    static let keepSpareWhileIdle = TimeAmount.milliseconds(250)
     /// Bytes of later pipelined requests held while one is served; beyond this, reading pauses.
     static let maxBufferedPipeline = 64 * 1024
 
@@ -75,6 +87,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         _ = machine.clientClosed()
         state.connections[ObjectIdentifier(self)] = nil
         exchange = nil
+        spare = nil
         inbox = ByteBuffer()
         self.context = nil
     }
@@ -84,6 +97,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let action = machine.clientClosed()
         if let ex = exchange { perform(action, ex) }
         exchange = nil
+        spare = nil
         context.fireChannelInactive()
     }
 
@@ -190,6 +204,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func makeExchange(_ head: consuming RequestHead) -> Exchange {
         // The one snapshot read for this request.
         let snapshot = state.snapshot
+        // The kept exchange, if nothing took hold of it since: a callback of its request that
+        // still holds it would take the next request for its own (`exchange === ex`).
+        if isKnownUniquelyReferenced(&spare) {
+            let ex = spare.take().unsafelyUnwrapped
+            ex.begin(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), now: .now())
+            return ex
+        }
+        spare = nil
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
                                  clientPort: clientPort, clientIPText: clientIPText, eventLoop: context.eventLoop)
         let ex = Exchange(ctx: ctx, now: .now())
@@ -446,19 +468,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func startProxy(_ ex: Exchange, _ pool: PoolSpec, attempt: Int, sendContinue: Bool) {
-        let ctx = ex.ctx
         if sendContinue {
             var b = allocator.buffer(capacity: 25)
             b.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
             context.write(wrapOutboundOut(b), promise: nil)
             wroteToClient = true
         }
-        RequestFlow.prepareUpstreamHead(ctx, serverName: serverName)
+        // `ex.ctx` at each use, no local: a local would still hold the context when a failed
+        // dispatch finishes the exchange, and a context held elsewhere is not reused.
+        RequestFlow.prepareUpstreamHead(ex.ctx, serverName: serverName)
         // The same mapping dry-run shows.
         let framing = RequestFlow.upstreamRequestFraming(machine.request.framing)
         // Room for the head with its forwarding lines: no regrowth.
         var head = state.upstreamHeadBuffers.take(allocator)
-        ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
+        ex.ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
         ex.upstreamHead = head
         connected(ex, attempt: attempt, pool: pool, dispatch.dispatch(ex, pool))
     }
@@ -714,6 +737,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             wroteToClient = false
         case .keepOpen:
+            keepForReuse(ex)
             resumeReads()
             if inbox.readableBytes > 0 {
                 // A pipelined request is waiting.
@@ -725,6 +749,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
                 }
             }
         }
+    }
+
+    /// Keeps a finished exchange, cleared, for the connection's next request, when the
+    /// connection has served one before (`servedOne`) and nothing but the exchange holds its
+    /// context (a stage, a callback or a test may have kept it; then it is left as it is). The
+    /// exchange itself is checked when reused (`makeExchange`).
+    private func keepForReuse(_ ex: Exchange) {
+        guard servedOne else {
+            servedOne = true
+            return
+        }
+        guard ex.holdsContextAlone() else { return }
+        ex.reset(emptyBuffer: state.emptyBuffer)
+        spare = ex
     }
 
     /// The later phases the exchange's chain uses (read from the route once per exchange).
@@ -773,6 +811,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Called by the loop's sweep every 250 ms.
     func checkTimeouts(_ now: NIODeadline) {
+        // A connection idle for longer than `keepSpareWhileIdle` gives its kept exchange back: an
+        // idle keep-alive connection holds none, a busy one keeps it between requests.
+        if spare != nil && now - machine.idleSince > Self.keepSpareWhileIdle { spare = nil }
         guard !machine.isClosed else { return }
         let listener = listenerSpec(state.snapshot)
         let pool = exchange?.pool

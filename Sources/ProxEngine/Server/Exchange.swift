@@ -6,9 +6,12 @@ import ProxUpstream
 /// keeps for it (its context, body held while connecting, the upstream connection, buffers,
 /// log figures). Where the request is in its lifecycle, and what happens next, is the
 /// `ExchangeStateMachine`'s, not this object's. Lives on the connection's loop.
+///
+/// A finished exchange that nothing else holds serves the connection's next request: the
+/// handler clears it (`reset`) and starts it again (`begin`) instead of making a new one.
 final class Exchange {
     let ctx: RequestContext
-    let start: NIODeadline
+    private(set) var start: NIODeadline
     /// Body received before an upstream was attached.
     var pending: [ByteBuffer] = []
     /// Bytes of body a stage asked to see before it runs (`FlowStep.readBody`), 0 if none.
@@ -39,5 +42,50 @@ final class Exchange {
     init(ctx: RequestContext, now: NIODeadline) {
         self.ctx = ctx
         self.start = now
+    }
+
+    /// Whether nothing but this exchange holds its context: no stage, callback or test kept it.
+    func holdsContextAlone() -> Bool {
+        // `isKnownUniquelyReferenced` takes a variable: a copy of `ctx` would count itself, and a
+        // `var ctx` costs a retain at uses of it the compiler cannot prove safe. Here the
+        // variable is the reference's own bits, lent without a retain.
+        var ref = Unmanaged.passUnretained(ctx)
+        return withUnsafeMutablePointer(to: &ref) {
+            $0.withMemoryRebound(to: RequestContext.self, capacity: 1) { isKnownUniquelyReferenced(&$0.pointee) }
+        }
+    }
+
+    /// Clears this exchange, finished, and its context for the next request on the connection:
+    /// every field back to what `init` gives it (`emptyBuffer` is an empty buffer), so a kept
+    /// exchange holds nothing of the finished request (no body pieces, pool, upstream or
+    /// buffers). `finished` stays set until `begin`: a late call still finds it finished. Only
+    /// when the handler holds the context alone (`holdsContextAlone`).
+    ///
+    /// A field added to this class is reset here (`ExchangeReuseTests` lists every field, and
+    /// fails until a new one is listed).
+    func reset(emptyBuffer: ByteBuffer) {
+        ctx.reset(emptyBytes: emptyBuffer)
+        if !pending.isEmpty { pending = [] }
+        bodyWanted = 0
+        pool = nil
+        runtime = nil
+        endpointIndex = -1
+        upstream = nil
+        if upstreamHead.capacity > 0 { upstreamHead = emptyBuffer }
+        pendingClientHead = nil
+        phases = nil
+        status = 0
+        bytesOut = 0
+        upstreamSentAt = nil
+        upstreamDoneAt = nil
+        errorCategory = ""
+    }
+
+    /// Starts the next request on an exchange `reset` cleared, as `init` (and the context's
+    /// `init`) would.
+    func begin(head: consuming RequestHead, snapshot: consuming Snapshot, listener: consuming ListenerSpec, now: NIODeadline) {
+        ctx.begin(head: head, snapshot: snapshot, listener: listener)
+        start = now
+        finished = false
     }
 }

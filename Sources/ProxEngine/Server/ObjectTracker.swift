@@ -14,10 +14,13 @@ final class ObjectTracker {
     }
 
     private var refs: [Ref] = []
+    /// How many of each kind were made (a reused exchange is not made again).
+    private(set) var made: [Kind: Int] = [:]
 
     func track(_ object: AnyObject, _ kind: Kind) {
         if refs.count >= 4096 { refs.removeAll { $0.object == nil } }
         refs.append(Ref(object: object, kind: kind))
+        made[kind, default: 0] += 1
     }
 
     /// Objects still alive, by kind (kinds with none are left out).
