@@ -78,9 +78,11 @@ enum ExtFilterMessage {
     /// header value) become U+FFFD, so the JSON always parses.
     static func writeQuoted(bytes: UnsafeRawBufferPointer, _ out: inout ByteBuffer) {
         out.writeInteger(UInt8(ascii: "\""))
-        var ascii = true
-        for b in bytes where b >= 0x80 { ascii = false; break }
-        if !ascii {
+        // Index loops: iterating the raw buffer as a collection cost about 10k instructions per call.
+        let n = bytes.count
+        var i = 0
+        while i < n && bytes[i] < 0x80 { i += 1 }
+        if i < n {
             let repaired = String(decoding: bytes, as: UTF8.self)
             if !repaired.utf8.elementsEqual(bytes) {
                 var r = repaired
@@ -94,9 +96,17 @@ enum ExtFilterMessage {
     }
 
     private static func escape(_ bytes: UnsafeRawBufferPointer, _ out: inout ByteBuffer) {
+        guard let base = bytes.baseAddress else { return }
+        let n = bytes.count
         var start = 0
-        for (i, b) in bytes.enumerated() where b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F {
-            if i > start { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
+        var i = 0
+        while i < n {
+            let b = bytes[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0x7F {
+                i += 1
+                continue
+            }
+            if i > start { out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: i - start)) }
             switch b {
             case 0x22: out.writeStaticString("\\\"")
             case 0x5C: out.writeStaticString("\\\\")
@@ -109,9 +119,10 @@ enum ExtFilterMessage {
                 let low = b & 0xF
                 out.writeInteger(low < 10 ? 0x30 + low : 0x57 + low)
             }
-            start = i + 1
+            i += 1
+            start = i
         }
-        if start < bytes.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
+        if start < n { out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: n - start)) }
     }
 
     /// A JSON string literal (tests, traces).

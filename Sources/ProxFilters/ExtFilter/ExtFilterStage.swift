@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import ProxCore
 
 /// Suspends the chain while an external service decides: POSTs the request (head, and the start
@@ -7,6 +8,7 @@ import ProxCore
 public struct ExtFilterStage: Stage {
     public let url: ExtFilterURL
     let service: ExtFilterService
+    let head: HTTPRequestHead
     public let timeoutMillis: Int64
     public let failOpen: Bool
     public let failureStatus: Int
@@ -18,6 +20,7 @@ public struct ExtFilterStage: Stage {
          maxBodyBytes: Int, maxIdleConnections: Int, maxConnections: Int) {
         self.url = url
         self.service = service
+        self.head = extFilterRequestHead(url)
         self.timeoutMillis = timeoutMillis
         self.failOpen = failOpen
         self.failureStatus = failureStatus
@@ -41,7 +44,7 @@ public struct ExtFilterStage: Stage {
             return .next
         }
         let json = ExtFilterMessage.request(ctx, sendBody: maxBodyBytes > 0, allocator: ByteBufferAllocator())
-        let call = service.connections(on: loop).call(json, to: url, timeout: .milliseconds(timeoutMillis),
+        let call = service.connections(on: loop).call(json, head: head, timeout: .milliseconds(timeoutMillis),
                                                       maxIdle: maxIdleConnections, maxConnections: maxConnections)
         // The future completes on `loop`, the request's loop, where `ctx` lives.
         let bound = NIOLoopBound(ctx, eventLoop: loop)
