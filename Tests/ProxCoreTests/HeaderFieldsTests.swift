@@ -47,6 +47,31 @@ struct HeaderFieldsTests {
         #expect(String(decoding: f.addedBytes, as: UTF8.self) == "X-A: 3\r\n")
     }
 
+    /// Names without a known bit: `addedHas` walks the added lines only once such a name was
+    /// added (`otherNameBit`), and a removal that rebuilds the lines recomputes the bit.
+    @Test func addedHasForNamesWithoutAKnownBit() {
+        let a = HeaderName("X-A"), b = HeaderName("x-b")
+        var f = received([("X-A", "received")])
+        #expect(!f.addedHas(a))
+        f.add(.xRequestID, "id")
+        #expect(!f.addedHas(a))
+        #expect(f.addedKnown & HeaderFields.otherNameBit == 0)
+        f.add(HeaderName("x-a"), "1")
+        #expect(f.addedHas(a))
+        #expect(!f.addedHas(b))
+        f.add(HeaderName("X-B"), "2")
+        f.remove(a)
+        #expect(!f.addedHas(a))
+        #expect(f.addedHas(b))
+        #expect(f.first(a) == nil)
+        f.remove(b)
+        #expect(!f.addedHas(b))
+        #expect(f.addedKnown & HeaderFields.otherNameBit == 0)
+        #expect(f.addedHas(.xRequestID))
+        f.set(a, "3")
+        #expect(f.all(a) == ["3"])
+    }
+
     @Test func addCopiesAReceivedValueAsBytes() {
         var f = received([("Host", "api.example.com:8080")])
         f.add(.xForwardedHost, valueOfSlot: f.firstSlot(.host)!)

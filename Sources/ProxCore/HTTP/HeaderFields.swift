@@ -34,9 +34,12 @@ public struct HeaderFields: Sendable {
     /// dropped when added) and CR, LF and NUL in values were made SP, so a line can never split
     /// the head. Written after the received lines that remain.
     public private(set) var addedBytes: [UInt8] = []
-    /// The `knownBit`s of the names in `addedBytes`: asking whether a well-known name was added
-    /// costs a bit test instead of a walk.
+    /// The `knownBit`s of the names in `addedBytes`, plus `otherNameBit` when some name there
+    /// has none: asking whether a well-known name was added costs a bit test instead of a walk,
+    /// and asking about another name walks the lines only when such a name was added.
     public private(set) var addedKnown: UInt32 = 0
+    /// In `addedKnown`: some added line's name has no `knownBit`.
+    public static let otherNameBit: UInt32 = 1 << 31
 
     /// `addedStorage`: an empty array whose capacity the added lines may use (recycled from an
     /// earlier head; see `takeStorage`).
@@ -178,6 +181,7 @@ public struct HeaderFields: Sendable {
     @inlinable
     public func addedHas(_ name: HeaderName) -> Bool {
         if name.knownBit != 0 { return addedKnown & name.knownBit != 0 }
+        guard addedKnown & Self.otherNameBit != 0 else { return false }
         var found = false
         forEachAdded { n, _, _ in
             if name.matches(n) { found = true; return false }
@@ -239,7 +243,8 @@ public struct HeaderFields: Sendable {
         forEachAdded { n, _, line in
             if !name.matches(n) {
                 kept.append(contentsOf: line)
-                known |= HeaderName.knownBit(ofLowercasedOrNot: n)
+                let bit = HeaderName.knownBit(ofLowercasedOrNot: n)
+                known |= bit == 0 ? Self.otherNameBit : bit
             }
             return true
         }
@@ -289,7 +294,7 @@ public struct HeaderFields: Sendable {
             v[n + 1] = 0x0A
             addedBytes.append(contentsOf: UnsafeBufferPointer(line))
         }
-        addedKnown |= name.knownBit
+        addedKnown |= name.knownBit == 0 ? Self.otherNameBit : name.knownBit
     }
 
     /// Adds a line whose value is the value of received slot `i` (say, the Host as received).
