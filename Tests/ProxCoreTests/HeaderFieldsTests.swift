@@ -26,6 +26,29 @@ struct HeaderFieldsTests {
         #expect(String(decoding: f.addedBytes, as: UTF8.self) == "X-Evil: a  Injected: 1 z\r\n")
     }
 
+    /// The value is checked eight bytes at a time: CR, LF and NUL become SP wherever they fall
+    /// (within a word or in the tail), and every other byte, the ones just above them and
+    /// non-ASCII included, is kept.
+    @Test func crLfAndNulBecomeSpacesAtEveryPosition() {
+        let fillers: [[UInt8]] = [[0x78], [0x0E, 0x0F, 0x1F, 0x20, 0x7F, 0x80, 0xFF], [0x01, 0x09, 0x0B, 0x0C, 0x78]]
+        for filler in fillers {
+            for length in 1...26 {
+                for bad: UInt8 in [0x0D, 0x0A, 0x00] {
+                    for at in 0..<length {
+                        var value = (0..<length).map { filler[$0 % filler.count] }
+                        value[at] = bad
+                        var f = HeaderFields()
+                        value.withUnsafeBytes { f.add(HeaderName("X-V"), bytes: $0) }
+                        var want = Array("X-V: ".utf8) + value
+                        want[5 + at] = 0x20
+                        want += [0x0D, 0x0A]
+                        #expect(f.addedBytes == want, "length \(length), \(bad) at \(at)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func namesThatAreNotTokensAreDropped() {
         var f = HeaderFields()
         f.add(HeaderName("Bad Name"), "v")

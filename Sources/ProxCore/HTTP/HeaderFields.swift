@@ -284,8 +284,17 @@ public struct HeaderFields: Sendable {
             let v = (p + nameLength + 2).assumingMemoryBound(to: UInt8.self)
             let n = value.count
             if n > 0 { UnsafeMutableRawPointer(v).copyMemory(from: value.baseAddress!, byteCount: n) }
+            // Eight bytes at a time: a word with no byte below 0x0E (CR, LF and NUL are all below
+            // it) is passed whole; byte by byte only from a word that has one, and at the end.
             var k = 0
             while k < n {
+                if k + 8 <= n {
+                    let w = UnsafeRawPointer(v + k).loadUnaligned(as: UInt64.self)
+                    if (w &- 0x0E0E_0E0E_0E0E_0E0E) & ~w & 0x8080_8080_8080_8080 == 0 {
+                        k += 8
+                        continue
+                    }
+                }
                 let c = v[k]
                 if c < 0x0E && (c == 0x0D || c == 0x0A || c == 0) { v[k] = 0x20 }
                 k += 1
