@@ -1,0 +1,177 @@
+import Foundation
+import ProxConfig
+import ProxCore
+import Testing
+
+/// `prox validate` on TLS listeners: files, keys, names, dates, each with its position and path.
+@Suite struct TLSConfigTests {
+    static func compile(_ tls: String) -> CompileResult {
+        let yaml = """
+        version: 1
+        listeners:
+          - id: secure
+            address: 127.0.0.1:0
+            tls:
+        \(tls)
+        routes:
+          - id: all
+            respond: {body: ok}
+        """
+        return ConfigCompiler.compile(text: yaml, fileName: "tls-test.yaml", version: 1)
+    }
+
+    /// The one error (or warning) reported, as `prox validate` prints it.
+    static func only(_ r: CompileResult, _ severity: Diagnostic.Severity = .error) throws -> Diagnostic {
+        let ds = r.diagnostics.filter { $0.severity == severity }
+        try #require(ds.count == 1, "\(DiagnosticFormatter.text(r.diagnostics))")
+        return ds[0]
+    }
+
+    @Test func missingFile() throws {
+        let dir = try TestCerts.directory()
+        let a = try TestCerts.make(dir, "a", cn: "a", dns: ["a.test"])
+        let r = Self.compile("""
+              certificates:
+                - cert: \(dir.path)/nothing.crt
+                  key: \(a.key)
+        """)
+        #expect(r.snapshot == nil)
+        let d = try Self.only(r)
+        #expect(d.path == "listeners[0].tls.certificates[0].cert")
+        #expect(d.message.contains("no such file"))
+        #expect(DiagnosticFormatter.text([d]).hasPrefix("tls-test.yaml:7:17: error: listeners[0].tls.certificates[0].cert: cannot read the certificate file"))
+    }
+
+    @Test func keyOfAnotherCertificate() throws {
+        let dir = try TestCerts.directory()
+        let a = try TestCerts.make(dir, "a", cn: "a", dns: ["a.test"])
+        let b = try TestCerts.make(dir, "b", cn: "b", dns: ["b.test"])
+        let r = Self.compile("""
+              certificates:
+                - cert: \(a.cert)
+                  key: \(b.key)
+        """)
+        let d = try Self.only(r)
+        #expect(d.path == "listeners[0].tls.certificates[0].key")
+        #expect(d.mark.line == 8 && d.mark.column == 16)
+        #expect(d.message.contains("does not match the certificate"))
+    }
+
+    @Test func swappedCertAndKey() throws {
+        let dir = try TestCerts.directory()
+        let a = try TestCerts.make(dir, "a", cn: "a", dns: ["a.test"])
+        let r = Self.compile("""
+              certificates:
+                - cert: \(a.key)
+                  key: \(a.cert)
+        """)
+        let d = try Self.only(r)
+        #expect(d.path == "listeners[0].tls.certificates[0].cert")
+        #expect(d.hint?.contains("swapped") == true)
+    }
+
+    @Test func duplicateSNIName() throws {
+        let dir = try TestCerts.directory()
+        let a = try TestCerts.make(dir, "a", cn: "a", dns: ["a.test", "shared.test"])
+        let b = try TestCerts.make(dir, "b", cn: "b", dns: ["shared.test"])
+        let c = try TestCerts.make(dir, "c", cn: "c", dns: ["c.test"])
+        let fromCerts = Self.compile("""
+              certificates:
+                - {cert: \(a.cert), key: \(a.key)}
+                - {cert: \(b.cert), key: \(b.key)}
+        """)
+        let d = try Self.only(fromCerts)
+        #expect(d.path == "listeners[0].tls.certificates[1].cert")
+        #expect(d.mark.line == 8)
+        #expect(d.message.contains("'shared.test' is served by two certificates of listener 'secure'"))
+        // Names given in the config: the error points at the name.
+        let fromNames = Self.compile("""
+              certificates:
+                - {cert: \(a.cert), key: \(a.key), names: [a.test]}
+                - cert: \(c.cert)
+                  key: \(c.key)
+                  names: [c.test, A.TEST]
+        """)
+        let e = try Self.only(fromNames)
+        #expect(e.path == "listeners[0].tls.certificates[1].names[1]")
+        #expect(e.mark.line == 10 && e.mark.column == 27)
+        // `names` overriding the certificate's resolves the clash.
+        let fixed = Self.compile("""
+              certificates:
+                - {cert: \(a.cert), key: \(a.key), names: [a.test]}
+                - {cert: \(b.cert), key: \(b.key)}
+        """)
+        #expect(fixed.diagnostics.isEmpty, "\(DiagnosticFormatter.text(fixed.diagnostics))")
+        #expect(fixed.snapshot?.listeners[0].tls?.certificates.map(\.names) == [["a.test"], ["shared.test"]])
+        #expect(fixed.snapshot?.listeners[0].scheme == "https")
+    }
+
+    @Test func expiredIsAnErrorExpiringSoonAWarning() throws {
+        let dir = try TestCerts.directory()
+        let dead = try TestCerts.make(dir, "dead", cn: "dead.test", days: -1)
+        let r = Self.compile("""
+              certificates:
+                - cert: \(dead.cert)
+                  key: \(dead.key)
+        """)
+        let d = try Self.only(r)
+        #expect(d.path == "listeners[0].tls.certificates[0].cert")
+        #expect(d.message.contains("expired on"))
+        let soon = try TestCerts.make(dir, "soon", cn: "soon.test", days: 10)
+        let w = Self.compile("""
+              certificates:
+                - cert: \(soon.cert)
+                  key: \(soon.key)
+        """)
+        #expect(w.snapshot != nil)
+        let warning = try Self.only(w, .warning)
+        #expect(warning.message.contains("expires on") && warning.message.contains("in 9 days") || warning.message.contains("in 10 days"))
+        // Names from the common name when the certificate has no subjectAltName.
+        #expect(w.snapshot?.listeners[0].tls?.certificates[0].names == ["soon.test"])
+    }
+
+    @Test func shapeErrors() throws {
+        #expect(try Self.only(Self.compile("      min_version: \"1.2\"")).message.contains("at least one certificate"))
+        let r = Self.compile("      min_version: 1.3\n      certificates_dir: /nonexistent-prox")
+        #expect(r.errors.contains { $0.path == "listeners[0].tls.min_version" && $0.hint == "quote it: \"1.3\"" })
+        #expect(r.errors.contains { $0.path == "listeners[0].tls.certificates_dir" && $0.message.contains("no such directory") })
+        let bad = Self.compile("""
+              certificates:
+                - {cert: a.crt, key: a.key, names: ["10.0.0.1:443"], default: true}
+                - {cert: b.crt, key: b.key, default: true}
+        """)
+        #expect(bad.errors.contains { $0.path == "listeners[0].tls.certificates[0].names[0]" })
+        #expect(bad.errors.contains { $0.path == "listeners[0].tls.certificates[1].default" })
+    }
+
+    @Test func certificatesDirPairsAndStrays() throws {
+        let dir = try TestCerts.directory()
+        try TestCerts.make(dir, "one", cn: "one", dns: ["one.test"])
+        try TestCerts.make(dir, "two", cn: "two", dns: ["two.test"])
+        try FileManager.default.removeItem(atPath: dir.appendingPathComponent("two.key").path)
+        let r = Self.compile("      certificates_dir: \(dir.path)")
+        let d = try Self.only(r)
+        #expect(d.path == "listeners[0].tls.certificates_dir")
+        #expect(d.message.contains("two.crt has no key"))
+    }
+
+    @Test func relativePathsAreReadFromTheConfigFilesDirectory() throws {
+        let dir = try TestCerts.directory()
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("conf/certs"), withIntermediateDirectories: true)
+        try TestCerts.make(dir.appendingPathComponent("conf/certs"), "site", cn: "site", dns: ["site.test"])
+        let yaml = """
+        version: 1
+        listeners:
+          - id: secure
+            address: 127.0.0.1:0
+            tls: {certificates: [{cert: certs/site.crt, key: certs/site.key}]}
+        routes: [{id: all, respond: {body: ok}}]
+        """
+        let r = ConfigCompiler.compile(text: yaml, fileName: "conf/prox.yaml", version: 1, workingDirectory: dir.path)
+        #expect(r.diagnostics.isEmpty, "\(DiagnosticFormatter.text(r.diagnostics))")
+        #expect(r.snapshot?.listeners[0].tls?.certificates[0].certFile == "conf/certs/site.crt")
+        let path = dir.appendingPathComponent("conf/prox.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(ConfigCompiler.compile(file: path, version: 1).diagnostics.isEmpty)
+    }
+}
