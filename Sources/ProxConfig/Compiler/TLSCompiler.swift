@@ -43,8 +43,10 @@ extension Compilation {
 
         var loaded: [TLSCertificate] = []
         var names: [[String]] = []
+        // pending[from[i]] is where loaded[i] came from.
+        var from: [Int] = []
         var ok = true
-        for p in pending {
+        for (k, p) in pending.enumerated() {
             switch TLSCertificateLoader.load(certPath: p.cert.read, keyPath: p.key.read, certFile: p.cert.shown, keyFile: p.key.shown) {
             case .failure(let problem):
                 error(problem.culprit == .certificate ? p.certNode : p.keyNode, problem.message, hint: problem.hint)
@@ -53,17 +55,17 @@ extension Compilation {
                 checkDates(c, at: p.certNode)
                 loaded.append(c)
                 names.append(p.names?.map(\.value) ?? c.namesInCertificate)
+                from.append(k)
             }
         }
-        guard ok else { return nil }
-
-        let defaultIndex = pending.firstIndex(where: \.isDefault) ?? 0
+        // Names are still checked among the certificates that loaded: every problem at once.
+        let defaultIndex = from.firstIndex(of: pending.firstIndex(where: \.isDefault) ?? 0) ?? -1
         // Each SNI name picks one certificate: a name served twice is ambiguous.
         var seen: [String: Int] = [:]
         for (i, ns) in names.enumerated() {
             for (j, n) in ns.enumerated() {
                 if let first = seen[n] {
-                    let node = pending[i].names?[j].node ?? pending[i].certNode
+                    let node = pending[from[i]].names?[j].node ?? pending[from[i]].certNode
                     error(node, "SNI name '\(n)' is served by two certificates of listener '\(listenerID)': \(loaded[first].certFile) and \(loaded[i].certFile)",
                           hint: "each name must pick one certificate: remove it from one (`names:` overrides the names read from a certificate)")
                     ok = false
@@ -72,11 +74,11 @@ extension Compilation {
                 }
             }
             if ns.isEmpty && i != defaultIndex {
-                warning(pending[i].certNode, "\(loaded[i].certFile) has no DNS name to be selected by, and it is not the default: no handshake gets it",
+                warning(pending[from[i]].certNode, "\(loaded[i].certFile) has no DNS name to be selected by, and it is not the default: no handshake gets it",
                         hint: "give it `names:`, or make it the default")
             }
         }
-        guard ok else { return nil }
+        guard ok, defaultIndex >= 0 else { return nil }
         do {
             return try SSLListenerTLS(certificates: loaded, names: names, defaultIndex: defaultIndex, minVersion: t.minVersion)
         } catch {
