@@ -175,3 +175,48 @@ import Testing
         #expect(ConfigCompiler.compile(file: path, version: 1).diagnostics.isEmpty)
     }
 }
+
+/// `prox dry-run --sni` and `prox validate` on TLS configs, as a user runs them.
+@Suite struct TLSCLITests {
+    @Test func dryRunSNIShowsTheCertificate() throws {
+        let text = try CLITests.prox(["dry-run", "--config", "configs/tls.yaml", "GET https://v1.api.example/users",
+                                      "--listener", "https", "--sni", "v1.api.example"])
+        #expect(text.status == 0, "\(text.err)")
+        #expect(text.out.contains("SNI 'v1.api.example' -> configs/tls/api-wildcard.crt (*.api.example), by wildcard *.api.example"))
+        #expect(text.out.contains("X-Forwarded-Proto: https"))
+        let json = try CLITests.prox(["dry-run", "--config", "configs/tls.yaml", "GET https://x.example/", "--listener", "https",
+                                      "--format", "json"])
+        #expect(json.out.contains("\"certificate\" : \"configs/tls/default.crt\""), "\(json.out)")
+        #expect(json.out.contains("\"selected_by\" : \"default\""))
+        let cleartext = try CLITests.prox(["dry-run", "--config", "configs/tls.yaml", "GET http://x.example/", "--listener", "http", "--sni", "x.example"])
+        #expect(cleartext.status == 1)
+        #expect(cleartext.err.contains("--sni applies to a TLS listener"))
+    }
+
+    @Test func validateReportsEveryCertificateProblem() throws {
+        let dir = try TestCerts.directory()
+        let a = try TestCerts.make(dir, "a", cn: "a", dns: ["a.test"])
+        let b = try TestCerts.make(dir, "b", cn: "b", dns: ["a.test"])
+        let f = dir.appendingPathComponent("prox.yaml").path
+        try """
+        version: 1
+        listeners:
+          - id: secure
+            address: 127.0.0.1:0
+            tls:
+              certificates:
+                - {cert: a.crt, key: b.key}
+                - {cert: b.crt, key: b.key}
+                - {cert: a.crt, key: a.key}
+                - {cert: gone.crt, key: a.key}
+        routes: [{id: all, respond: {body: ok}}]
+        """.write(toFile: f, atomically: true, encoding: .utf8)
+        _ = (a, b)
+        let r = try CLITests.prox(["validate", f])
+        #expect(r.status == 1)
+        let out = r.out + r.err
+        #expect(out.contains("prox.yaml:7:30: error: listeners[0].tls.certificates[0].key: the key"), "\(out)")
+        #expect(out.contains("prox.yaml:9:18: error: listeners[0].tls.certificates[2].cert: SNI name 'a.test' is served by two certificates"), "\(out)")
+        #expect(out.contains("prox.yaml:10:18: error: listeners[0].tls.certificates[3].cert: cannot read the certificate file"), "\(out)")
+    }
+}
