@@ -219,4 +219,40 @@ import Testing
         #expect(out.contains("prox.yaml:9:18: error: listeners[0].tls.certificates[2].cert: SNI name 'a.test' is served by two certificates"), "\(out)")
         #expect(out.contains("prox.yaml:10:18: error: listeners[0].tls.certificates[3].cert: cannot read the certificate file"), "\(out)")
     }
+
+    /// A renewed certificate (new files at the same paths) is served to new connections without a
+    /// SIGHUP: `serve` watches the certificate and key files of its TLS listeners.
+    @Test func serveReloadsWhenACertificateFileChanges() throws {
+        let dir = try TestCerts.directory()
+        let live = try TestCerts.make(dir, "live", cn: "cert-old", dns: ["a.test"])
+        let port = CLITests.freePort()
+        let f = dir.appendingPathComponent("prox.yaml").path
+        try """
+        version: 1
+        server: {access_log: "off"}
+        listeners:
+          - id: secure
+            address: 127.0.0.1:\(port)
+            tls: {certificates: [{cert: live.crt, key: live.key}]}
+        routes: [{id: all, respond: {body: ok}}]
+        """.write(toFile: f, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["serve", "--config", f, "--threads", "1"]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate(); p.waitUntilExit() } }
+        func servedName() -> String? { (try? TLSTestClient(port: port, sni: "a.test"))?.peerCommonName }
+        #expect(try CLITests.eventually(tries: 200, every: 0.05) { servedName() == "cert-old" })
+        // Renewed elsewhere, then moved into place (as certbot and friends do).
+        let next = try TestCerts.directory()
+        let renewed = try TestCerts.make(next, "live", cn: "cert-new", dns: ["a.test"])
+        _ = live
+        try FileManager.default.removeItem(atPath: dir.appendingPathComponent("live.key").path)
+        try FileManager.default.moveItem(atPath: renewed.key, toPath: dir.appendingPathComponent("live.key").path)
+        try FileManager.default.removeItem(atPath: dir.appendingPathComponent("live.crt").path)
+        try FileManager.default.moveItem(atPath: renewed.cert, toPath: dir.appendingPathComponent("live.crt").path)
+        #expect(try CLITests.eventually(tries: 100, every: 0.1) { servedName() == "cert-new" })
+    }
 }

@@ -101,14 +101,19 @@ final class TLSTestClient: @unchecked Sendable {
         let promise = Self.group.next().makePromise(of: Void.self)
         let collector = Collector(promise)
         self.collector = collector
-        channel = try ClientBootstrap(group: promise.futureResult.eventLoop)
-            .channelInitializer { ch in
-                ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: sni))
-                    try ch.pipeline.syncOperations.addHandler(collector)
+        do {
+            channel = try ClientBootstrap(group: promise.futureResult.eventLoop)
+                .channelInitializer { ch in
+                    ch.eventLoop.makeCompletedFuture {
+                        try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: sni))
+                        try ch.pipeline.syncOperations.addHandler(collector)
+                    }
                 }
-            }
-            .connect(host: "127.0.0.1", port: port).wait()
+                .connect(host: "127.0.0.1", port: port).wait()
+        } catch {
+            promise.fail(error)  // never connected: nobody else completes it
+            throw error
+        }
         do {
             try promise.futureResult.wait()
         } catch {
