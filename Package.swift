@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", exact: "6.2.2"),
+        // Downstream TLS: swift-nio-ssl brings its own BoringSSL (no system libssl).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -51,9 +53,21 @@ let package = Package(
             swiftSettings: hotPathFlags
         ),
         .target(name: "ProxUpstream", dependencies: ["ProxCore"], swiftSettings: hotPathFlags),
+        // Listener TLS: certificates loaded and checked when a config compiles, SNI selection,
+        // the server handler. The only target that links swift-nio-ssl; ProxCore names the
+        // compiled TLS with a protocol (`ListenerTLS`), so filters never link a TLS library.
+        .target(
+            name: "ProxTLS",
+            dependencies: [
+                "ProxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "ProxConfig",
-            dependencies: ["ProxCore", "ProxFilters", .product(name: "Yams", package: "Yams")]
+            dependencies: ["ProxCore", "ProxFilters", "ProxTLS", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "ProxEngine",
@@ -124,10 +138,13 @@ let package = Package(
         .testTarget(
             name: "ProxE2ETests",
             dependencies: [
-                "ProxEngine", "ProxConfig", "ProxMain",
+                "ProxEngine", "ProxConfig", "ProxMain", "ProxTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // TLS clients of the TLS listener tests (certificates made with the openssl CLI).
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
     ]

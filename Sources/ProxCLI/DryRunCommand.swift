@@ -17,6 +17,7 @@ struct DryRunCommand: ParsableCommand {
           prox dry-run --config configs/basic.yaml 'GET http://api.example.com/v1/users?id=7' \\
               -H 'X-Api-Version: v2' --cookie session=abc --client-ip 203.0.113.9
           prox dry-run --config configs/canary.yaml 'GET http://shop.example/' --random 0.95
+          prox dry-run --config configs/tls.yaml 'GET https://api.example.net/v1/' --listener https --sni api.example.net
           printf 'GET / HTTP/1.0\\n\\n' | prox dry-run --raw -
         """
     )
@@ -38,6 +39,9 @@ struct DryRunCommand: ParsableCommand {
 
     @Option(help: "The listener id the request arrives on (default: the first).")
     var listener: String?
+
+    @Option(help: ArgumentHelp("On a TLS listener, the server name the ClientHello carries: shows which certificate the handshake would present (default: no SNI, the default certificate).", valueName: "NAME"))
+    var sni: String?
 
     @Option(help: "Declare a request body of this many bytes (sets Content-Length). For a chunked body, give -H 'Transfer-Encoding: chunked'.")
     var bodyBytes: Int64?
@@ -97,6 +101,7 @@ struct DryRunCommand: ParsableCommand {
                                 listener: listener, bodyBytes: bodyBytes, versionMinor: http10 ? 0 : 1, absoluteForm: absoluteForm)
         }
         req.random = draw
+        req.sni = sni
         let result: DryRunResult
         do {
             result = try DryRun.run(req, snapshot: snapshot)
@@ -126,6 +131,7 @@ enum DryRunJSON {
         var request: String
         var client: String
         var listener: String
+        var tls: DryRunResult.TLS?
         var considered: [DryRunResult.Considered]
         var route: String?
         var stages: [TraceEntry]
@@ -138,7 +144,7 @@ enum DryRunJSON {
     static func encode(_ r: DryRunResult) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let d = Doc(request: r.request, client: r.client, listener: r.listener, considered: r.considered, route: r.route,
+        let d = Doc(request: r.request, client: r.client, listener: r.listener, tls: r.tls, considered: r.considered, route: r.route,
                     stages: r.trace, upstream: r.upstream, local: r.local, response_headers: r.responseHeaders, notes: r.notes)
         return String(decoding: try e.encode(d), as: UTF8.self)
     }

@@ -11,7 +11,8 @@ struct Serve: ParsableCommand {
         abstract: "Run the proxy.",
         discussion: """
         With no --config, serves the embedded default config (listener 127.0.0.1:8080; try
-        `curl localhost:8080/`). SIGHUP or a change of the config file reloads it: the new config is
+        `curl localhost:8080/`). SIGHUP or a change of the config file (or of a TLS listener's
+        certificate or key file) reloads it: the new config is
         validated and compiled off the hot path, then swapped in atomically; an invalid one is
         logged and the running config keeps serving. SIGTERM or SIGINT drain: stop accepting,
         let requests in flight finish (up to server.drain_timeout), exit 0.
@@ -129,19 +130,38 @@ final class ServerProcess: @unchecked Sendable {
         ])
         if watch, let path = loader.path {
             let t = Thread { [self] in
-                var last = FileStamp(path)
+                var last = watchedStamps(path)
                 while true {
                     Thread.sleep(forTimeInterval: 1)
-                    let now = FileStamp(path)
+                    let now = watchedStamps(path)
                     if now != last {
-                        last = now
-                        if now != nil { reload(reason: "config file changed") }
+                        let changed = now.first { last[$0.key] != $0.value }?.key ?? last.first { now[$0.key] == nil }?.key ?? path
+                        if FileStamp(path) != nil {
+                            reload(reason: changed == path ? "config file changed" : "\(changed) changed")
+                        }
+                        // The files of the snapshot now serving (a reload may name others).
+                        last = watchedStamps(path)
                     }
                 }
             }
             t.name = "prox-config-watch"
             t.start()
         }
+    }
+
+    /// What the watcher compares: the config file, and the certificate and key files of the
+    /// TLS listeners now serving with their directories (a file added to a `certificates_dir`
+    /// changes its directory), so renewed certificates reload without a SIGHUP.
+    func watchedStamps(_ path: String) -> [String: FileStamp?] {
+        var out: [String: FileStamp?] = [path: FileStamp(path)]
+        for l in server.snapshot.listeners {
+            for c in l.tls?.certificates ?? [] {
+                for f in [c.certFile, c.keyFile, (c.certFile as NSString).deletingLastPathComponent] where !f.isEmpty {
+                    out[f] = FileStamp(f)
+                }
+            }
+        }
+        return out
     }
 
     /// Lowers the calling thread's scheduling priority (Linux priorities are per thread).

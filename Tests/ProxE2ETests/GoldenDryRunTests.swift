@@ -10,7 +10,7 @@ import Testing
 /// intended change with `PROX_UPDATE_GOLDEN=1 swift test --filter GoldenDryRun` and review the diff.
 ///
 /// A request line: `METHOD URL`, then ` | `-separated extras: `Name: value` (a header),
-/// `cookie k=v`, `client IP`, `listener ID`, `body N`, `random R`, `http1.0`, `absolute-form`. Lines starting with `#` are comments.
+/// `cookie k=v`, `client IP`, `listener ID`, `sni NAME`, `body N`, `random R`, `http1.0`, `absolute-form`. Lines starting with `#` are comments.
 @Suite struct GoldenDryRunTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -26,6 +26,8 @@ import Testing
                 r.clientIP = String(p.dropFirst(7))
             } else if p.hasPrefix("listener ") {
                 r.listener = String(p.dropFirst(9))
+            } else if p.hasPrefix("sni ") {
+                r.sni = String(p.dropFirst(4))
             } else if p.hasPrefix("random ") {
                 r.random = DryRun.parseRandom(String(p.dropFirst(7)))
             } else if p == "http1.0" {
@@ -49,8 +51,9 @@ import Testing
     static func report(config: String) throws -> String {
         // Compiled under its repository-relative name, so the report is the same in any checkout.
         let text = try String(contentsOf: root.appendingPathComponent("configs/\(config).yaml"), encoding: .utf8)
+        // Files it names (configs/tls/) are read relative to the checkout, whatever the current directory.
         let r = ConfigCompiler.compile(text: text, fileName: "configs/\(config).yaml", version: 1,
-                                       filters: try ProxMain.shippedFilters())
+                                       filters: try ProxMain.shippedFilters(), workingDirectory: root.path)
         let snapshot = try #require(r.snapshot, "\(config).yaml does not compile: \(r.diagnostics)")
         let requests = try String(contentsOf: root.appendingPathComponent("Tests/Golden/\(config).requests"), encoding: .utf8)
         var out = ""
@@ -66,7 +69,7 @@ import Testing
         return normalize(out)
     }
 
-    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant", "ext-filter"])
+    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant", "ext-filter", "tls"])
     func dryRunMatchesGolden(config: String) throws {
         let actual = try Self.report(config: config)
         let goldenURL = Self.root.appendingPathComponent("Tests/Golden/\(config).dryrun")

@@ -35,7 +35,10 @@ public enum ConfigCompiler {
 
     /// Compiles a document held in memory; `fileName` names it in diagnostics and picks the
     /// format by extension.
-    public static func compile(text: String, fileName: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry) -> CompileResult {
+    /// Files the config names (certificates) are read relative to `fileName`'s directory, itself
+    /// relative to `workingDirectory` when given (else to the current directory).
+    public static func compile(text: String, fileName: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry,
+                               workingDirectory: String? = nil) -> CompileResult {
         let (root, loadDiagnostics) = ConfigLoader.load(text: text, fileName: fileName)
         guard let root else { return CompileResult(snapshot: nil, diagnostics: loadDiagnostics.sortedByPosition()) }
         var decoder = ConfigDecoder(filters: filters.descriptors)
@@ -44,6 +47,7 @@ public enum ConfigCompiler {
         var snapshot: Snapshot? = nil
         if let doc {
             var c = Compilation(doc: doc, file: fileName, version: version, decodeDiagnostics: decoder.diagnostics)
+            c.workingDirectory = workingDirectory
             snapshot = c.run()
             diagnostics += c.diagnostics
         }
@@ -61,6 +65,8 @@ struct Compilation {
     /// What decoding reported, to keep routes with decode errors out of the shadowing check.
     let decodeDiagnostics: [Diagnostic]
     var diagnostics: [Diagnostic] = []
+    /// Stands in for the current directory when reading files the config names.
+    var workingDirectory: String?
 
     init(doc: ProxDocument, file: String, version: Int, decodeDiagnostics: [Diagnostic]) {
         self.doc = doc
@@ -197,6 +203,11 @@ struct Compilation {
                 }
                 bound.append((hp, id.value, node))
             }
+            var tls: (any ListenerTLS)? = nil
+            if let t = l.tls {
+                guard let compiled = compileTLS(t, listenerID: id.value) else { continue }
+                tls = compiled
+            }
             out.append(ListenerSpec(
                 id: id.value, index: i, host: host, port: address.port,
                 maxHeaderBytes: l.limits.maxHeaderBytes, maxHeaders: l.limits.maxHeaders,
@@ -204,7 +215,7 @@ struct Compilation {
                 clientHeaderTimeout: l.timeouts.clientHeader, clientBodyIdleTimeout: l.timeouts.clientBodyIdle,
                 keepAliveIdleTimeout: l.timeouts.keepAliveIdle,
                 trustedProxies: l.trustedProxies ?? doc.server.trustedProxies,
-                allowUnderscoresInHeaders: l.allowUnderscoresInHeaders))
+                allowUnderscoresInHeaders: l.allowUnderscoresInHeaders, tls: tls))
         }
         return out
     }

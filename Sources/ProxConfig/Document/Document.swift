@@ -78,10 +78,11 @@ struct ListenerConfig: ConfigObject {
     var timeouts = ListenerTimeouts()
     var trustedProxies: [CIDR]?
     var allowUnderscoresInHeaders = false
+    var tls: ListenerTLSConfig?
     var node: ConfigNode?
 
     static let schemaName = "Listener"
-    static let doc = "A socket Prox accepts HTTP/1.1 connections on."
+    static let doc = "A socket Prox accepts HTTP/1.1 connections on: cleartext, or with `tls`, HTTPS only."
 
     static var fields: [ConfigField<Self>] {[
         .field("id", \.id, ConfigType.identifier.positioned, required: true, doc: "Name routes use in `listeners:`; also in logs."),
@@ -93,6 +94,8 @@ struct ListenerConfig: ConfigObject {
                doc: "Peers whose `X-Forwarded-*` headers are kept and appended to on this listener."),
         .field("allow_underscores_in_headers", \.allowUnderscoresInHeaders, .bool,
                doc: "Keep request header lines whose name contains `_`. Off: they are dropped before any filter or upstream sees them (a backend that reads `_` as `-` would otherwise see headers such as `Transfer_Encoding` that Prox did not act on), and the access log counts them in `dropped_headers`."),
+        .field("tls", \.tls, .object(ListenerTLSConfig.self), default: "cleartext",
+               doc: "Terminate TLS: the listener serves HTTPS only, `{scheme}` is `https` and `X-Forwarded-Proto: https` goes upstream. Whether a listener has TLS is fixed when it binds (a reload that adds or removes `tls` takes effect on restart); its certificates reload."),
     ]}
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }

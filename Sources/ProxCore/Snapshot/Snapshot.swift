@@ -21,11 +21,16 @@ public final class ListenerSpec: Sendable {
     public let trustedProxies: [CIDR]
     /// Request header lines whose name contains `_` are kept; by default the framer drops them.
     public let allowUnderscoresInHeaders: Bool
+    /// Set for a TLS listener (it serves HTTPS only): its certificates, loaded when the config
+    /// was compiled. A reload with new certificates serves them to new connections.
+    public let tls: (any ListenerTLS)?
+    /// `https` with TLS, else `http`: `{scheme}` and `X-Forwarded-Proto`.
+    public let scheme: String
 
     public init(id: String, index: Int, host: String, port: Int, maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100,
                 maxConnections: Int = 10_000, maxURIBytes: Int = 8 * 1024, clientHeaderTimeout: TimeAmountMillis = 10_000,
                 clientBodyIdleTimeout: TimeAmountMillis = 30_000, keepAliveIdleTimeout: TimeAmountMillis = 60_000,
-                trustedProxies: [CIDR] = [], allowUnderscoresInHeaders: Bool = false) {
+                trustedProxies: [CIDR] = [], allowUnderscoresInHeaders: Bool = false, tls: (any ListenerTLS)? = nil) {
         self.id = id
         self.index = index
         self.host = host
@@ -39,6 +44,8 @@ public final class ListenerSpec: Sendable {
         self.keepAliveIdleTimeout = keepAliveIdleTimeout
         self.trustedProxies = trustedProxies
         self.allowUnderscoresInHeaders = allowUnderscoresInHeaders
+        self.tls = tls
+        self.scheme = tls == nil ? "http" : "https"
     }
 }
 

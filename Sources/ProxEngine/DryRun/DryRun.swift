@@ -26,10 +26,12 @@ public struct DryRunRequest: Sendable {
     public var raw: [UInt8]?
     /// A fixed random draw (`--random`) for the traffic split and the endpoint pick.
     public var random: UInt64?
+    /// The server name the ClientHello carries (`--sni`), on a TLS listener; nil: no SNI.
+    public var sni: String?
 
     public init(method: String, url: String, headers: [(String, String)] = [], cookies: [(String, String)] = [],
                 clientIP: String = "127.0.0.1", listener: String? = nil, bodyBytes: Int64? = nil, versionMinor: Int = 1,
-                absoluteForm: Bool = false, raw: [UInt8]? = nil, random: UInt64? = nil) {
+                absoluteForm: Bool = false, raw: [UInt8]? = nil, random: UInt64? = nil, sni: String? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -41,6 +43,7 @@ public struct DryRunRequest: Sendable {
         self.absoluteForm = absoluteForm
         self.raw = raw
         self.random = random
+        self.sni = sni
     }
 
     /// Parses `'GET http://host/path'` (the method may be omitted: GET). The method is kept as
@@ -89,6 +92,22 @@ public struct DryRunResult: Sendable {
         /// The request head exactly as it would be written upstream.
         public var wire: String
     }
+    /// The certificate a TLS listener's handshake would present.
+    public struct TLS: Sendable, Codable {
+        /// The ClientHello's server name; nil: none.
+        public var sni: String?
+        public var certificate: String
+        public var key: String
+        public var names: [String]
+        public var isDefault: Bool
+        /// How it was chosen: `exact NAME`, `wildcard *.NAME`, or `default`.
+        public var selectedBy: String
+        public var minVersion: String
+        public var alpn: [String]
+        enum CodingKeys: String, CodingKey {
+            case sni, certificate, key, names, isDefault = "default", selectedBy = "selected_by", minVersion = "min_version", alpn
+        }
+    }
     public struct Local: Sendable, Codable {
         public var status: Int
         public var headers: [[String]]
@@ -98,6 +117,8 @@ public struct DryRunResult: Sendable {
     public var request: String
     public var client: String
     public var listener: String
+    /// On a TLS listener: the certificate the handshake would present.
+    public var tls: TLS?
     public var considered: [Considered]
     public var route: String?
     public var trace: [TraceEntry]
@@ -145,6 +166,7 @@ public enum DryRun {
             listener = l
         }
         guard let ip = IPAddress(request.clientIP) else { throw DryRunError.badRequest("'\(request.clientIP)' is not an IP address") }
+        let tls = try tlsSelection(request.sni, listener, snapshot)
         let notes: [String] = []
         let label: String
         var wire = ByteBuffer()
@@ -159,7 +181,7 @@ public enum DryRun {
             label = "\(request.method) \(request.url)" + (request.versionMinor == 0 ? " HTTP/1.0" : "")
                 + (request.absoluteForm ? " (absolute-form)" : "")
         }
-        var result = DryRunResult(request: label, client: request.clientIP, listener: listener.id,
+        var result = DryRunResult(request: label, client: request.clientIP, listener: listener.id, tls: tls,
                                   considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [], notes: notes)
 
         // The same parse `serve` does, over the bytes a client would send.
@@ -173,7 +195,7 @@ public enum DryRun {
         case .error(let e):
             // As serve answers a malformed head: no route, no chain, the error, and the connection closed.
             let ctx = RequestContext(head: RequestHead.make(method: .get, target: "/", headers: []), snapshot: snapshot,
-                                     listener: listener, client: ip, clientPort: 0, eventLoop: nil, trace: Trace())
+                                     listener: listener, client: ip, clientPort: 0, scheme: listener.scheme, eventLoop: nil, trace: Trace())
             ctx.record("parser", looked: "the request head as received", decided: "refuse \(e.status) \(e.category)",
                        why: e.detail + "; serve answers without routing and closes the connection")
             let r = RequestFlow.errorResponse(ctx, e.status, e.category, detail: e.detail)
@@ -187,7 +209,7 @@ public enum DryRun {
 
         let loop = EmbeddedEventLoop()
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listener, client: ip, clientPort: 0,
-                                 eventLoop: loop, trace: Trace())
+                                 scheme: listener.scheme, eventLoop: loop, trace: Trace())
         ctx.dryRun = true
         if head.droppedHeaders > 0 {
             // The parser dropped them; the names are only looked up here, to explain.
@@ -371,8 +393,41 @@ public enum DryRun {
     }
 
     /// The human-readable report `prox dry-run` prints.
+    /// The certificate a TLS listener presents for `sni` (the same `SNITable` lookup serve's
+    /// handshake makes); nil on a cleartext listener, where `--sni` is an error.
+    static func tlsSelection(_ sni: String?, _ listener: ListenerSpec, _ snapshot: Snapshot) throws -> DryRunResult.TLS? {
+        guard let tls = listener.tls else {
+            if sni != nil {
+                let withTLS = snapshot.listeners.filter { $0.tls != nil }.map(\.id)
+                throw DryRunError.badRequest("listener '\(listener.id)' has no `tls`: --sni applies to a TLS listener"
+                    + (withTLS.isEmpty ? " (this config has none)" : "; give --listener \(withTLS.joined(separator: " or "))"))
+            }
+            return nil
+        }
+        let sel = tls.select(serverName: sni)
+        let c = tls.certificates[sel.index]
+        let by: String
+        switch sel.reason {
+        case .exact(let n): by = "exact \(n)"
+        case .wildcard(let n): by = "wildcard \(n)"
+        case .fallback: by = "default"
+        }
+        return .init(sni: sni, certificate: c.certFile, key: c.keyFile, names: c.names, isDefault: c.isDefault, selectedBy: by,
+                     minVersion: tls.minVersion, alpn: tls.applicationProtocols)
+    }
+
     public static func text(_ r: DryRunResult) -> String {
-        var o = "request: \(r.request)\n  client \(r.client), listener \(r.listener)\n\nroutes considered:\n"
+        var o = "request: \(r.request)\n  client \(r.client), listener \(r.listener)\n"
+        if let t = r.tls {
+            let names = t.names.isEmpty ? "no names" : t.names.joined(separator: ", ")
+            let why: String
+            switch t.selectedBy {
+            case "default": why = t.sni == nil ? "no SNI: the default certificate" : "no certificate has this name: the default certificate"
+            default: why = "by " + t.selectedBy.replacingOccurrences(of: "exact ", with: "exact name ")
+            }
+            o += "  tls \(t.minVersion)+, alpn \(t.alpn.joined(separator: ",")): SNI \(t.sni.map { "'\($0)'" } ?? "none") -> \(t.certificate) (\(names)), \(why)\n"
+        }
+        o += "\nroutes considered:\n"
         let malformed = r.trace.first?.stage == "parser"
         if malformed {
             o += "  (none: serve answers a malformed request before routing)\n"

@@ -23,6 +23,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     let client: IPAddress
     let clientPort: Int
     let clientIPText: String
+    /// `https` on a TLS listener: fixed when the listener bound, as its pipeline is.
+    let scheme: String
     /// Set in `handlerAdded`, cleared in `handlerRemoved`: the context holds this handler
     /// strongly, so keeping it past removal is a cycle that leaks the handler, its context and
     /// everything they hold, for every closed connection (issue 6).
@@ -67,6 +69,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.client = client
         self.clientPort = clientPort
         self.clientIPText = client.description
+        self.scheme = listener.scheme
         self.parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         self.machine = Machine(now: .now())
     }
@@ -213,7 +216,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         spare = nil
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
-                                 clientPort: clientPort, clientIPText: clientIPText, eventLoop: context.eventLoop)
+                                 clientPort: clientPort, clientIPText: clientIPText, scheme: scheme, eventLoop: context.eventLoop)
         let ex = Exchange(ctx: ctx, now: .now())
         state.track(ex, .exchange)
         state.track(ctx, .requestContext)

@@ -119,6 +119,13 @@ public final class ProxServer: @unchecked Sendable {
                 let ip = peer?.ipAddress.flatMap { IPAddress($0) } ?? .v4(0)
                 let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: peer?.port ?? 0)
                 return channel.eventLoop.makeCompletedFuture {
+                    // TLS is decided once per listener, when it binds: a cleartext connection
+                    // pays one nil check here and nothing per request.
+                    if let bindTLS = listener.tls {
+                        // The loop's current snapshot: a reload's certificates serve new connections.
+                        let tls = ProxServer.currentTLS(of: listener, in: state.snapshot) ?? bindTLS
+                        try tls.addServerHandler(to: channel.pipeline.syncOperations)
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -126,6 +133,15 @@ public final class ProxServer: @unchecked Sendable {
             .wait()
         server.withLockedValue { $0 = ch }
         return ch
+    }
+
+    /// The TLS of the listener bound as `listener` in snapshot `s`, by id (a reload may reorder
+    /// listeners); nil when `s` has no TLS for it (a reload that drops `tls` takes effect on
+    /// restart: the bound listener keeps serving TLS, with its certificates of before).
+    static func currentTLS(of listener: ListenerSpec, in s: Snapshot) -> (any ListenerTLS)? {
+        let i = listener.index
+        if i < s.listeners.count, s.listeners[i].id == listener.id { return s.listeners[i].tls }
+        return s.listeners.first { $0.id == listener.id }?.tls
     }
 
     /// Snapshots replaced by a reload, kept here until nothing else holds them and then freed
@@ -142,13 +158,14 @@ public final class ProxServer: @unchecked Sendable {
             let p = current
             current = next
             retired.append(p)
-            return p.listeners.map { "\($0.id)@\($0.host):\($0.port)" } != next.listeners.map { "\($0.id)@\($0.host):\($0.port)" }
+            func bound(_ s: Snapshot) -> [String] { s.listeners.map { "\($0.id)@\($0.host):\($0.port)/\($0.scheme)" } }
+            return bound(p) != bound(next)
         }
         for (loop, state) in orderedLoops {
             loop.execute { state.snapshot = next }
         }
         if listenersChanged {
-            logger.warning("listener addresses changed in the new config; they take effect on restart (running listeners are kept)")
+            logger.warning("listener addresses or TLS on/off changed in the new config; they take effect on restart (running listeners are kept; TLS certificates do reload)")
         }
         logger.info("snapshot \(next.version) is live", metadata: ["routes": "\(next.routes.count)", "pools": "\(next.pools.count)", "source": "\(next.source)"])
         freeRetired()
