@@ -228,7 +228,8 @@ public struct RouteChain: Sendable {
         return (.next, i)
     }
 
-    /// `runRequest`, stopping before stage `end` (the first that needs the body).
+    /// `runRequest`, stopping before stage `end` (the first that needs the body). A copy of the
+    /// loop above on purpose: that one is every request's, and one shared body changed how it inlines.
     @inlinable
     public func runRequest(_ ctx: RequestContext, from start: Int, upTo end: Int) -> (Verdict, Int) {
         var i = start
