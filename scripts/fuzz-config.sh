@@ -9,7 +9,7 @@
 # (certificates a config names are read and parsed when it compiles: swift-nio-ssl) and
 # ProxConfig source directories and to Tests/Fuzz/ConfigFuzz (the harness and its invariants are
 # documented there), compiled at -Onone so Swift's runtime checks stay on. Only those targets
-# are built (no NIOPosix, engine, CLI or tests).
+# are built (NIOPosix and NIOHTTP1 only for ext_filter's client; no engine, CLI or tests).
 #
 # Hangs and memory growth count as findings like crashes (written to $FUZZ_WORK/artifacts):
 # -timeout=25 (wall clock: the worst input within the loader's budgets costs ~2.5 s of CPU under
@@ -52,7 +52,9 @@ let package = Package(
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8"),
         .target(name: "ProxRegex", dependencies: ["CPCRE2"]),
         .target(name: "ProxCore", dependencies: ["ProxRegex", nioCore]),
-        .target(name: "ProxFilters", dependencies: ["ProxCore"]),
+        .target(name: "ProxFilters", dependencies: ["ProxCore", nioCore, .product(name: "NIOPosix", package: "swift-nio"),
+                                                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                    .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .target(name: "ProxUpstream", dependencies: ["ProxCore"]),
         .target(name: "ProxTLS", dependencies: ["ProxCore", nioCore, .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .target(name: "ProxConfig", dependencies: ["ProxCore", "ProxFilters", "ProxUpstream", "ProxTLS", .product(name: "Yams", package: "Yams")]),
