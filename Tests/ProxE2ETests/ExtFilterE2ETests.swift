@@ -134,13 +134,19 @@ final class ExtServiceHandler: ChannelInboundHandler, @unchecked Sendable {
         return port
     }
 
-    @Test func continueWithEditsRespondAndPooledConnections() throws {
+    /// A real upstream, a real external service and the proxy in front, for `body`.
+    func withSetup(_ body: (TestUpstream, TestExtService, ProxHarness) throws -> Void) throws {
         let up = try TestUpstream()
         defer { up.stop() }
         let svc = try TestExtService()
         defer { svc.stop() }
         let prox = try ProxHarness(Self.config(service: svc.port, deadPort: try Self.deadPort()), upstream: up.address)
         defer { prox.stop() }
+        try body(up, svc, prox)
+    }
+
+    @Test func continueWithEditsRespondAndPooledConnections() throws {
+        try withSetup { up, svc, prox in
         let c = try prox.client()
 
         // continue, with the service's header edits applied before the upstream sees the head.
@@ -187,15 +193,11 @@ final class ExtServiceHandler: ChannelInboundHandler, @unchecked Sendable {
         #expect(try after.readResponse().status == 200)
         #expect(svc.callCount == 8)
         #expect(svc.connections.withLockedValue { $0 } == 1, "the reload kept the pooled connection")
+        }
     }
 
     @Test func failuresFollowFailMode() throws {
-        let up = try TestUpstream()
-        defer { up.stop() }
-        let svc = try TestExtService()
-        defer { svc.stop() }
-        let prox = try ProxHarness(Self.config(service: svc.port, deadPort: try Self.deadPort()), upstream: up.address)
-        defer { prox.stop() }
+        try withSetup { up, svc, prox in
 
         func get(_ path: String) throws -> TestResponse {
             let c = try prox.client()
@@ -225,15 +227,11 @@ final class ExtServiceHandler: ChannelInboundHandler, @unchecked Sendable {
 
         // A timed-out call's connection is closed, not reused: the next call still works.
         #expect(try get("/after-timeout").status == 200)
+        }
     }
 
     @Test func bodyUpToTheCapGoesToTheServiceAndAllOfItUpstream() throws {
-        let up = try TestUpstream()
-        defer { up.stop() }
-        let svc = try TestExtService()
-        defer { svc.stop() }
-        let prox = try ProxHarness(Self.config(service: svc.port, deadPort: try Self.deadPort()), upstream: up.address)
-        defer { prox.stop() }
+        try withSetup { up, svc, prox in
 
         func bodyOfLastCall() -> (text: String, bytes: Int, complete: Bool)? {
             guard let b = svc.lastCall?["body"] as? [String: Any], let b64 = b["base64"] as? String,
@@ -280,5 +278,6 @@ final class ExtServiceHandler: ChannelInboundHandler, @unchecked Sendable {
         try c.send("GET /body/echo HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(try c.readResponse().status == 200)
         #expect(bodyOfLastCall()?.bytes == 0)
+        }
     }
 }
