@@ -11,7 +11,7 @@ public struct ProxCommand: ParsableCommand {
         Without a subcommand, `prox` runs `serve` on the embedded default config.
         See docs/CLI.md for every command and option.
         """,
-        subcommands: [Serve.self, Validate.self, DryRunCommand.self, Check.self, Schema.self, FiltersCommand.self],
+        subcommands: [Serve.self, Validate.self, DryRunCommand.self, Check.self, Diff.self, Schema.self, FiltersCommand.self],
         defaultSubcommand: Serve.self
     )
 

@@ -153,8 +153,10 @@ public enum DryRun {
         return (body, false, "the request given holds only \(body.readableBytes) bytes of its body: the stage sees those (serve would wait for up to \(upTo)); give the whole request with --raw")
     }
 
-    /// Runs `request` through `snapshot`'s router and chain.
-    public static func run(_ request: DryRunRequest, snapshot: Snapshot) throws -> DryRunResult {
+    /// Runs `request` through `snapshot`'s router and chain. `explain: false` leaves out why each
+    /// earlier route did not match (`considered`), which costs a look at every one of them:
+    /// `prox diff` runs thousands of requests and needs only the outcome.
+    public static func run(_ request: DryRunRequest, snapshot: Snapshot, explain: Bool = true) throws -> DryRunResult {
         let listener: ListenerSpec
         if let id = request.listener {
             guard let l = snapshot.listeners.first(where: { $0.id == id }) else {
@@ -221,7 +223,7 @@ public enum DryRun {
         ctx.randomOverride = request.random
         var step = RequestFlow.begin(ctx)
         // Explain every route before the chosen one with the same predicate the router uses.
-        let chosen = ctx.route?.index ?? snapshot.routes.count
+        let chosen = explain ? ctx.route?.index ?? snapshot.routes.count : 0
         for r in snapshot.routes.prefix(chosen) {
             result.considered.append(.init(route: r.id, origin: r.origin,
                                            mismatch: r.match.mismatch(head, listener: listener.index) ?? "matches, but the router skipped it (bug)"))
