@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Number of event loops (default: the number of cores).")
     var threads: Int?
 
+    @Option(help: "A policy file: a config that breaks one of its `enforce` rules is refused, at start and on every reload; `warn` rules are logged. Re-read on every reload.")
+    var policy: String?
+
     @Flag(help: "Do not watch the config file for changes (SIGHUP still reloads).")
     var noWatch = false
 
@@ -42,7 +45,8 @@ struct Serve: ParsableCommand {
         // Signals are taken synchronously by the main thread (sigwait), so they are blocked in
         // every thread, including the event loops created below, which inherit the mask.
         ServerProcess.blockSignals()
-        let loader = SnapshotLoader(path: config)
+        var loader = SnapshotLoader(path: config)
+        loader.policy = policy
         let snapshot: Snapshot
         switch loader.load(version: 1) {
         case .success(let s): snapshot = s
@@ -62,6 +66,9 @@ struct SnapshotLoader: Sendable {
     let path: String?
     /// The filters chain entries may name: the binary's registry.
     var filters: FilterRegistry = ProxCommand.filters
+    /// A policy file every load is checked against (`serve --policy`); read anew on each load,
+    /// so a reload picks up a changed policy too.
+    var policy: String?
 
     struct Failure: Error {
         var report: String
@@ -79,6 +86,15 @@ struct SnapshotLoader: Sendable {
                                             filters: filters)
         }
         if let s = result.snapshot, !result.diagnostics.contains(where: { $0.severity == .error }) {
+            guard let policy else { return .success(s) }
+            // The same rules as any invalid config: an `enforce` violation keeps the config out.
+            let loaded = Policy.load(file: policy, filters: filters)
+            var found = loaded.diagnostics
+            if let rules = loaded.policy, let root = result.root { found += rules.check(root: root, snapshot: s) }
+            if found.hasErrors || loaded.policy == nil {
+                return .failure(Failure(report: DiagnosticFormatter.text(found), unreadable: loaded.unreadable))
+            }
+            if !found.isEmpty { FileHandle.standardError.write(Data((DiagnosticFormatter.text(found) + "\n").utf8)) }
             return .success(s)
         }
         return .failure(Failure(report: DiagnosticFormatter.text(result.diagnostics), unreadable: result.unreadable))

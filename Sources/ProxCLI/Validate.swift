@@ -19,13 +19,26 @@ struct Validate: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
+    @Option(help: "A policy file (YAML): report every rule each config breaks, as errors (enforce) or warnings (warn).")
+    var policy: String?
+
     func run() throws {
         var all: [Diagnostic] = []
         var unreadable = false
+        var rules: Policy?
+        if let p = policy {
+            let loaded = Policy.load(file: p, filters: ProxCommand.filters)
+            all += loaded.diagnostics
+            if loaded.unreadable { unreadable = true }
+            rules = loaded.policy
+        }
         for f in files {
             let r = ConfigCompiler.compile(file: f, version: 1, filters: ProxCommand.filters)
             all += r.diagnostics
             if r.unreadable { unreadable = true }
+            if let rules, let snapshot = r.snapshot, let root = r.root {
+                all += rules.check(root: root, snapshot: snapshot)
+            }
         }
         let errors = all.filter { $0.severity == .error }.count
         switch format {

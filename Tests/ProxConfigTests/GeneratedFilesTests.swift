@@ -19,6 +19,22 @@ import Testing
         #expect(committed == generated, "schemas/prox.schema.json is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
     }
 
+    @Test func policySchemaIsInSync() throws {
+        let url = repoRoot.appendingPathComponent("schemas/policy.schema.json")
+        let generated = ConfigSchema.policySchema()
+        if regenerate { try generated.write(to: url, atomically: true, encoding: .utf8) }
+        let committed = try String(contentsOf: url, encoding: .utf8)
+        #expect(committed == generated, "schemas/policy.schema.json is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
+    }
+
+    @Test func policyDocsReferenceIsInSync() throws {
+        let url = repoRoot.appendingPathComponent("docs/POLICY.md")
+        let committed = try String(contentsOf: url, encoding: .utf8)
+        let updated = try #require(ConfigDocs.updatingPolicy(committed), "docs/POLICY.md lacks the generated-reference markers")
+        if regenerate && updated != committed { try updated.write(to: url, atomically: true, encoding: .utf8) }
+        #expect(updated == committed, "docs/POLICY.md's reference is out of date: run PROX_REGENERATE=1 swift test --filter GeneratedFilesTests")
+    }
+
     @Test func docsReferenceIsInSync() throws {
         let url = repoRoot.appendingPathComponent("docs/CONFIG.md")
         let committed = try String(contentsOf: url, encoding: .utf8)

@@ -10,8 +10,12 @@ public struct CompileResult: Sendable {
     public var diagnostics: [Diagnostic]
     /// True when the file could not be read at all (`prox validate` exits 2).
     public var unreadable: Bool
+    /// The document as loaded (nil when it could not be read or parsed): policies and
+    /// `prox diff` read it for positions.
+    public var root: ConfigNode?
 
-    public init(snapshot: Snapshot?, diagnostics: [Diagnostic], unreadable: Bool = false) {
+    public init(snapshot: Snapshot?, diagnostics: [Diagnostic], unreadable: Bool = false, root: ConfigNode? = nil) {
+        self.root = root
         self.snapshot = snapshot
         self.diagnostics = diagnostics
         self.unreadable = unreadable
@@ -53,7 +57,7 @@ public enum ConfigCompiler {
         }
         diagnostics = diagnostics.sortedByPosition()
         if diagnostics.hasErrors { snapshot = nil }
-        return CompileResult(snapshot: snapshot, diagnostics: diagnostics)
+        return CompileResult(snapshot: snapshot, diagnostics: diagnostics, root: root)
     }
 }
 

@@ -4,6 +4,7 @@ import ProxRegex
 struct RouteConfig: ConfigObject {
     var id: Positioned<String>?
     var listeners: [Positioned<String>]?
+    var tags: [String]?
     var match: MatchConfig?
     var rewrite: RewriteConfig?
     var chain: ChainRef?
@@ -21,6 +22,8 @@ struct RouteConfig: ConfigObject {
                doc: "Name of the route in logs, traces, `{route}` and diagnostics."),
         .field("listeners", \.listeners, ConfigType.identifier.positioned.list(minItems: 1), default: "all listeners",
                doc: "Ids of the listeners this route applies to."),
+        .field("tags", \.tags, ConfigType.identifier.list(), default: "none",
+               doc: "Labels for policies to select the route by (`prox validate --policy`): `[public, payments]`. They change nothing else."),
         .field("match", \.match, .object(MatchConfig.self), default: "every request",
                doc: "Which requests the route takes. A route without `match` takes every request (a catch-all): routes after it can never match."),
         .field("rewrite", \.rewrite, .object(RewriteConfig.self),

@@ -22,6 +22,20 @@ public enum ConfigSchema {
         return .object(out)
     }
 
+    /// The JSON Schema of a policy file (`prox validate --policy`). Committed at
+    /// `schemas/policy.schema.json`.
+    public static func policySchema() -> String {
+        var ctx = SchemaContext(filters: [])
+        let root = PolicyDocument.objectSchema(&ctx)
+        var out: [(String, JSONValue)] = [
+            ("$schema", .string("https://json-schema.org/draft/2020-12/schema")),
+            ("title", .string("Prox policy")),
+        ]
+        if case .object(let members) = root { out += members }
+        out.append(("$defs", ctx.definitionsValue))
+        return JSONValue.object(out).rendered() + "\n"
+    }
+
     /// The JSON Schema of one filter's config (the value under its name in a chain entry).
     /// Committed at `schemas/filters/<name>.json` for every filter of the shipped registry.
     public static func filterSchema(_ filter: FilterDescriptor) -> String {
@@ -51,6 +65,18 @@ public enum ConfigDocs {
         out += "A chain entry names one filter and holds its config: `- request_id: {trust_incoming: true}`. A filter whose keys all have defaults may be written by name alone: `- request_id`.\n\n"
         out += ConfigReference.filters(filters.descriptors)
         return out
+    }
+
+    /// The reference part of docs/POLICY.md.
+    public static func policyReference() -> String {
+        "## Reference\n\nEvery key of a policy file. Sizes and durations are written as in configs (`10MiB`, `30s`).\n\n"
+            + ConfigReference.sections(from: PolicyDocument.self)
+    }
+
+    /// Replaces the generated part of a POLICY.md text (between the markers).
+    public static func updatingPolicy(_ markdown: String) -> String? {
+        guard let b = markdown.range(of: beginMarker), let e = markdown.range(of: endMarker), b.upperBound <= e.lowerBound else { return nil }
+        return String(markdown[..<b.upperBound]) + "\n\n" + policyReference() + String(markdown[e.lowerBound...])
     }
 
     /// Replaces the generated part of a CONFIG.md text (between the markers).
