@@ -1,3 +1,4 @@
+import Foundation
 import ProxCore
 import ProxFilters
 import ProxRegex
@@ -164,6 +165,7 @@ struct Compilation {
             }
         }
 
+        let liveTrace = compileLiveTrace()
         guard !diagnostics.hasErrors, allCompiled, routes.count == doc.routes.count, listeners.count == doc.listeners.count,
               pools.count == doc.pools.count else { return nil }
         let router: Router
@@ -175,9 +177,34 @@ struct Compilation {
             return nil
         }
         let settings = ServerSettings(accessLog: doc.server.accessLog, serverName: doc.server.name,
-                                      drainTimeout: doc.server.drainTimeout)
+                                      drainTimeout: doc.server.drainTimeout, liveTrace: liveTrace)
         return Snapshot(version: version, source: file, listeners: listeners, routes: routes, pools: pools,
                         router: router, settings: settings)
+    }
+
+    /// Reads the live-trace token (`server.trace.token_file`), relative to the config's folder.
+    mutating func compileLiveTrace() -> LiveTraceSettings? {
+        guard let t = doc.server.trace, let file = t.tokenFile else { return nil }
+        let (shown, path) = configRelative(file.value)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            diagnostics.append(Diagnostic(at: file.node.mark, path: file.node.path, "cannot read the trace token file '\(shown)'",
+                                          hint: "put a secret of at least 16 bytes in it, e.g. `openssl rand -hex 24 > \(file.value)`"))
+            return nil
+        }
+        let token = Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        guard token.count >= 16 else {
+            diagnostics.append(Diagnostic(at: file.node.mark, path: file.node.path,
+                                          "the trace token in '\(file.value)' is \(token.count) bytes; it must be at least 16",
+                                          hint: "a short token can be guessed: `openssl rand -hex 24 > \(file.value)`"))
+            return nil
+        }
+        guard token.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            diagnostics.append(Diagnostic(at: file.node.mark, path: file.node.path,
+                                          "the trace token in '\(file.value)' holds bytes a header value cannot carry",
+                                          hint: "use printable ASCII without spaces, e.g. `openssl rand -hex 24`"))
+            return nil
+        }
+        return LiveTraceSettings(header: t.header, token: token)
     }
 
     /// Builds the filters of a chain no route uses, so their templates are still checked.

@@ -50,6 +50,7 @@ struct ServerConfig: ConfigObject {
     var accessLog = "stdout"
     var drainTimeout: Int64 = 30_000
     var trustedProxies: [CIDR] = []
+    var trace: LiveTraceConfig?
 
     static let schemaName = "Server"
     static let doc = "Process-wide settings."
@@ -68,6 +69,22 @@ struct ServerConfig: ConfigObject {
                doc: "On shutdown, how long requests in flight may take to finish before connections are closed."),
         .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "none",
                doc: "Peers whose `X-Forwarded-*` headers are kept and appended to; from anyone else they are replaced. The default for listeners that set none."),
+        .field("trace", \.trace, .object(LiveTraceConfig.self), default: "off",
+               doc: "Live chain traces: a request carrying the trace header with the secret token gets its real trace (the stages of `prox dry-run --format json`, with timings) in its access-log line."),
+    ]}
+}
+
+struct LiveTraceConfig: ConfigObject {
+    var header: HeaderName = HeaderName("X-Prox-Trace")
+    var tokenFile: Positioned<String>?
+
+    static let schemaName = "LiveTrace"
+    static let doc = "Who may ask for a live trace of their request, and how."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("header", \.header, .headerName, doc: "The request header that asks for a trace. It is always removed from the request: neither stages nor the upstream see it."),
+        .field("token_file", \.tokenFile, ConfigType.string(minLength: 1).positioned, required: true,
+               doc: "A file holding the secret token the header must carry (surrounding whitespace ignored; at least 16 bytes). Read when the config is loaded, so a reload picks up a new token. A request whose header carries anything else gets no trace, and nothing tells it so."),
     ]}
 }
 

@@ -136,7 +136,7 @@ public final class RequestContext {
     public func record(_ stage: @autoclosure () -> String, looked: @autoclosure () -> String,
                        decided: @autoclosure () -> String, why: @autoclosure () -> String) {
         if let t = trace {
-            t.entries.append(TraceEntry(stage: stage(), looked: looked(), decided: decided(), why: why()))
+            t.entries.append(TraceEntry(stage: stage(), looked: looked(), decided: decided(), why: why(), atMicros: t.elapsedMicros))
         }
     }
 }

@@ -171,13 +171,41 @@ public struct ServerSettings: Sendable {
     /// `Via` values, made once: `1.1 <name>` and `1.0 <name>`.
     public let via11: String
     public let via10: String
+    /// `server.trace`: the header that asks for a live trace and the token it must carry; nil
+    /// when live traces are off (the request path then pays one nil check).
+    public let liveTrace: LiveTraceSettings?
 
-    public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000) {
+    public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000,
+                liveTrace: LiveTraceSettings? = nil) {
         self.accessLog = accessLog
         self.serverName = serverName
         self.drainTimeout = drainTimeout
+        self.liveTrace = liveTrace
         self.via11 = "1.1 " + serverName
         self.via10 = "1.0 " + serverName
+    }
+}
+
+/// Live chain traces: a request whose `header` carries `token` gets its real trace in the access
+/// log, and `X-Prox-Trace-Id` on its response.
+public struct LiveTraceSettings: Sendable {
+    public let header: HeaderName
+    public let token: [UInt8]
+
+    public init(header: HeaderName, token: [UInt8]) {
+        self.header = header
+        self.token = token
+    }
+
+    /// Compares in time that depends on the lengths only, never on where the bytes differ.
+    public func accepts(_ value: String) -> Bool {
+        var diff: UInt8 = value.utf8.count == token.count ? 0 : 1
+        var i = 0
+        for b in value.utf8 {
+            diff |= b ^ token[i % max(token.count, 1)]
+            i += 1
+        }
+        return diff == 0 && !token.isEmpty
     }
 }
 

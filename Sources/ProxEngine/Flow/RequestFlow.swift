@@ -19,6 +19,8 @@ public enum FlowStep {
 public enum RequestFlow {
     /// Routes the request and runs its chain from the first stage. Runs on the request's loop.
     public static func begin(_ ctx: RequestContext) -> FlowStep {
+        // Live traces configured: one nil check for every request when they are not.
+        if let live = ctx.snapshot.settings.liveTrace { LiveTrace.activate(ctx, live) }
         let router = ctx.snapshot.router
         let listener = ctx.listener.index
         guard let m = ctx.withHead({ router.match($0, listener: listener) }) else {
@@ -153,6 +155,7 @@ public enum RequestFlow {
         }
         if !ctx.requestID.isEmpty && !head.fields.contains(.xRequestID) { head.fields.set(.xRequestID, ctx.requestID) }
         if let route = ctx.route { route.chain.runResponse(ctx, &head, ranCount: ctx.stagesRun) }
+        if ctx.trace?.startNanos != nil { LiveTrace.mark(ctx, &head) }
         return head
     }
 

@@ -36,6 +36,8 @@ final class AccessLog {
         /// Request header lines the framer dropped (`RequestHead.droppedHeaders`); written only
         /// when nonzero.
         var droppedHeaders = 0
+        /// A live trace (`server.trace`), as JSON; nil for every untraced request.
+        var trace: String? = nil
     }
 
     func write(_ e: Entry) {
@@ -69,6 +71,10 @@ final class AccessLog {
         if e.droppedHeaders > 0 {
             buffer.writeStaticString(",\"dropped_headers\":")
             buffer.writeString(String(e.droppedHeaders))
+        }
+        if let t = e.trace {
+            buffer.writeStaticString(",\"trace\":")
+            buffer.writeString(t)
         }
         buffer.writeStaticString("}\n")
         if buffer.readableBytes >= 32 * 1024 { flush() }

@@ -523,6 +523,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         ex.upstream = c
+        if ex.ctx.isTracing {
+            ex.ctx.record("upstream connect", looked: "pool \(ex.pool?.id ?? "?"), endpoint \(ex.ctx.endpoint ?? "?")",
+                          decided: reused ? "reused a pooled connection" : "connected", why: "attempt \(attempt)")
+        }
         c.begin(method: ex.ctx.head.method, attempt: attempt, delegate: self)
         if !pendingBody && !lastChunk {
             // The common case, a request without a body: the head goes in one pipeline trip.
@@ -553,6 +557,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         if let route = ex.ctx.route {
             ex.phases = route.chain.phasesUsed
             route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
+            if ex.ctx.isTracing {
+                ex.ctx.record("upstream first byte", looked: "the upstream's response head", decided: "status \(head.status)",
+                              why: "time to first byte from the request's arrival")
+                LiveTrace.mark(ex.ctx, &head)
+            }
             // The cache slot is offered the head as the client will get it; a route without one
             // pays this nil check.
             if let cache = route.cache { cache.store(ex.ctx, head) }
@@ -797,7 +806,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             path: c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
             status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
             durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory,
-            droppedHeaders: Int(c.head.droppedHeaders)))
+            droppedHeaders: Int(c.head.droppedHeaders),
+            trace: c.trace.map { LiveTrace.json(c, $0, status: ex.status, durationMicros: (now - ex.start).nanoseconds / 1000) }))
     }
 
     /// One error-log line for a failure Prox answered itself (5xx) or a response cut short.
