@@ -39,7 +39,7 @@ public enum ConfigDiff {
         var failures: [String] = []
         func compile(_ i: Input) -> (ConfigNode, Snapshot)? {
             let r = ConfigCompiler.compile(text: i.text, fileName: i.name, version: 1, filters: filters, workingDirectory: workingDirectory)
-            guard let snapshot = r.snapshot, let node = ConfigLoader.load(text: i.text, fileName: i.name).node else {
+            guard let snapshot = r.snapshot, let node = r.root else {
                 failures.append(DiagnosticFormatter.text(r.diagnostics))
                 return nil
             }
