@@ -177,6 +177,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .error(let e):
                 framing = false
                 heldDispatch = nil
+                if exchange == nil { bareRequestLine = parser.failedRequestLine(in: inbox) }
                 perform(machine.malformedRequest(status: e.status), exchange, detail: e.detail, category: e.category)
                 return
             }
@@ -441,8 +442,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func bareExchange() -> Exchange {
         let ex = makeExchange(RequestHead.make(method: .get, target: "/", headers: []))
         exchange = ex
+        bare = ObjectIdentifier(ex)
         return ex
     }
+
+    /// The exchange made up for a request refused before its head was read (`bareExchange`):
+    /// its access-log line gives what was read of the request line, and null for the rest.
+    private var bare: ObjectIdentifier?
+    private var bareRequestLine: (method: String, path: String)?
 
     /// Closes the exchange's upstream connection, if any: it is never reused after a failure.
     private func dropUpstream(_ ex: Exchange) {
@@ -792,9 +799,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let now = NIODeadline.now()
         var upstreamMicros: Int64 = -1
         if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
+        let isBare = bare == ObjectIdentifier(ex)
         state.accessLog.write(AccessLog.Entry(
-            requestID: c.requestID, client: clientIPText, method: c.head.method.description, host: c.head.host,
-            path: c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
+            requestID: c.requestID, client: clientIPText,
+            method: isBare ? bareRequestLine?.method : c.head.method.description, host: isBare ? nil : c.head.host,
+            path: isBare ? bareRequestLine?.path : c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
             status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
             durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory,
             droppedHeaders: Int(c.head.droppedHeaders)))
