@@ -435,6 +435,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .upstreamReset: return "the upstream closed the connection before responding"
         case .upstreamTimeout: return "no response head within \(ex.pool?.responseHeaderTimeout ?? 0) ms"
         case .clientHeaderTimeout: return "the request head did not arrive in time"
+        case .drainTimeout: return "server.drain_timeout ran out while the request was in flight; Prox cut it"
         default: return ""
         }
     }
@@ -843,5 +844,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Draining: an idle connection closes now; a busy one closes after its response.
     func drain() {
         perform(machine.drain(), exchange)
+    }
+
+    /// The drain's time ran out: the request in flight is cut, logged as `drain_timeout`.
+    func cutByDrain() {
+        perform(machine.drainTimedOut(), exchange)
+        flushPending()
     }
 }

@@ -278,7 +278,17 @@ public final class ProxServer: @unchecked Sendable {
             if openConnections() == 0 { clean = true; break }
             usleep(50_000)
         }
-        if !clean { logger.warning("drain timeout: closing \(openConnections()) connection(s) still open") }
+        if !clean {
+            logger.warning("drain timeout: closing \(openConnections()) connection(s) still open")
+            // Each request still in flight is answered (or cut) and logged as the drain's doing,
+            // before the loops stop and the upstreams close under it.
+            for (loop, state) in orderedLoops {
+                try? loop.submit {
+                    for c in Array(state.connections.values) { c.cutByDrain() }
+                    state.accessLog.flush()
+                }.wait()
+            }
+        }
         return clean
     }
 
