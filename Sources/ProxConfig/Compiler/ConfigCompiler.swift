@@ -171,7 +171,7 @@ struct Compilation {
             return nil
         }
         let settings = ServerSettings(accessLog: doc.server.accessLog, serverName: doc.server.name,
-                                      drainTimeout: doc.server.drainTimeout)
+                                      drainTimeout: doc.server.drainTimeout, responseVia: doc.server.responseVia)
         return Snapshot(version: version, source: file, listeners: listeners, routes: routes, pools: pools,
                         router: router, settings: settings)
     }

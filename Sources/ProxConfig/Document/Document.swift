@@ -50,6 +50,7 @@ struct ServerConfig: ConfigObject {
     var accessLog = "stdout"
     var drainTimeout: Int64 = 30_000
     var trustedProxies: [CIDR] = []
+    var responseVia = true
 
     static let schemaName = "Server"
     static let doc = "Process-wide settings."
@@ -68,6 +69,8 @@ struct ServerConfig: ConfigObject {
                doc: "On shutdown, how long requests in flight may take to finish before connections are closed."),
         .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "none",
                doc: "Peers whose `X-Forwarded-*` headers are kept and appended to; from anyone else they are replaced. The default for listeners that set none."),
+        .field("response_via", \.responseVia, .bool,
+               doc: "Add `Via: 1.1 <name>` to proxied responses, as RFC 9110 §7.6.3 asks of proxies (a gateway may leave it out; nginx does by default). Requests sent upstream always carry `Via`."),
     ]}
 }
 

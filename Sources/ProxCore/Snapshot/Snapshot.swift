@@ -171,13 +171,26 @@ public struct ServerSettings: Sendable {
     /// `Via` values, made once: `1.1 <name>` and `1.0 <name>`.
     public let via11: String
     public let via10: String
+    /// Whether proxied responses get a `Via` line (`server.response_via`).
+    public let responseVia: Bool
+    /// The lines written as bytes, made once: `Via: 1.1 <name>` for a proxied response (from an
+    /// HTTP/1.1 or 1.0 upstream; empty when `responseVia` is off), `Server: <name>` for Prox's
+    /// own answers.
+    public let viaLine11: [UInt8]
+    public let viaLine10: [UInt8]
+    public let serverLine: [UInt8]
 
-    public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000) {
+    public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000,
+                responseVia: Bool = true) {
         self.accessLog = accessLog
         self.serverName = serverName
         self.drainTimeout = drainTimeout
         self.via11 = "1.1 " + serverName
         self.via10 = "1.0 " + serverName
+        self.responseVia = responseVia
+        self.viaLine11 = responseVia ? Array("Via: 1.1 \(serverName)\r\n".utf8) : []
+        self.viaLine10 = responseVia ? Array("Via: 1.0 \(serverName)\r\n".utf8) : []
+        self.serverLine = Array("Server: \(serverName)\r\n".utf8)
     }
 }
 

@@ -469,8 +469,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             if head.status >= 500 { logFailure(ex, r.category, detail: r.detail) }
         }
         var out = allocator.buffer(capacity: 256 + r.body.utf8.count)
+        // Prox answers as the origin here: `Date` (RFC 9110 §6.6.1) and `Server`, unless the
+        // route or a stage gave its own.
+        var own = head.fields.contains(.date) ? [] : state.dateLine()
+        if !head.fields.contains(.server) { own += ex.ctx.snapshot.settings.serverLine }
         HTTP1Writer.writeResponseHead(head, framing: head.framing, keepAlive: keepAlive,
-                                      clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
+                                      clientVersionMinor: ex.ctx.head.versionMinor, extraLines: own, into: &out)
         if ex.ctx.head.method != .head { out.writeString(r.body) }
         ex.bytesOut = Int64(out.readableBytes)
         context.write(wrapOutboundOut(out), promise: nil)
@@ -572,8 +576,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.status = head.status
             var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
             out.clear()
+            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot.
             HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
-                                          clientVersionMinor: machine.request.versionMinor, into: &out)
+                                          clientVersionMinor: machine.request.versionMinor,
+                                          extraLines: head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10
+                                              : ex.ctx.snapshot.settings.viaLine11, into: &out)
             c.recycle(&head.fields)
             ex.bytesOut += Int64(out.readableBytes)
             if noBody {
