@@ -159,6 +159,8 @@ import Testing
         try p.run()
         defer { if p.isRunning { p.terminate() } }
         #expect(try CLI.get(port) == "one")
+        // Written right after the listeners bind, so a moment after the first answer at most.
+        #expect(try CLI.eventually { FileManager.default.fileExists(atPath: pidFile) })
         let text = try String(contentsOfFile: pidFile, encoding: .utf8)
         #expect(text == "\(p.processIdentifier)\n")
         kill(pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))!, SIGTERM)
