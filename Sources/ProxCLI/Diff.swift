@@ -3,7 +3,6 @@ import Foundation
 import ProxConfig
 import ProxCore
 import ProxEngine
-import Yams
 
 /// `prox diff OLD NEW`: what changed between two configs, in structure and in behaviour.
 public struct ConfigDiffReport: Sendable, Codable {
@@ -109,12 +108,13 @@ public enum ConfigDiff {
 
     /// Requests from a `prox check` file: each test's request, headers, cookies, client and listener.
     public static func probes(checkFile text: String, name: String) throws -> [BehaviourDiff.Probe] {
-        let file = try YAMLDecoder().decode(CheckFile.self, from: text)
+        let (loaded, diagnostics) = CheckFile.load(text: text, fileName: name)
+        guard let file = loaded, !diagnostics.hasErrors else { throw Failure.invalid(DiagnosticFormatter.text(diagnostics), unreadable: false) }
         return file.tests.enumerated().map { i, t in
             let (method, url) = DryRunRequest.parse(t.request)
             let req = DryRunRequest(method: method, url: url,
-                                    headers: (t.headers ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                                    cookies: (t.cookies ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                                    headers: t.headers.map { ($0.key, $0.value) },
+                                    cookies: t.cookies.map { ($0.key, $0.value) },
                                     clientIP: t.client_ip ?? "127.0.0.1", listener: t.listener,
                                     random: t.random.flatMap(DryRun.parseRandom))
             return BehaviourDiff.Probe(request: req, label: t.request, source: "\(name) test \(i + 1)" + (t.name.map { " (\($0))" } ?? ""))
@@ -246,7 +246,9 @@ struct Diff: ParsableCommand {
         var extra: [BehaviourDiff.Probe] = []
         for f in requests {
             do { extra += try ConfigDiff.probes(checkFile: try read(f), name: f) } catch let e as ExitCode { throw e } catch {
-                FileHandle.standardError.write(Data("prox diff: \(f): \(error)\n".utf8))
+                if case ConfigDiff.Failure.invalid(let text, _) = error {
+                    FileHandle.standardError.write(Data("prox diff: invalid requests file\n\(text)\n".utf8))
+                }
                 throw ExitCode(2)
             }
         }

@@ -9,13 +9,12 @@ struct DryRunCommand: ParsableCommand {
         commandName: "dry-run",
         abstract: "Show what serve would do with a request, stage by stage, without sending it.",
         discussion: """
-        The request is turned into the bytes a client would send and parsed by serve's own parser.
-        Nothing is invented: the method is sent as written (methods are case-sensitive), and Host
+        The request is turned into the bytes a client would send and parsed by serve's own parser. \
+        Nothing is invented: the method is sent as written (methods are case-sensitive), and Host \
         comes from the URL's authority or from -H; a bare path without -H Host gets serve's 400.
 
         Examples:
-          prox dry-run --config configs/basic.yaml 'GET http://api.example.com/v1/users?id=7' \\
-              -H 'X-Api-Version: v2' --cookie session=abc --client-ip 203.0.113.9
+          prox dry-run --config configs/basic.yaml 'GET http://api.example.com/v1/users?id=7' -H 'X-Api-Version: v2' --cookie session=abc --client-ip 203.0.113.9
           prox dry-run --config configs/canary.yaml 'GET http://shop.example/' --random 0.95
           prox dry-run --config configs/tls.yaml 'GET https://api.example.net/v1/' --listener https --sni api.example.net
           printf 'GET / HTTP/1.0\\n\\n' | prox dry-run --raw -

@@ -9,7 +9,8 @@ struct FiltersCommand: ParsableCommand {
         abstract: "List the filters this binary knows (built-in and custom), or print one filter's config reference.",
         discussion: """
         Without NAME: one line per filter, its name, whether it is built in or custom, and its summary.
-        With NAME: the filter's config reference in markdown, the same section docs/CONFIG.md shows.
+
+        With NAME: the filter's config reference in markdown, the same section docs/CONFIG.md shows. \
         Exit 1 for an unknown NAME.
         """
     )

@@ -10,12 +10,15 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the proxy.",
         discussion: """
-        With no --config, serves the embedded default config (listener 127.0.0.1:8080; try
-        `curl localhost:8080/`). SIGHUP or a change of the config file (or of a TLS listener's
-        certificate or key file) reloads it: the new config is
-        validated and compiled off the hot path, then swapped in atomically; an invalid one is
-        logged and the running config keeps serving. SIGTERM or SIGINT drain: stop accepting,
-        let requests in flight finish (up to server.drain_timeout), exit 0.
+        With no --config, serves the embedded default config (listener 127.0.0.1:8080; try \
+        `curl localhost:8080/`).
+
+        SIGHUP or a change of the config file (or of a TLS listener's certificate or key file) \
+        reloads it: the new config is validated and compiled off the hot path, then swapped in \
+        atomically; an invalid one is logged and the running config keeps serving.
+
+        SIGTERM or SIGINT drain: stop accepting, let requests in flight finish (up to \
+        server.drain_timeout), exit 0.
         """
     )
 
@@ -33,6 +36,13 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @Option(help: ArgumentHelp("Write the process id to FILE once the listeners are bound (removed after the drain), for `kill -HUP $(cat FILE)`.", valueName: "FILE"))
+    var pidFile: String?
+
+    func validate() throws {
+        if let n = threads, n < 1 { throw ValidationError("--threads must be at least 1 (got \(n)); leave it out for one per core") }
+    }
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -56,7 +66,13 @@ struct Serve: ParsableCommand {
         }
         let threadCount = threads ?? System.coreCount
         let server = try ServerProcess(snapshot: snapshot, threads: threadCount, loader: loader, logger: logger)
-        try server.start(watch: !noWatch && config != nil)
+        server.pidFile = pidFile
+        do {
+            try server.start(watch: !noWatch && config != nil)
+        } catch let e as ServerError {
+            FileHandle.standardError.write(Data("prox: \(e)\n".utf8))
+            throw ExitCode(1)
+        }
         server.waitForSignals()
     }
 }
@@ -112,6 +128,8 @@ final class ServerProcess: @unchecked Sendable {
     let reloadLock = NSLock()
     var version = 1
     var draining = false
+    /// Written once the listeners are bound, removed when the drain ends.
+    var pidFile: String?
 
     static let handled: [Int32] = [SIGHUP, SIGTERM, SIGINT]
 
@@ -130,6 +148,13 @@ final class ServerProcess: @unchecked Sendable {
 
     func start(watch: Bool) throws {
         let addrs = try server.start()
+        if let f = pidFile {
+            do {
+                try "\(getpid())\n".write(toFile: f, atomically: true, encoding: .utf8)
+            } catch {
+                throw ServerError("cannot write the pid file \(f): \(error.localizedDescription)")
+            }
+        }
         // This thread reloads on SIGHUP and starts the watcher, which inherits the setting: a
         // reload's compile runs below the event loops' priority, so on a busy machine it waits
         // for them rather than they for it.
@@ -228,6 +253,7 @@ final class ServerProcess: @unchecked Sendable {
         let clean = server.drain(timeout: .milliseconds(timeout))
         server.shutdown()
         logger.info(clean ? "drained; exiting" : "drain timed out; exiting")
+        if let f = pidFile { unlink(f) }
         exit(0)
     }
 }

@@ -61,7 +61,7 @@ struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the JSON Schema (2020-12) of the config document, or of one filter's config.",
         discussion: """
-        The document's schema is committed at schemas/prox.schema.json, each filter's at
+        The document's schema is committed at schemas/prox.schema.json, each filter's at \
         schemas/filters/<name>.json; tests fail when they are stale.
         """
     )

@@ -36,6 +36,10 @@ public enum ProxMain {
             FileHandle.standardError.write(Data("prox: \(error)\n".utf8))
             exit(70)
         }
+        if let message = ProxCommand.unknownCommand(Array(CommandLine.arguments.dropFirst())) {
+            FileHandle.standardError.write(Data("prox: \(message)\nSee 'prox --help'.\n".utf8))
+            exit(2)
+        }
         ProxCommand.main()
     }
 }

@@ -281,7 +281,7 @@ import Testing
           - id: r
             proxy: api
             proxy: api
-        """, "10:5", "", "duplicate key 'proxy'")
+        """, "11:5", "routes[0].proxy", "duplicate key 'proxy'", hint: "first written at line 10, column 5")
     }
 
     @Test func twoActions() {

@@ -177,7 +177,8 @@ struct Compilation {
             return nil
         }
         let settings = ServerSettings(accessLog: doc.server.accessLog, serverName: doc.server.name,
-                                      drainTimeout: doc.server.drainTimeout, liveTrace: liveTrace)
+                                      drainTimeout: doc.server.drainTimeout, responseVia: doc.server.responseVia,
+                                      liveTrace: liveTrace)
         return Snapshot(version: version, source: file, listeners: listeners, routes: routes, pools: pools,
                         router: router, settings: settings)
     }

@@ -76,53 +76,175 @@ enum Coverage {
     }
 }
 
+/// Which earlier route, if any, covers each route: the shadowed-route check.
+///
+/// Only candidates are compared, found through an index of the routes before: by host (no host;
+/// the same exact host; wildcard and regex hosts, which are few, all), then by path kind: routes
+/// with no path, the exact path itself, the prefixes of the path (one hash per distinct prefix
+/// length, over the path's bytes, no string made), the same regex pattern, and for an exact path
+/// the anchored regexes whose literal prefix starts it (plus the regexes without one). Routes are
+/// read in place from one buffer: no `RouteMatchSpec` is copied. Measured on 10,000 mixed routes:
+/// docs/BENCHMARKS.md, "Validate at scale".
+enum Shadowing {
+    /// For each spec, the index (into `specs`) of the first earlier spec that covers it.
+    static func coveringRoutes(_ specs: [RouteMatchSpec]) -> [Int?] {
+        var index = Index()
+        var out = [Int?](repeating: nil, count: specs.count)
+        var candidates: [Int] = []
+        var seen = [Int](repeating: -1, count: specs.count)
+        specs.withUnsafeBufferPointer { p in
+            for k in p.indices {
+                candidates.removeAll(keepingCapacity: true)
+                index.candidates(for: p[k], into: &candidates)
+                candidates.sort()
+                for i in candidates where seen[i] != k {
+                    seen[i] = k
+                    if Coverage.covers(p[i], p[k]) { out[k] = i; break }
+                }
+                index.insert(p[k], at: k)
+            }
+        }
+        return out
+    }
+
+    /// The same answer by comparing every earlier route: the reference the index is tested
+    /// against.
+    static func coveringRoutesNaive(_ specs: [RouteMatchSpec]) -> [Int?] {
+        specs.indices.map { k in (0..<k).first { Coverage.covers(specs[$0], specs[k]) } }
+    }
+
+    /// Earlier routes by host key and path, as 64-bit hashes (collisions only add candidates:
+    /// `Coverage.covers` decides).
+    struct Index {
+        /// Host keys: 0 for routes with no host, 1 for wildcard and regex hosts, then one per
+        /// exact host.
+        var hostIDs: [String: UInt64] = [:]
+        var anyPath: [UInt64: [Int]] = [:]
+        var exact: [UInt64: [Int]] = [:]
+        var prefix: [UInt64: [Int]] = [:]
+        var regexPattern: [UInt64: [Int]] = [:]
+        var regexLiteral: [UInt64: [Int]] = [:]
+        /// Regexes with no anchored literal prefix: candidates for every exact path.
+        var regexAny: [UInt64: [Int]] = [:]
+        var prefixLengths: [Int] = []
+        var regexLiteralLengths: [Int] = []
+
+        static let noHost: UInt64 = 0, otherHosts: UInt64 = 1
+
+        mutating func hostID(_ h: String) -> UInt64 {
+            if let id = hostIDs[h] { return id }
+            let id = UInt64(hostIDs.count + 2)
+            hostIDs[h] = id
+            return id
+        }
+
+        /// The host keys a route is filed under.
+        mutating func keys(of s: RouteMatchSpec) -> [UInt64] {
+            if s.hosts.isEmpty { return [Self.noHost] }
+            var out: [UInt64] = []
+            for h in s.hosts {
+                let k: UInt64
+                if case .exact(let x) = h { k = hostID(x) } else { k = Self.otherHosts }
+                if !out.contains(k) { out.append(k) }
+            }
+            return out
+        }
+
+        /// The host keys under which a route that covers `s` can be filed: one that covers its
+        /// first host (every host of `s` must be covered).
+        func lookupKeys(of s: RouteMatchSpec) -> [UInt64] {
+            guard let first = s.hosts.first else { return [Self.noHost] }
+            if case .exact(let x) = first, let id = hostIDs[x] { return [Self.noHost, Self.otherHosts, id] }
+            return [Self.noHost, Self.otherHosts]
+        }
+
+        static func mix(_ key: UInt64, _ kind: UInt64, _ h: UInt64) -> UInt64 {
+            var x = h ^ (key &* 0x9E37_79B9_7F4A_7C15) ^ (kind &* 0xC2B2_AE3D_27D4_EB4F)
+            x ^= x >> 31
+            return x &* 0xBF58_476D_1CE4_E5B9
+        }
+
+        static func hash(_ bytes: some Sequence<UInt8>) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            return h
+        }
+
+        /// Appends to `out`, for each length in `lengths` (ascending) up to the path's length,
+        /// the routes filed under the hash of the path's first bytes of that length.
+        static func lookupPrefixes(_ path: String, _ lengths: [Int], _ table: [UInt64: [Int]], key: UInt64, kind: UInt64,
+                                   into out: inout [Int]) {
+            guard !lengths.isEmpty else { return }
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            var n = 0, next = 0
+            if lengths[0] == 0, let hits = table[mix(key, kind, h)] { out += hits }
+            if lengths[0] == 0 { next = 1 }
+            for b in path.utf8 {
+                guard next < lengths.count else { return }
+                h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+                n += 1
+                if n == lengths[next] {
+                    next += 1
+                    if let hits = table[mix(key, kind, h)] { out += hits }
+                }
+            }
+        }
+
+        func candidates(for b: RouteMatchSpec, into out: inout [Int]) {
+            for key in lookupKeys(of: b) {
+                if let hits = anyPath[key] { out += hits }
+                switch b.path {
+                case nil:
+                    break
+                case .exact(let q)?:
+                    if let hits = exact[Self.mix(key, 1, Self.hash(q.utf8))] { out += hits }
+                    Self.lookupPrefixes(q, prefixLengths, prefix, key: key, kind: 2, into: &out)
+                    Self.lookupPrefixes(q, regexLiteralLengths, regexLiteral, key: key, kind: 4, into: &out)
+                    if let hits = regexAny[key] { out += hits }
+                case .prefix(let q)?:
+                    Self.lookupPrefixes(q, prefixLengths, prefix, key: key, kind: 2, into: &out)
+                case .regex(let r)?:
+                    if let hits = regexPattern[Self.mix(key, 3, Self.hash(r.pattern.utf8))] { out += hits }
+                }
+            }
+        }
+
+        static func addLength(_ n: Int, to lengths: inout [Int]) {
+            let i = lengths.firstIndex { $0 >= n } ?? lengths.count
+            if i == lengths.count || lengths[i] != n { lengths.insert(n, at: i) }
+        }
+
+        mutating func insert(_ a: RouteMatchSpec, at i: Int) {
+            for key in keys(of: a) {
+                switch a.path {
+                case nil:
+                    anyPath[key, default: []].append(i)
+                case .exact(let x)?:
+                    exact[Self.mix(key, 1, Self.hash(x.utf8)), default: []].append(i)
+                case .prefix(let x)?:
+                    prefix[Self.mix(key, 2, Self.hash(x.utf8)), default: []].append(i)
+                    Self.addLength(x.utf8.count, to: &prefixLengths)
+                case .regex(let r)?:
+                    regexPattern[Self.mix(key, 3, Self.hash(r.pattern.utf8)), default: []].append(i)
+                    if let lp = r.anchoredLiteralPrefix, !lp.isEmpty {
+                        regexLiteral[Self.mix(key, 4, Self.hash(lp)), default: []].append(i)
+                        Self.addLength(lp.count, to: &regexLiteralLengths)
+                    } else {
+                        regexAny[key, default: []].append(i)
+                    }
+                }
+            }
+        }
+    }
+}
+
 extension Compilation {
-    /// Reports each route that an earlier route covers, naming both.
-    ///
-    /// Only earlier routes whose path could cover the route's path are compared: those with no
-    /// path, an exact or prefix path that is a prefix of it (found by lookups of its prefixes),
-    /// the same regex, or a regex (for exact paths). Measured: 10,000 routes took 4.9 s when every
-    /// pair was compared; the index makes it near-linear.
+    /// Reports each route that an earlier route covers, naming both (`Shadowing`).
     mutating func checkShadowing(_ specs: [(Int, RouteMatchSpec)]) {
-        var anyPath: [Int] = []                 // positions in `specs`
-        var exact: [String: [Int]] = [:]
-        var prefix: [String: [Int]] = [:]
-        var regex: [String: [Int]] = [:]
-        var regexPositions: [Int] = []
-        var prefixLengths = Set<Int>()
-        for k in specs.indices {
-            let b = specs[k].1
-            var candidates = anyPath
-            switch b.path {
-            case nil:
-                break
-            case .prefix(let q)?, .exact(let q)?:
-                let u = Array(q.utf8)
-                for n in prefixLengths where n <= u.count {
-                    if let hits = prefix[String(decoding: u[0..<n], as: UTF8.self)] { candidates += hits }
-                }
-                if case .exact? = b.path {
-                    candidates += exact[q] ?? []
-                    candidates += regexPositions
-                }
-            case .regex(let r)?:
-                candidates += regex[r.pattern] ?? []
-            }
-            candidates.sort()
-            for i in candidates where Coverage.covers(specs[i].1, b) {
-                report(shadowed: specs[k].0, by: specs[i].0, specs[i].1)
-                break
-            }
-            switch b.path {
-            case nil: anyPath.append(k)
-            case .exact(let x)?: exact[x, default: []].append(k)
-            case .prefix(let x)?:
-                prefix[x, default: []].append(k)
-                prefixLengths.insert(x.utf8.count)
-            case .regex(let r)?:
-                regex[r.pattern, default: []].append(k)
-                regexPositions.append(k)
-            }
+        let covering = Shadowing.coveringRoutes(specs.map(\.1))
+        for (k, i) in covering.enumerated() {
+            guard let i else { continue }
+            report(shadowed: specs[k].0, by: specs[i].0, specs[i].1)
         }
     }
 

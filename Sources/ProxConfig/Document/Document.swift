@@ -51,6 +51,7 @@ struct ServerConfig: ConfigObject {
     var drainTimeout: Int64 = 30_000
     var trustedProxies: [CIDR] = []
     var trace: LiveTraceConfig?
+    var responseVia = true
 
     static let schemaName = "Server"
     static let doc = "Process-wide settings."
@@ -69,6 +70,8 @@ struct ServerConfig: ConfigObject {
                doc: "On shutdown, how long requests in flight may take to finish before connections are closed."),
         .field("trusted_proxies", \.trustedProxies, ConfigType.cidr.list(), default: "none",
                doc: "Peers whose `X-Forwarded-*` headers are kept and appended to; from anyone else they are replaced. The default for listeners that set none."),
+        .field("response_via", \.responseVia, .bool,
+               doc: "Add `Via: 1.1 <name>` to proxied responses, as RFC 9110 §7.6.3 asks of proxies (a gateway may leave it out; nginx does by default). Requests sent upstream always carry `Via`."),
         .field("trace", \.trace, .object(LiveTraceConfig.self), default: "off",
                doc: "Live chain traces: a request carrying the trace header with the secret token gets its real trace (the stages of `prox dry-run --format json`, with timings) in its access-log line."),
     ]}

@@ -14,19 +14,36 @@ enum YAMLLoader {
     static func nodeBudget(forBytes n: Int) -> Int { 100_000 + 2 * n }
 
     static func load(_ text: String, file: String) -> (node: ConfigNode?, diagnostics: [Diagnostic]) {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let e as YamlError {
-            return (nil, [diagnostic(e, file: file)])
-        } catch {
-            return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "cannot parse YAML: \(error)")])
+        let lines = SourceLines(text)
+        // Yams stops at the first mapping with a repeated key. Each one found is renamed in a
+        // copy of the text, to a placeholder of the same length (every other position stays
+        // put), and the copy parsed again; the converter drops the renamed entries and reports
+        // each at its second occurrence, with its path, beside every other problem.
+        var source = lines
+        var duplicates: [Position: Duplicate] = [:]
+        var root: Node?
+        while true {
+            do {
+                root = try Yams.compose(yaml: source.text)
+                break
+            } catch let e as YamlError {
+                if case .duplicatedKeysInMapping(let keys, let context) = e, duplicates.count < 1000, let key = keys.first,
+                   let second = source.nextOccurrence(ofKey: key, after: context.mark.line, context.mark.column) {
+                    source.rename(at: second, length: second.length, placeholder: duplicates.count + 1)
+                    duplicates[Position(line: second.line, column: second.column)] =
+                        Duplicate(key: key, firstLine: context.mark.line, firstColumn: context.mark.column)
+                    continue
+                }
+                return (nil, [diagnostic(e, file: file, lines: lines)])
+            } catch {
+                return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "cannot parse YAML: \(error)")])
+            }
         }
         guard let root else {
             return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "the document is empty",
                                      hint: "start with `version: 1`; `prox schema` prints the full format")])
         }
-        var c = Converter(file: file, lines: SourceLines(text), budget: nodeBudget(forBytes: text.utf8.count))
+        var c = Converter(file: file, lines: lines, budget: nodeBudget(forBytes: text.utf8.count), duplicates: duplicates)
         let node = c.convert(root, path: "")
         if c.budget < 0 {
             let first = c.exhaustedAt ?? SourceMark(file: file, line: 1, column: 1)
@@ -36,13 +53,55 @@ enum YAMLLoader {
         return (node, c.diagnostics)
     }
 
-    static func diagnostic(_ e: YamlError, file: String) -> Diagnostic {
+    struct Position: Hashable {
+        var line: Int
+        var column: Int
+    }
+
+    /// A key written a second time in one mapping, and where it was first written.
+    struct Duplicate {
+        var key: String
+        var firstLine: Int
+        var firstColumn: Int
+    }
+
+    /// Where the text ends: just after its last character that is not blank or a comment.
+    static func endOfContent(_ lines: SourceLines) -> Position {
+        for (i, l) in lines.lines.enumerated().reversed() {
+            var end = 0
+            var inQuote: Unicode.Scalar? = nil
+            for (j, u) in l.enumerated() {
+                if let q = inQuote {
+                    if u == q { inQuote = nil }
+                } else if u == "\"" || u == "'" {
+                    inQuote = u
+                } else if u == "#" && (j == 0 || l[j - 1] == " " || l[j - 1] == "\t") {
+                    break
+                }
+                if u != " " && u != "\t" && u != "\r" { end = j + 1 }
+            }
+            if end > 0 { return Position(line: i + 1, column: end + 1) }
+        }
+        return Position(line: 1, column: 1)
+    }
+
+    static func diagnostic(_ e: YamlError, file: String, lines: SourceLines) -> Diagnostic {
+        let end = endOfContent(lines)
         func d(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> Diagnostic {
             var hint: String? = nil
             if let c = context {
                 hint = "\(c.text) at line \(c.mark.line), column \(c.mark.column)"
             }
             if problem.contains("tab") { hint = "indent with spaces; YAML does not allow tabs for indentation" }
+            // libyaml notices a truncated file at its very end, often a line below the last
+            // thing written: point at where the content stops.
+            if mark.line > end.line || (mark.line == end.line && mark.column >= end.column) {
+                var h = "the file ends here, before what it opened is complete"
+                if let c = context, c.mark.line < end.line || (c.mark.line == end.line && c.mark.column < end.column) {
+                    h += " (\(c.text) at line \(c.mark.line), column \(c.mark.column))"
+                }
+                return Diagnostic(file: file, line: end.line, column: end.column, path: "", message: "invalid YAML: \(problem)", hint: h)
+            }
             return Diagnostic(file: file, line: mark.line, column: mark.column, path: "", message: "invalid YAML: \(problem)", hint: hint)
         }
         switch e {
@@ -69,6 +128,8 @@ enum YAMLLoader {
         var budget: Int
         /// Where the budget ran out.
         var exhaustedAt: SourceMark?
+        /// Keys renamed in the parsed copy of the text (see `load`), by position.
+        var duplicates: [Position: Duplicate] = [:]
         var diagnostics: [Diagnostic] = []
 
         func mark(_ m: Mark?) -> SourceMark {
@@ -100,6 +161,12 @@ enum YAMLLoader {
                 for (k, v) in map {
                     guard case .scalar(let ks) = k else {
                         diagnostics.append(Diagnostic(at: mark(k.mark), path: path, "keys must be plain strings"))
+                        continue
+                    }
+                    let km = mark(ks.mark)
+                    if let dup = duplicates[Position(line: km.line, column: km.column)] {
+                        diagnostics.append(Diagnostic(at: km, path: ConfigNode.childPath(path, key: dup.key), "duplicate key '\(dup.key)'",
+                                                      hint: "first written at line \(dup.firstLine), column \(dup.firstColumn); the first value is used"))
                         continue
                     }
                     if ks.string == "<<" && ks.style == .plain {

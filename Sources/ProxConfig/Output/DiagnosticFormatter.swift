@@ -17,6 +17,8 @@ public enum DiagnosticFormatter {
                 ("path", .string(d.path)), ("severity", .string(d.severity.rawValue)), ("message", .string(d.message)),
             ]
             if let h = d.hint { o.append(("hint", .string(h))) }
+            // No caret drawn for a terminal: the pattern, and the offset as a number.
+            if let c = d.caret { o += [("pattern", .string(c.pattern)), ("offset", .int(Int64(c.offset)))] }
             return .object(o)
         }
         let files: [JSONValue] = files.map { f in

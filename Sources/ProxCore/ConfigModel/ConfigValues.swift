@@ -509,20 +509,13 @@ extension ConfigType where Value == Positioned<Regex> {
                 } catch {
                     let offset = min(max(0, error.offset - prefix.utf8.count), text.utf8.count)
                     d.error(at: node.mark(atOffset: offset), path: node.path,
-                            "invalid regex: \(error.message) at offset \(offset)",
-                            hint: offset <= text.utf8.count ? regexPointer(text, offset) : nil)
+                            "invalid regex: \(error.message) at offset \(offset)")
+                    d.diagnostics[d.diagnostics.count - 1].caret = Diagnostic.Caret(pattern: text, offset: offset)
                     return nil
                 }
             },
             render: { .string($0.value.pattern) })
     }
-}
-
-/// `pattern` with a caret under byte `offset`, for hints.
-func regexPointer(_ text: String, _ offset: Int) -> String {
-    let u = Array(text.utf8)
-    let before = String(decoding: u[0..<min(offset, u.count)], as: UTF8.self)
-    return "\(text)\n        " + String(repeating: " ", count: before.count) + "^"
 }
 
 extension ConfigType where Value == Positioned<String> {

@@ -21,6 +21,27 @@ public struct Diagnostic: Error, Sendable, Codable, Hashable, CustomStringConver
     public var severity: Severity
     public var message: String
     public var hint: String?
+    /// For a problem at one place inside a pattern (a regex compile error): the pattern and
+    /// the byte offset in it. The text output draws a caret under it; JSON gives the number.
+    public var caret: Caret?
+
+    public struct Caret: Sendable, Codable, Hashable {
+        public var pattern: String
+        /// 0-based, in UTF-8 bytes of `pattern`.
+        public var offset: Int
+
+        public init(pattern: String, offset: Int) {
+            self.pattern = pattern
+            self.offset = offset
+        }
+
+        /// The pattern, and a caret under the offset, indented as a hint's text is.
+        var drawn: String {
+            let u = Array(pattern.utf8)
+            let before = String(decoding: u[0..<min(max(0, offset), u.count)], as: UTF8.self)
+            return "\(pattern)\n        " + String(repeating: " ", count: before.count) + "^"
+        }
+    }
 
     public init(file: String, line: Int, column: Int, path: String, severity: Severity = .error,
                 message: String, hint: String? = nil) {
@@ -46,6 +67,7 @@ public struct Diagnostic: Error, Sendable, Codable, Hashable, CustomStringConver
         if !path.isEmpty { s += path + ": " }
         s += message
         if let h = hint, !h.isEmpty { s += "\n  hint: " + h }
+        if let c = caret { s += "\n  hint: " + c.drawn }
         return s
     }
 }

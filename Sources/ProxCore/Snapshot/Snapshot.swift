@@ -174,15 +174,27 @@ public struct ServerSettings: Sendable {
     /// `server.trace`: the header that asks for a live trace and the token it must carry; nil
     /// when live traces are off (the request path then pays one nil check).
     public let liveTrace: LiveTraceSettings?
+    /// Whether proxied responses get a `Via` line (`server.response_via`).
+    public let responseVia: Bool
+    /// The lines written as bytes, made once: `Via: 1.1 <name>` for a proxied response (from an
+    /// HTTP/1.1 or 1.0 upstream; empty when `responseVia` is off), `Server: <name>` for Prox's
+    /// own answers.
+    public let viaLine11: [UInt8]
+    public let viaLine10: [UInt8]
+    public let serverLine: [UInt8]
 
     public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000,
-                liveTrace: LiveTraceSettings? = nil) {
+                responseVia: Bool = true, liveTrace: LiveTraceSettings? = nil) {
         self.accessLog = accessLog
         self.serverName = serverName
         self.drainTimeout = drainTimeout
         self.liveTrace = liveTrace
         self.via11 = "1.1 " + serverName
         self.via10 = "1.0 " + serverName
+        self.responseVia = responseVia
+        self.viaLine11 = responseVia ? Array("Via: 1.1 \(serverName)\r\n".utf8) : []
+        self.viaLine10 = responseVia ? Array("Via: 1.0 \(serverName)\r\n".utf8) : []
+        self.serverLine = Array("Server: \(serverName)\r\n".utf8)
     }
 }
 

@@ -38,12 +38,15 @@ enum ExchangeFailure: Equatable, Sendable {
     /// the handler has at hand: `malformed_request` stands for it here). No payload that needs
     /// reference counting, so actions stay trivial values.
     case malformed(status: Int)
+    /// `server.drain_timeout` ran out with the request still in flight: Prox cut it, not the
+    /// upstream or the client.
+    case drainTimeout
 
     var status: Int {
         switch self {
         case .connectRefused, .upstreamReset, .upstreamBadResponse: return 502
         case .connectTimeout, .upstreamTimeout, .upstreamBodyTimeout: return 504
-        case .noEndpoint, .maxConnections: return 503
+        case .noEndpoint, .maxConnections, .drainTimeout: return 503
         case .clientBodyTimeout, .clientHeaderTimeout: return 408
         case .clientClosed: return 499
         case .stageFailed: return 500
@@ -68,6 +71,7 @@ enum ExchangeFailure: Equatable, Sendable {
         case .stageFailed: return "stage_failed"
         case .malformed: return "malformed_request"
         case .bodyRefused: return "body_refused"
+        case .drainTimeout: return "drain_timeout"
         }
     }
 
@@ -75,7 +79,7 @@ enum ExchangeFailure: Equatable, Sendable {
     /// answer closes the connection whatever the request asked.
     var closesConnection: Bool {
         switch self {
-        case .clientBodyTimeout, .clientHeaderTimeout, .malformed, .bodyRefused: return true
+        case .clientBodyTimeout, .clientHeaderTimeout, .malformed, .bodyRefused, .drainTimeout: return true
         default: return false
         }
     }
@@ -451,6 +455,17 @@ struct ExchangeStateMachine {
         guard isIdle else { return .none }
         state = .closed
         return .close
+    }
+
+    /// The drain's time ran out: an idle connection closes; a request in flight is answered
+    /// 503 `drain_timeout` (or cut, if its response had started), and the connection closes.
+    mutating func drainTimedOut() -> Action {
+        closeAfterResponse = true
+        guard !isIdle else {
+            state = .closed
+            return .close
+        }
+        return fail(.drainTimeout)
     }
 
     // MARK: upstream events

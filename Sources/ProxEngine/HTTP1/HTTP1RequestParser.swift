@@ -61,6 +61,15 @@ public struct HTTP1RequestParser {
         return false
     }
 
+    /// After a head's `.error`: the method and path of its request line when that line was read
+    /// in full (the failed head's bytes are still in `buffer`), for the access log; nil when the
+    /// error came before the line's end.
+    public func failedRequestLine(in buffer: ByteBuffer) -> (method: String, path: String)? {
+        guard case .failed = state, progress.sectionStart >= 0 else { return nil }
+        let path = buffer.getString(at: buffer.readerIndex + info.targetStart, length: info.pathLength) ?? ""
+        return (info.method.description, path.isEmpty ? "/" : path)
+    }
+
     /// Consumes bytes from `buffer` and returns the next event, or nil when more bytes are needed
     /// (or after an error).
     // The body cases mirror `HTTP1ResponseParser.next` on purpose: a shared body state machine (plain or
@@ -359,6 +368,10 @@ public struct HTTP1RequestParser {
 
         func fail(_ e: HTTP1ParseError) -> HTTP1RequestEvent {
             state = .failed
+            // Kept for `failedRequestLine`: the request line was read, and its bytes are still
+            // in the buffer.
+            self.info = info
+            progress.sectionStart = 0
             return .error(e)
         }
 

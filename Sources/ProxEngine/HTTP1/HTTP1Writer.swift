@@ -77,10 +77,12 @@ public enum HTTP1Writer {
     /// - clientVersionMinor: the client's request version. For an HTTP/1.0 client (0) whose
     ///   connection is kept (it asked for keep-alive), `Connection: keep-alive` is written.
     /// - 1xx heads get neither framing nor Connection lines.
+    /// - extraLines: whole header lines, CRLF-ended, written after the fields as they are (the
+    ///   proxy's own `Via`, or `Date` and `Server` on its own answers, made once, not per head).
     public static func writeResponseHead(_ head: ResponseHead, framing: BodyFraming, keepAlive: Bool,
-                                         clientVersionMinor: UInt8 = 1, into out: inout ByteBuffer) {
+                                         clientVersionMinor: UInt8 = 1, extraLines: [UInt8] = [], into out: inout ByteBuffer) {
         let status = head.status
-        let bound = HeadAssembler.fieldsBound(head.fields) + 128 + head.reason.utf8.count
+        let bound = HeadAssembler.fieldsBound(head.fields) + 128 + head.reason.utf8.count + extraLines.count
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { buf in
             var w = HeadAssembler(buf.baseAddress!)
             w.put("HTTP/1.1 ")
@@ -95,6 +97,7 @@ public enum HTTP1Writer {
             if head.reason.isEmpty { w.putValue(reasonPhrase(status)) } else { w.putValue(head.reason) }
             w.put("\r\n")
             w.putFields(head.fields, skipHost: false)
+            if !extraLines.isEmpty { extraLines.withUnsafeBytes { w.put($0) } }
             if status >= 200 {
                 w.putFraming(framing)
                 if !keepAlive || framing == .untilClose {

@@ -21,9 +21,10 @@ final class AccessLog {
     struct Entry {
         var requestID: String
         var client: String
-        var method: String
-        var host: String
-        var path: String
+        /// nil (written as null) when not known: a request refused before its head was read.
+        var method: String?
+        var host: String?
+        var path: String?
         var route: String
         var pool: String
         var endpoint: String
@@ -51,9 +52,9 @@ final class AccessLog {
         buffer.writeString(ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)")
         field("request_id", e.requestID)
         field("client", e.client)
-        field("method", e.method)
-        field("host", e.host)
-        field("path", e.path)
+        optionalField("method", e.method)
+        optionalField("host", e.host)
+        optionalField("path", e.path)
         field("route", e.route)
         field("pool", e.pool)
         field("endpoint", e.endpoint)
@@ -91,6 +92,13 @@ final class AccessLog {
         buffer.writeStaticString("\":\"")
         writeEscaped(value)
         buffer.writeStaticString("\"")
+    }
+
+    private func optionalField(_ name: StaticString, _ value: String?) {
+        if let value { return field(name, value) }
+        buffer.writeStaticString(",\"")
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":null")
     }
 
     private func writeEscaped(_ s: String) {

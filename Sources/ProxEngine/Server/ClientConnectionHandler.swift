@@ -177,6 +177,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             case .error(let e):
                 framing = false
                 heldDispatch = nil
+                if exchange == nil { bareRequestLine = parser.failedRequestLine(in: inbox) }
                 perform(machine.malformedRequest(status: e.status), exchange, detail: e.detail, category: e.category)
                 return
             }
@@ -434,6 +435,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .upstreamReset: return "the upstream closed the connection before responding"
         case .upstreamTimeout: return "no response head within \(ex.pool?.responseHeaderTimeout ?? 0) ms"
         case .clientHeaderTimeout: return "the request head did not arrive in time"
+        case .drainTimeout: return "server.drain_timeout ran out while the request was in flight; Prox cut it"
         default: return ""
         }
     }
@@ -441,8 +443,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func bareExchange() -> Exchange {
         let ex = makeExchange(RequestHead.make(method: .get, target: "/", headers: []))
         exchange = ex
+        bare = ObjectIdentifier(ex)
         return ex
     }
+
+    /// The exchange made up for a request refused before its head was read (`bareExchange`):
+    /// its access-log line gives what was read of the request line, and null for the rest.
+    private var bare: ObjectIdentifier?
+    private var bareRequestLine: (method: String, path: String)?
 
     /// Closes the exchange's upstream connection, if any: it is never reused after a failure.
     private func dropUpstream(_ ex: Exchange) {
@@ -461,8 +469,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             if head.status >= 500 { logFailure(ex, r.category, detail: r.detail) }
         }
         var out = allocator.buffer(capacity: 256 + r.body.utf8.count)
+        // Prox answers as the origin here: `Date` (RFC 9110 §6.6.1) and `Server`, unless the
+        // route or a stage gave its own.
+        var own = head.fields.contains(.date) ? [] : state.dateLine()
+        if !head.fields.contains(.server) { own += ex.ctx.snapshot.settings.serverLine }
         HTTP1Writer.writeResponseHead(head, framing: head.framing, keepAlive: keepAlive,
-                                      clientVersionMinor: ex.ctx.head.versionMinor, into: &out)
+                                      clientVersionMinor: ex.ctx.head.versionMinor, extraLines: own, into: &out)
         if ex.ctx.head.method != .head { out.writeString(r.body) }
         ex.bytesOut = Int64(out.readableBytes)
         context.write(wrapOutboundOut(out), promise: nil)
@@ -573,8 +585,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.status = head.status
             var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
             out.clear()
+            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot.
             HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
-                                          clientVersionMinor: machine.request.versionMinor, into: &out)
+                                          clientVersionMinor: machine.request.versionMinor,
+                                          extraLines: head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10
+                                              : ex.ctx.snapshot.settings.viaLine11, into: &out)
             c.recycle(&head.fields)
             ex.bytesOut += Int64(out.readableBytes)
             if noBody {
@@ -801,9 +816,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let now = NIODeadline.now()
         var upstreamMicros: Int64 = -1
         if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
+        let isBare = bare == ObjectIdentifier(ex)
         state.accessLog.write(AccessLog.Entry(
-            requestID: c.requestID, client: clientIPText, method: c.head.method.description, host: c.head.host,
-            path: c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
+            requestID: c.requestID, client: clientIPText,
+            method: isBare ? bareRequestLine?.method : c.head.method.description, host: isBare ? nil : c.head.host,
+            path: isBare ? bareRequestLine?.path : c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
             status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
             durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory,
             droppedHeaders: Int(c.head.droppedHeaders),
@@ -844,5 +861,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Draining: an idle connection closes now; a busy one closes after its response.
     func drain() {
         perform(machine.drain(), exchange)
+    }
+
+    /// The drain's time ran out: the request in flight is cut, logged as `drain_timeout`.
+    func cutByDrain() {
+        perform(machine.drainTimedOut(), exchange)
+        flushPending()
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import ProxCore
@@ -34,6 +37,10 @@ final class LoopState {
     /// An empty buffer to drop consumed read buffers for: `ByteBuffer()` goes through a lazily
     /// initialised global each time (`swift_once`, ~70 instructions).
     let emptyBuffer = ByteBuffer()
+    /// `Date: <IMF-fixdate>\r\n` for Prox's own answers (RFC 9110 §6.6.1), made at most once a
+    /// second per loop (`dateLine(now:)`).
+    private var cachedDateLine: [UInt8] = []
+    private var cachedDateSecond = -1
     #if DEBUG
     /// Set by tests to prove that closed connections free their objects.
     var tracker: ObjectTracker? {
@@ -51,6 +58,18 @@ final class LoopState {
         self.upstreams = LoopUpstreamConnections(eventLoop: eventLoop)
         self.dispatch = UpstreamDispatch(upstreams: upstreams, balancers: balancers, loopCount: loopCount)
         self.accessLog = accessLog
+    }
+
+    /// The `Date` line for an answer made now: the cached one, remade when the second changed.
+    func dateLine() -> [UInt8] {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        let second = Int(ts.tv_sec)
+        if second != cachedDateSecond {
+            cachedDateSecond = second
+            cachedDateLine = Array("Date: \(httpDate(second))\r\n".utf8)
+        }
+        return cachedDateLine
     }
 
     /// Starts the timeout sweep: every 250 ms, deadlines of connections, requests and idle
@@ -122,4 +141,16 @@ struct HeaderSparePool {
         var s = free.removeLast()
         parser.adoptSpares(&s)
     }
+}
+
+/// `seconds` since the epoch as an IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+func httpDate(_ seconds: Int) -> String {
+    var t = time_t(seconds)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) "
+        + "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) GMT"
 }

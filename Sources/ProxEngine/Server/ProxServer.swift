@@ -63,11 +63,31 @@ public final class ProxServer: @unchecked Sendable {
     public func start() throws -> [SocketAddress] {
         var bound: [SocketAddress] = []
         for listener in snapshot.listeners {
-            let ch = try bind(listener)
+            let ch: any Channel
+            do { ch = try bind(listener) } catch { throw Self.bindFailure(error, listener) }
             serverChannels.append((listener, ch))
             if let a = ch.localAddress { bound.append(a) }
         }
         return bound
+    }
+
+    /// What a listener that cannot bind says: which listener, which address, and what to do,
+    /// not the raw system call error.
+    static func bindFailure(_ error: any Error, _ listener: ListenerSpec) -> ServerError {
+        let address = listener.host.contains(":") ? "[\(listener.host)]:\(listener.port)" : "\(listener.host):\(listener.port)"
+        let head = "listener '\(listener.id)' (listeners[\(listener.index)]) cannot listen on \(address): "
+        switch (error as? IOError)?.errnoCode {
+        case EADDRINUSE?:
+            return ServerError(head + "the address is already in use. Another process, or another prox, is listening there: "
+                + "stop it (`ss -ltnp 'sport = :\(listener.port)'` shows which), or give listener '\(listener.id)' another address.")
+        case EACCES?:
+            return ServerError(head + "permission denied. Ports below 1024 need root or the CAP_NET_BIND_SERVICE capability: "
+                + "use a port of 1024 or above, or grant the capability (`setcap cap_net_bind_service=+ep` on the binary).")
+        case EADDRNOTAVAIL?:
+            return ServerError(head + "this machine has no such address. Use one of its addresses, 127.0.0.1, or 0.0.0.0 for all.")
+        default:
+            return ServerError(head + "\(error)")
+        }
     }
 
     public var boundPorts: [Int] { serverChannels.compactMap { $0.1.localAddress?.port } }
@@ -258,7 +278,17 @@ public final class ProxServer: @unchecked Sendable {
             if openConnections() == 0 { clean = true; break }
             usleep(50_000)
         }
-        if !clean { logger.warning("drain timeout: closing \(openConnections()) connection(s) still open") }
+        if !clean {
+            logger.warning("drain timeout: closing \(openConnections()) connection(s) still open")
+            // Each request still in flight is answered (or cut) and logged as the drain's doing,
+            // before the loops stop and the upstreams close under it.
+            for (loop, state) in orderedLoops {
+                try? loop.submit {
+                    for c in Array(state.connections.values) { c.cutByDrain() }
+                    state.accessLog.flush()
+                }.wait()
+            }
+        }
         return clean
     }
 
