@@ -10,7 +10,7 @@ import Testing
         #expect(same.status == 0, "\(same.out)\(same.err)")
         let changed = try CLITests.prox(["diff", "\(Self.golden)/shadow/old.yaml", "\(Self.golden)/shadow/new.yaml"])
         #expect(changed.status == 1, "\(changed.out)\(changed.err)")
-        #expect(changed.out.contains("move from route `uploads` to `uploads-paused`"))
+        #expect(changed.out.contains("move from route `uploads` to route `uploads-paused`"))
         let missing = try CLITests.prox(["diff", "\(Self.golden)/shadow/old.yaml", "/nonexistent/new.yaml"])
         #expect(missing.status == 2)
         #expect(missing.err.contains("/nonexistent/new.yaml"))

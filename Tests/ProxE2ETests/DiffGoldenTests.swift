@@ -50,7 +50,7 @@ import Testing
     /// The case the issue names: a route inserted before another takes some of its requests.
     @Test func insertedRouteShadowsPartOfAnother() throws {
         let r = try Self.report("shadow")
-        let moved = try #require(r.behaviour.groups.first { $0.what.contains("`uploads` to `uploads-paused`") })
+        let moved = try #require(r.behaviour.groups.first { $0.what.contains("`uploads` to route `uploads-paused`") })
         #expect(moved.examples.allSatisfy { $0.request.hasPrefix("POST ") })
         #expect(r.structure.map(\.change) == ["added"])
         #expect(r.hasBehaviouralChanges)
@@ -75,7 +75,7 @@ import Testing
         let r = try Self.report("reorder")
         #expect(r.structure.map(\.change) == ["moved"])
         #expect(r.structure.first?.id == "api-v2")
-        #expect(r.behaviour.groups.first?.what == "move from route `api-v2-users` to `api-v2`")
+        #expect(r.behaviour.groups.first?.what == "move from route `api-v2-users` to route `api-v2`")
     }
 }
 

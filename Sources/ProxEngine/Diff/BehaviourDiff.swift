@@ -1,3 +1,5 @@
+import Dispatch
+import NIOConcurrencyHelpers
 import NIOCore
 import ProxCore
 import ProxUpstream
@@ -76,43 +78,66 @@ public enum BehaviourDiff {
     /// sends to such a route in both is not run through the chain, which keeps a diff of two
     /// 10,000-route configs to a router lookup per request for the routes nobody touched.
     public static func compare(_ probes: [Probe], old: Snapshot, new: Snapshot, unchanged: Set<String> = []) -> Report {
-        var runs = 0
         var changed = 0
         var groups: [String: Group] = [:]
         var order: [String] = []
         let splitsOld = splits(old), splitsNew = splits(new)
-        for probe in probes {
-            func record(_ a: Outcome, _ b: Outcome, _ draws: String?) {
-                runs += 1
-                guard a != b else { return }
+
+        // Each probe is independent: the corpus is cut into chunks run on every core, and the
+        // chunks' findings are folded in corpus order, so the report is the same on any machine.
+        typealias Found = (probe: Int, old: Outcome, new: Outcome, draws: String?)
+        @Sendable func run(_ range: Range<Int>) -> (runs: Int, found: [Found]) {
+            var runs = 0
+            var found: [Found] = []
+            for i in range {
+                let probe = probes[i]
+                if !unchanged.isEmpty,
+                   let ra = routeOnly(probe.request, old), let rb = routeOnly(probe.request, new),
+                   ra == rb, let id = ra, unchanged.contains(id) {
+                    runs += 1
+                    continue
+                }
+                let a = outcome(probe.request, old)
+                let b = outcome(probe.request, new)
+                // The route does not depend on the draw: the split tables of the routes just
+                // found say whether the draw matters.
+                let bands = probe.request.random == nil ? splitBands([a.route.flatMap { splitsOld[$0] }, b.route.flatMap { splitsNew[$0] }]) : []
+                if bands.isEmpty {
+                    runs += 1
+                    if a != b { found.append((i, a, b, nil)) }
+                } else {
+                    for (draw, label) in bands {
+                        var r = probe.request
+                        r.random = draw
+                        let (x, y) = (outcome(r, old), outcome(r, new))
+                        runs += 1
+                        if x != y { found.append((i, x, y, label)) }
+                    }
+                }
+            }
+            return (runs, found)
+        }
+        let chunks = probes.count < 512 ? 1 : max(1, System.coreCount) * 4
+        let size = (probes.count + chunks - 1) / max(chunks, 1)
+        let results = ChunkResults<(runs: Int, found: [Found])>(count: chunks)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = min(c * size, probes.count), hi = min(lo + size, probes.count)
+            results.set(c, run(lo..<hi))
+        }
+        var runs = 0
+        for part in results.values {
+            runs += part.runs
+            for f in part.found {
                 changed += 1
-                let (key, fields) = describe(a, b)
-                let change = Change(request: probe.label, source: probe.source, draws: draws, old: a, new: b)
+                let probe = probes[f.probe]
+                let (key, fields) = describe(f.old, f.new)
                 if groups[key] == nil {
                     order.append(key)
                     groups[key] = Group(what: key, fields: fields, count: 0, examples: [])
                 }
                 groups[key]!.count += 1
-                if groups[key]!.examples.count < 3 { groups[key]!.examples.append(change) }
-            }
-            if !unchanged.isEmpty,
-               let ra = routeOnly(probe.request, old), let rb = routeOnly(probe.request, new),
-               ra == rb, let id = ra, unchanged.contains(id) {
-                runs += 1
-                continue
-            }
-            let a = outcome(probe.request, old)
-            let b = outcome(probe.request, new)
-            // The route does not depend on the draw: the split tables of the routes just found
-            // say whether the draw matters.
-            let bands = probe.request.random == nil ? splitBands([a.route.flatMap { splitsOld[$0] }, b.route.flatMap { splitsNew[$0] }]) : []
-            if bands.isEmpty {
-                record(a, b, nil)
-            } else {
-                for (draw, label) in bands {
-                    var r = probe.request
-                    r.random = draw
-                    record(outcome(r, old), outcome(r, new), label)
+                if groups[key]!.examples.count < 3 {
+                    groups[key]!.examples.append(Change(request: probe.label, source: probe.source, draws: f.draws, old: f.old, new: f.new))
                 }
             }
         }
@@ -212,9 +237,9 @@ public enum BehaviourDiff {
         if a.pool != b.pool { fields.append("pool") }
         if a.upstream != b.upstream { fields.append("upstream") }
         if a.headers != b.headers { fields.append("headers") }
-        func name(_ r: String?) -> String { r.map { "`\($0)`" } ?? "no route" }
+        func name(_ r: String?) -> String { r.map { "route `\($0)`" } ?? "no route" }
         if a.route != b.route {
-            return ("move from route \(name(a.route)) to \(name(b.route))", fields)
+            return ("move from \(name(a.route)) to \(name(b.route))", fields)
         }
         var parts: [String] = []
         if a.answer != b.answer { parts.append("answer \(a.answer) -> \(b.answer)") }
@@ -228,7 +253,7 @@ public enum BehaviourDiff {
                 .map { String($0.prefix { $0 != ":" }) }
             parts.append("upstream header(s) \(Array(Set(names)).sorted().joined(separator: ", ")) change")
         }
-        return ("on route \(name(a.route)): " + parts.joined(separator: "; "), fields)
+        return ("on \(name(a.route)): " + parts.joined(separator: "; "), fields)
     }
 
     /// Generated request ids (32 hex digits) differ per run; they are not a change.
@@ -245,4 +270,16 @@ public enum BehaviourDiff {
         flush()
         return out
     }
+}
+
+/// Results of parallel chunks, each set once by its own worker.
+final class ChunkResults<T>: @unchecked Sendable {
+    private var slots: [T?]
+    private let lock = NIOLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ value: T) { lock.withLock { slots[i] = value } }
+
+    var values: [T] { lock.withLock { slots.compactMap { $0 } } }
 }
