@@ -257,11 +257,7 @@ struct Worker: ~Copyable {
         dirs[Int(slot * 2)] = Dir()
         dirs[Int(slot * 2 + 1)] = Dir()
         let s = sqe()
-        withUnsafePointer(to: &upstreamAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                io_uring_prep_connect(s, up, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        io_uring_prep_connect(s, up, upstreamAddress, socklen_t(MemoryLayout<sockaddr_in>.size))
         io_uring_sqe_set_data64(s, userData(slot, 0, Op.connect))
     }
 
@@ -483,7 +479,13 @@ struct Worker: ~Copyable {
 
 // MARK: - Start-up
 
-var upstreamAddress = socketAddress(upHost, upPort)
+/// The kernel reads the address when the connect is submitted, after `startConn` returned: it
+/// lives in memory of its own for the process's lifetime.
+let upstreamAddress: UnsafeMutablePointer<sockaddr> = {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<sockaddr_in>.size, alignment: 8)
+    p.storeBytes(of: socketAddress(upHost, upPort), as: sockaddr_in.self)
+    return p.bindMemory(to: sockaddr.self, capacity: 1)
+}()
 let listenSocket: Int32 = {
     var addr = socketAddress(listenHost, listenPort)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
