@@ -15,7 +15,8 @@ The upstream also answers POST /ext-filter with 204 (an external filter service 
 "continue", for bench/ext-filter.yaml).
 
 Target `niofloor` is bench/NIOFloor (built beside prox): SwiftNIO forwarding bytes verbatim, the
-floor under any proxy built on SwiftNIO channels.
+floor under any proxy built on SwiftNIO channels. Target `uringfloor` is bench/URingFloor, its
+io_uring twin (built by bench/uring-floor.sh; --uringfloor names the binary).
 """
 import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -87,6 +88,11 @@ def run(target, n, args, work, upstream):
         shutil.copy(os.path.join(os.path.dirname(args.prox), "prox-niofloor"), binary)
         subprocess.run(["objcopy", "--strip-debug", binary], check=True)
         cmd = vg + [binary, "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--threads", "1"]
+    elif target == "uringfloor":
+        binary = f"{d}/prox-uringfloor"
+        shutil.copy(args.uringfloor, binary)
+        subprocess.run(["objcopy", "--strip-debug", binary], check=True)
+        cmd = vg + [binary, "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}", "--threads", "1"]
     elif target == "nginx":
         body = (f"upstream origin {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n"
                 f"server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://origin; proxy_http_version 1.1;"
@@ -113,6 +119,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prox", default=".build-release/release/prox")
     ap.add_argument("--config", default="bench/compare.yaml")
+    ap.add_argument("--uringfloor", default=".build-uringfloor/release/prox-uringfloor")
     ap.add_argument("--n1", type=int, default=2000)
     ap.add_argument("--n2", type=int, default=12000)
     ap.add_argument("--targets", default="prox,nginx,haproxy")

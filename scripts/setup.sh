@@ -2,12 +2,13 @@
 # Installs the system packages Prox needs to build and test (Debian/Ubuntu).
 #   scripts/setup.sh          build + test needs: libpcre2-dev, pkg-config, and openssl (the
 #                             command line: the TLS tests make their certificates with it)
-#   scripts/setup.sh --bench  also what the benchmarks use: nginx, haproxy, wrk, valgrind
+#   scripts/setup.sh --bench  also what the benchmarks use: nginx, haproxy, wrk, valgrind, strace,
+#                             liburing-dev (bench/URingFloor)
 # No libssl-dev: Prox's TLS is swift-nio-ssl, which builds its own copy of BoringSSL.
 # Idempotent: skips packages already installed.
 set -euo pipefail
 pkgs=(libpcre2-dev pkg-config openssl)
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(nginx haproxy wrk valgrind); fi
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(nginx haproxy wrk valgrind strace liburing-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
