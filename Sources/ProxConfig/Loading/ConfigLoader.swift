@@ -63,12 +63,12 @@ struct SourceLines {
 extension SourceLines {
     /// The text again (lines joined with LF, as they were split).
     var text: String {
-        var out = String.UnicodeScalarView()
+        var out: [UInt8] = []
         for (i, l) in lines.enumerated() {
-            if i > 0 { out.append("\n") }
-            out.append(contentsOf: l)
+            if i > 0 { out.append(UInt8(ascii: "\n")) }
+            for u in l { out.append(contentsOf: UTF8.encode(u)!) }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A mapping key as written: where it starts (a quoted key at its quote) and the part to

@@ -20,16 +20,18 @@ enum YAMLLoader {
         // put), and the copy parsed again; the converter drops the renamed entries and reports
         // each at its second occurrence, with its path, beside every other problem.
         var source = lines
+        var sourceText = text
         var duplicates: [Position: Duplicate] = [:]
         var root: Node?
         while true {
             do {
-                root = try Yams.compose(yaml: source.text)
+                root = try Yams.compose(yaml: sourceText)
                 break
             } catch let e as YamlError {
                 if case .duplicatedKeysInMapping(let keys, let context) = e, duplicates.count < 1000, let key = keys.first,
                    let second = source.nextOccurrence(ofKey: key, after: context.mark.line, context.mark.column) {
                     source.rename(at: second, length: second.length, placeholder: duplicates.count + 1)
+                    sourceText = source.text
                     duplicates[Position(line: second.line, column: second.column)] =
                         Duplicate(key: key, firstLine: context.mark.line, firstColumn: context.mark.column)
                     continue
