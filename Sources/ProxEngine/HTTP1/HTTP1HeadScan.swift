@@ -151,6 +151,8 @@ struct H1ConnectionTokens {
     var keepAlive = false
     /// Some other token: the headers it names are removed after the head.
     var other = false
+    /// `upgrade` (one of the other tokens): with `Upgrade: websocket`, a WebSocket handshake.
+    var upgrade = false
 
     @inline(__always) @usableFromInline
     mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
@@ -158,7 +160,10 @@ struct H1ConnectionTokens {
             let n = e - s
             if h1EqualsLower(p, s, n, "close") { close = true }
             else if h1EqualsLower(p, s, n, "keep-alive") { keepAlive = true }
-            else { other = true }
+            else {
+                if h1EqualsLower(p, s, n, "upgrade") { upgrade = true }
+                other = true
+            }
             return true
         }
     }

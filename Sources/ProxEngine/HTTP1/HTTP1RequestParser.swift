@@ -316,7 +316,18 @@ public struct HTTP1RequestParser {
                 }
             }
         case 7:
-            if h1EqualsLower(p, ns, n, "trailer") || h1EqualsLower(p, ns, n, "upgrade") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "trailer") {
+                slot.removed = true
+            } else if h1EqualsLower(p, ns, n, "upgrade") {
+                // Hop-by-hop: never forwarded as received. A WebSocket handshake is recorded, and
+                // the engine writes its own `Upgrade: websocket` when the route lets it through.
+                slot.removed = true
+                h1ForEachListElement(p, from: vs, to: ve) { s, e in
+                    // A protocol may carry a version (`websocket/13` is not one RFC 6455 names).
+                    if h1EqualsLower(p, s, e - s, "websocket") { info.upgradeWebSocket = true }
+                    return true
+                }
+            }
         case 10:
             if h1EqualsLower(p, ns, n, "connection") {
                 info.connection.add(p, from: vs, to: ve)
@@ -441,6 +452,10 @@ public struct HTTP1RequestParser {
                               host: host, framing: framing, keepAlive: keepAlive,
                               expectContinue: info.expectContinue && info.versionMinor == 1)
         req.droppedHeaders = UInt16(clamping: dropped)
+        // RFC 6455 4.1: a GET, HTTP/1.1, `Upgrade: websocket` and `Connection: upgrade`; no body
+        // (some clients, SwiftNIO's among them, send `Content-Length: 0`).
+        req.upgradeWebSocket = info.upgradeWebSocket && info.connection.upgrade && info.method == .get
+            && info.versionMinor == 1 && (framing == .none || framing == .contentLength(0))
         switch framing {
         case .chunked: state = .chunked
         case .contentLength(let n) where n > 0: state = .fixed(remaining: n)
@@ -467,6 +482,7 @@ struct H1RequestInfo {
     var connection = H1ConnectionTokens()
     var expectContinue = false
     var expectOther = false
+    var upgradeWebSocket = false
 }
 
 @inline(__always) @usableFromInline

@@ -36,6 +36,8 @@ final class AccessLog {
         /// Request header lines the framer dropped (`RequestHead.droppedHeaders`); written only
         /// when nonzero.
         var droppedHeaders = 0
+        /// `websocket` for a tunnel's line (written when the tunnel closes); empty otherwise.
+        var upgrade = ""
     }
 
     func write(_ e: Entry) {
@@ -66,6 +68,7 @@ final class AccessLog {
         buffer.writeStaticString(",\"upstream_ms\":")
         buffer.writeString(e.upstreamMicros >= 0 ? millis(e.upstreamMicros) : "null")
         if !e.error.isEmpty { field("error", e.error) }
+        if !e.upgrade.isEmpty { field("upgrade", e.upgrade) }
         if e.droppedHeaders > 0 {
             buffer.writeStaticString(",\"dropped_headers\":")
             buffer.writeString(String(e.droppedHeaders))
