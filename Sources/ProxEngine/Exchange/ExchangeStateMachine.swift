@@ -225,6 +225,9 @@ struct ExchangeStateMachine {
         var isHead: Bool
         var idempotent: Bool
         var expectContinue: Bool
+        /// A WebSocket handshake (`RequestHead.upgradeWebSocket`): read here, from the head at
+        /// hand, because reading it later through the context copies the whole head.
+        var upgradeRequested = false
     }
 
     /// Bytes of body held while the upstream connection is made; beyond this, reading pauses.

@@ -144,6 +144,21 @@ func h1RemoveConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [Heade
     }
 }
 
+/// Whether a Connection line among `slots` lists `upgrade`. Asked only of a head with an
+/// `Upgrade: websocket` line (rare): looking for the token while every Connection line is read
+/// kept `H1ConnectionTokens.add` from being inlined (measured: +30 instructions a request).
+@usableFromInline
+func h1ConnectionListsUpgrade(_ p: UnsafeRawBufferPointer, _ slots: [HeaderSlot]) -> Bool {
+    var found = false
+    for c in slots where c.nameLength == 10 && h1EqualsLower(p, Int(c.nameStart), 10, "connection") {
+        h1ForEachListElement(p, from: Int(c.valueStart), to: Int(c.valueStart + c.valueLength)) { s, e in
+            if h1EqualsLower(p, s, e - s, "upgrade") { found = true }
+            return !found
+        }
+    }
+    return found
+}
+
 /// Connection tokens of interest.
 @usableFromInline
 struct H1ConnectionTokens {
@@ -151,8 +166,6 @@ struct H1ConnectionTokens {
     var keepAlive = false
     /// Some other token: the headers it names are removed after the head.
     var other = false
-    /// `upgrade` (one of the other tokens): with `Upgrade: websocket`, a WebSocket handshake.
-    var upgrade = false
 
     @inline(__always) @usableFromInline
     mutating func add(_ p: UnsafeRawBufferPointer, from: Int, to: Int) {
@@ -160,10 +173,7 @@ struct H1ConnectionTokens {
             let n = e - s
             if h1EqualsLower(p, s, n, "close") { close = true }
             else if h1EqualsLower(p, s, n, "keep-alive") { keepAlive = true }
-            else {
-                if h1EqualsLower(p, s, n, "upgrade") { upgrade = true }
-                other = true
-            }
+            else { other = true }
             return true
         }
     }

@@ -396,7 +396,15 @@ public struct HTTP1RequestParser {
         var head = buffer.readSlice(length: length)!
         var host = ""
         var hostDiffers = false
+        var upgrade = false
         head.withUnsafeReadableBytes { p in
+            // RFC 6455 4.1: a GET, HTTP/1.1, `Upgrade: websocket` and `Connection: upgrade`; no
+            // body (some clients, SwiftNIO's among them, send `Content-Length: 0`). Conditions,
+            // not `&&`: its autoclosures would copy `info` on every request.
+            if info.upgradeWebSocket, info.versionMinor == 1, case .get = info.method,
+               framing == .none || framing == .contentLength(0) {
+                upgrade = h1ConnectionListsUpgrade(p, slots)
+            }
             if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             let hs = info.hostSlot >= 0 ? slots[info.hostSlot] : nil
             if info.absolute {
@@ -452,10 +460,7 @@ public struct HTTP1RequestParser {
                               host: host, framing: framing, keepAlive: keepAlive,
                               expectContinue: info.expectContinue && info.versionMinor == 1)
         req.droppedHeaders = UInt16(clamping: dropped)
-        // RFC 6455 4.1: a GET, HTTP/1.1, `Upgrade: websocket` and `Connection: upgrade`; no body
-        // (some clients, SwiftNIO's among them, send `Content-Length: 0`).
-        req.upgradeWebSocket = info.upgradeWebSocket && info.connection.upgrade && info.method == .get
-            && info.versionMinor == 1 && (framing == .none || framing == .contentLength(0))
+        if upgrade { req.upgradeWebSocket = true }
         switch framing {
         case .chunked: state = .chunked
         case .contentLength(let n) where n > 0: state = .fixed(remaining: n)

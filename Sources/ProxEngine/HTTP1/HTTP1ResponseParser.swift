@@ -295,7 +295,8 @@ public struct HTTP1ResponseParser {
             guard upgradeRequested else {
                 return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols, detail: "101 without an upgrade request"))
             }
-            guard info.upgradeWebSocket && info.connection.upgrade else {
+            let listsUpgrade = buffer.withUnsafeReadableBytes { h1ConnectionListsUpgrade(UnsafeRawBufferPointer(rebasing: $0[0..<length]), slots) }
+            guard info.upgradeWebSocket, listsUpgrade else {
                 return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols,
                                             detail: "101 without `Upgrade: websocket` and `Connection: upgrade`"))
             }

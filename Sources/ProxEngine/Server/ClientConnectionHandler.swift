@@ -206,7 +206,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func startRequest(_ head: consuming RequestHead) {
         let info = Machine.RequestInfo(framing: head.framing, keepAlive: head.keepAlive, versionMinor: head.versionMinor,
                                        isHead: head.method == .head, idempotent: head.method.isIdempotent,
-                                       expectContinue: head.expectContinue)
+                                       expectContinue: head.expectContinue, upgradeRequested: head.upgradeWebSocket)
         let ex = makeExchange(head)
         exchange = ex
         machine.requestHead(info, draining: state.draining, now: ex.start)
@@ -247,7 +247,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             // A WebSocket handshake: the route decides whether it goes upstream as one. A request
             // that is not one pays this check.
-            let outcome: Machine.FlowOutcome = ex.ctx.head.upgradeWebSocket && RequestFlow.forwardsUpgrade(ex.ctx) ? .proxyUpgrade : .proxy
+            var outcome = Machine.FlowOutcome.proxy
+            if machine.request.upgradeRequested, RequestFlow.forwardsUpgrade(ex.ctx) { outcome = .proxyUpgrade }
             switch machine.flowStep(outcome) {
             case .dispatch(let attempt, let sendContinue):
                 if framing {
