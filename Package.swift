@@ -145,6 +145,8 @@ let package = Package(
                 // TLS clients of the TLS listener tests (certificates made with the openssl CLI).
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                // The WebSocket pass-through tests' echo upstream and client.
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
     ]

@@ -97,7 +97,8 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
     /// Every stored field of `Exchange`: a new one fails `everyFieldIsListed` until listed here
     /// and reset (`Exchange.reset`).
     static let perRequest: Set<String> = ["pending", "bodyWanted", "pool", "runtime", "endpointIndex", "upstream", "upstreamHead", "pendingClientHead",
-                                          "phases", "status", "bytesOut", "upstreamSentAt", "upstreamDoneAt", "errorCategory"]
+                                          "phases", "status", "bytesOut", "upstreamSentAt", "upstreamDoneAt", "errorCategory",
+                                          "tunnel"]
     /// Kept (`ctx`, reset itself), or given again by `begin` (`start`, `finished`).
     static let others: Set<String> = ["ctx", "start", "finished"]
 
@@ -130,6 +131,7 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
         ex.upstreamSentAt = .now()
         ex.upstreamDoneAt = .now()
         ex.errorCategory = "upstream_reset"
+        ex.tunnel = ByteRelay.Stats(clientToUpstream: 1, upstreamToClient: 2, started: .now())
         ex.ctx.requestID = "r-1"
         for name in Self.perRequest {
             #expect(!same(fields(ex)[name]!, fields(fresh)[name]!), "the test must change \(name)")

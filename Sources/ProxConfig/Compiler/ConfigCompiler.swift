@@ -127,13 +127,13 @@ struct Compilation {
     }
 
     mutating func run() -> Snapshot? {
-        let listeners = compileListeners()
+        let poolIndex = index(doc.pools.map(\.id), what: "pool")
+        var usedChains = Set<String>(), usedPools = Set<String>()
+        let listeners = compileListeners(poolIndex: poolIndex, usedPools: &usedPools)
         let listenerIndex = index(doc.listeners.map(\.id), what: "listener")
         let pools = compilePools()
-        let poolIndex = index(doc.pools.map(\.id), what: "pool")
         let chains = Dictionary(doc.chains.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
 
-        var usedChains = Set<String>(), usedPools = Set<String>()
         var routes: [Route] = []
         var specs: [(Int, RouteMatchSpec)] = []
         _ = index(doc.routes.map(\.id), what: "route")
@@ -221,7 +221,7 @@ struct Compilation {
 
     // MARK: listeners and pools
 
-    mutating func compileListeners() -> [ListenerSpec] {
+    mutating func compileListeners(poolIndex: [String: Int], usedPools: inout Set<String>) -> [ListenerSpec] {
         var out: [ListenerSpec] = []
         var bound: [(HostPort, String, ConfigNode)] = []
         for (i, l) in doc.listeners.enumerated() {
@@ -240,6 +240,11 @@ struct Compilation {
                 guard let compiled = compileTLS(t, listenerID: id.value) else { continue }
                 tls = compiled
             }
+            var l4: L4Table? = nil
+            if let routes = l.l4Routes, !routes.isEmpty, l.tls != nil {
+                guard let table = compileL4(routes, l, poolIndex: poolIndex, usedPools: &usedPools) else { continue }
+                l4 = table
+            }
             out.append(ListenerSpec(
                 id: id.value, index: i, host: host, port: address.port,
                 maxHeaderBytes: l.limits.maxHeaderBytes, maxHeaders: l.limits.maxHeaders,
@@ -247,9 +252,62 @@ struct Compilation {
                 clientHeaderTimeout: l.timeouts.clientHeader, clientBodyIdleTimeout: l.timeouts.clientBodyIdle,
                 keepAliveIdleTimeout: l.timeouts.keepAliveIdle,
                 trustedProxies: l.trustedProxies ?? doc.server.trustedProxies,
-                allowUnderscoresInHeaders: l.allowUnderscoresInHeaders, tls: tls))
+                allowUnderscoresInHeaders: l.allowUnderscoresInHeaders, tls: tls, l4: l4))
         }
         return out
+    }
+
+    /// A TLS listener's `l4_routes`: pools resolved, ids and names unique on the listener.
+    mutating func compileL4(_ configs: [L4RouteConfig], _ l: ListenerConfig, poolIndex: [String: Int],
+                            usedPools: inout Set<String>) -> L4Table? {
+        var routes: [L4Route] = []
+        var ok = true
+        var ids: [String: ConfigNode] = [:]
+        var names: [String: String] = [:]
+        var noSNIRoute: String? = nil
+        for r in configs {
+            guard let id = r.id, let node = r.node else { ok = false; continue }
+            if let first = ids[id.value] {
+                error(id.node, "duplicate l4 route id '\(id.value)'", hint: "first defined at \(position(first)); ids must be unique on the listener")
+                ok = false
+            } else {
+                ids[id.value] = id.node
+            }
+            for n in r.sni ?? [] {
+                if let first = names[n.value] {
+                    error(n.node, "SNI name '\(n.value)' is already taken by l4 route '\(first)'", hint: "the first route in order takes it: this one never would")
+                    ok = false
+                } else {
+                    names[n.value] = id.value
+                }
+            }
+            if r.noSNI {
+                if let first = noSNIRoute, let n = node["no_sni"] {
+                    warning(n, "l4 route '\(first)' already takes ClientHellos without SNI: this one never does")
+                } else {
+                    noSNIRoute = id.value
+                }
+            }
+            let action: L4Route.Action
+            if let p = r.pass {
+                guard let pi = poolIndex[p.value] else {
+                    unknown(p, "pool", known: poolIndex.keys)
+                    ok = false
+                    continue
+                }
+                usedPools.insert(p.value)
+                action = .pass(pool: pi)
+            } else if r.drop {
+                action = .drop
+            } else {
+                ok = false
+                continue
+            }
+            routes.append(L4Route(id: id.value, names: (r.sni ?? []).map(\.value), matchesNoSNI: r.noSNI, action: action,
+                                  idleTimeout: r.idleTimeout, origin: node.mark.description))
+        }
+        guard ok, routes.count == configs.count else { return nil }
+        return L4Table(routes: routes, clientHelloTimeout: l.timeouts.clientHello, clientHelloMaxBytes: l.limits.clientHelloMaxBytes)
     }
 
     mutating func compilePools() -> [PoolSpec] {

@@ -195,7 +195,8 @@ struct RouteCompiler {
 
         if matchOK { self.spec = spec }
         guard ok, let action, c.diagnostics.errorCount == errorsBefore, !c.hasDecodeErrors(under: node.path) else { return nil }
+        let ws = route.websocket.map { WebSocketPolicy(enabled: $0.enabled, idleTimeout: $0.idleTimeout) } ?? .default
         return Route(id: id.value, index: index, match: spec, chain: RouteChain(stages), cache: nil, split: split, action: action,
-                     needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description)
+                     needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description, webSocket: ws)
     }
 }

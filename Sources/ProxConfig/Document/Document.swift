@@ -99,6 +99,7 @@ struct ListenerConfig: ConfigObject {
     var trustedProxies: [CIDR]?
     var allowUnderscoresInHeaders = false
     var tls: ListenerTLSConfig?
+    var l4Routes: [L4RouteConfig]?
     var node: ConfigNode?
 
     static let schemaName = "Listener"
@@ -116,9 +117,16 @@ struct ListenerConfig: ConfigObject {
                doc: "Keep request header lines whose name contains `_`. Off: they are dropped before any filter or upstream sees them (a backend that reads `_` as `-` would otherwise see headers such as `Transfer_Encoding` that Prox did not act on), and the access log counts them in `dropped_headers`."),
         .field("tls", \.tls, .object(ListenerTLSConfig.self), default: "cleartext",
                doc: "Terminate TLS: the listener serves HTTPS only, `{scheme}` is `https` and `X-Forwarded-Proto: https` goes upstream. Whether a listener has TLS is fixed when it binds (a reload that adds or removes `tls` takes effect on restart); its certificates reload."),
+        .field("l4_routes", \.l4Routes, ConfigType.object(L4RouteConfig.self).list(), default: "none",
+               doc: "L4 SNI dispatch on a TLS listener: each connection's ClientHello is read without terminating TLS (within `limits.client_hello_max_bytes` and `timeouts.client_hello`), and the first of these routes, in order, whose names match its SNI decides: `pass` relays the raw TCP stream (ClientHello included) to a pool, so the client's TLS session is with that upstream; `drop` closes. A connection no L4 route takes is terminated and routed by `routes` as on any TLS listener, so L4 and HTTP routes share the port and reload together. A malformed, truncated, oversized or late ClientHello closes the connection. Without `l4_routes` no ClientHello is peeked at."),
     ]}
 
-    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        if let routes = l4Routes, !routes.isEmpty, tls == nil, let n = node["l4_routes"] {
+            decoder.error(n, "l4_routes need a TLS listener", hint: "they dispatch on the ClientHello's SNI; add `tls:` to this listener")
+        }
+    }
 }
 
 struct ListenerLimits: ConfigObject {
@@ -126,6 +134,7 @@ struct ListenerLimits: ConfigObject {
     var maxHeaders = 100
     var maxConnections = 10_000
     var maxURIBytes = 8 * 1024
+    var clientHelloMaxBytes = 16 * 1024
 
     static let doc = "Limits of a listener. A request over a limit is answered 431 (headers) or 414 (target) and the connection closed."
 
@@ -136,6 +145,8 @@ struct ListenerLimits: ConfigObject {
         .field("max_connections", \.maxConnections, .int(min: 1, max: 1_000_000),
                doc: "Most client connections open at once; beyond it the listener stops accepting and new connections wait in the kernel's accept queue until one closes."),
         .field("max_uri_bytes", \.maxURIBytes, .sizeInt(min: 256, max: 1024 * 1024), doc: "Longest request target accepted."),
+        .field("client_hello_max_bytes", \.clientHelloMaxBytes, .sizeInt(min: 512, max: 64 * 1024),
+               doc: "With `l4_routes`: most bytes of TLS records held to find a whole ClientHello; a larger one closes the connection. 16KiB holds any ClientHello seen in practice (post-quantum key shares make them ~2KiB)."),
     ]}
 }
 
@@ -143,6 +154,7 @@ struct ListenerTimeouts: ConfigObject {
     var clientHeader: Int64 = 10_000
     var clientBodyIdle: Int64 = 30_000
     var keepAliveIdle: Int64 = 60_000
+    var clientHello: Int64 = 5_000
 
     static let doc = "Client-side timeouts of a listener."
 
@@ -153,6 +165,8 @@ struct ListenerTimeouts: ConfigObject {
                doc: "Longest pause between two reads of a request body."),
         .field("keep_alive_idle", \.keepAliveIdle, .duration(min: 1),
                doc: "How long an idle keep-alive connection stays open waiting for the next request."),
+        .field("client_hello", \.clientHello, .duration(min: 1),
+               doc: "With `l4_routes`: time from the connection's start to a whole ClientHello; past it the connection closes."),
     ]}
 }
 

@@ -11,6 +11,7 @@ struct RouteConfig: ConfigObject {
     var proxy: ProxyConfig?
     var respond: RespondConfig?
     var redirect: RedirectConfig?
+    var websocket: WebSocketConfig?
     var node: ConfigNode?
 
     static let schemaName = "Route"
@@ -33,6 +34,8 @@ struct RouteConfig: ConfigObject {
         .field("proxy", \.proxy, .object(ProxyConfig.self), doc: "Send the request to a pool."),
         .field("respond", \.respond, .object(RespondConfig.self), doc: "Answer directly."),
         .field("redirect", \.redirect, .object(RedirectConfig.self), doc: "Answer with a redirect."),
+        .field("websocket", \.websocket, .object(WebSocketConfig.self), default: "enabled, `idle_timeout: 60s`",
+               doc: "WebSocket handshakes on a `proxy` route: forwarded, and a `101` from the upstream turns the connection into a byte tunnel; or, with `websocket: false`, not forwarded (the upstream answers a plain GET)."),
     ]}
 
     static func hint(forUnknownKey key: String) -> String? {
@@ -45,12 +48,36 @@ struct RouteConfig: ConfigObject {
             return "a traffic split goes under `proxy:`: `proxy: {split: [{pool: stable, weight: 90}, {pool: canary, weight: 10}]}`"
         case "filters", "stages", "middleware":
             return "the filters of a route go in `chain:`"
+        case "websockets", "web_socket", "upgrade":
+            return "write `websocket: false` or `websocket: {idle_timeout: 5m}`"
         default:
             return nil
         }
     }
 
-    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        if websocket != nil, proxy == nil, let n = node["websocket"] {
+            decoder.warning(n, "`websocket` only matters on a `proxy` route", hint: "this route answers itself: a handshake gets its answer like any GET")
+        }
+    }
+}
+
+/// `routes[].websocket`.
+struct WebSocketConfig: ConfigObject {
+    var enabled = true
+    var idleTimeout = WebSocketPolicy.defaultIdleTimeout
+
+    static let schemaName = "WebSocket"
+    static let doc = "WebSocket pass-through (RFC 6455) on a route. A handshake (`GET`, HTTP/1.1, `Upgrade: websocket`, `Connection: upgrade`) runs the route's chain like any request, so its filters (access rules, headers, limits) apply to it; it goes upstream with `Connection: upgrade` and `Upgrade: websocket` and no other hop-by-hop header. A `101 Switching Protocols` answer turns both connections into a byte tunnel: bytes flow both ways unchanged, with backpressure, until either side closes (the other is then flushed and closed) or nothing flows for `idle_timeout`. The upstream connection is never reused. Any other answer is proxied as a normal response. The access log gets one line per tunnel when it closes: status 101, its duration, `bytes_in` (client to upstream) and `bytes_out` (upstream to client), `\"upgrade\":\"websocket\"`. Written `websocket: false` to turn it off."
+    static let shorthand: String? = "enabled"
+
+    static var fields: [ConfigField<Self>] {[
+        .field("enabled", \.enabled, .bool,
+               doc: "Forward handshakes. `false`: `Upgrade` is not forwarded (as for every hop-by-hop header) and the upstream answers the request as a plain GET; a `101` it sends anyway is a 502 `upstream_bad_response`."),
+        .field("idle_timeout", \.idleTimeout, .duration(min: 1),
+               doc: "A tunnel with no byte in either direction for this long is closed (both connections). nginx's `proxy_read_timeout` default; raise it for applications that stay silent longer than they ping."),
+    ]}
 }
 
 /// A route's chain: a named chain or an inline list.

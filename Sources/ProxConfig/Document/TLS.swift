@@ -68,3 +68,40 @@ struct CertificateConfig: ConfigObject {
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
 }
+
+/// `listeners[].l4_routes[]`: one L4 SNI route.
+struct L4RouteConfig: ConfigObject {
+    var id: Positioned<String>?
+    var sni: [Positioned<String>]?
+    var noSNI = false
+    var pass: Positioned<String>?
+    var drop = false
+    var idleTimeout = L4Table.defaultIdleTimeout
+    var node: ConfigNode?
+
+    static let schemaName = "L4Route"
+    static let doc = "Which ClientHellos an L4 route takes (by SNI, before any TLS is terminated) and what happens to their connections. Names follow certificate selection: exact (`legacy.example.com`, case-insensitive, a trailing dot ignored) or a wildcard covering one label (`*.example.com`: `a.example.com`, not `a.b.example.com` nor `example.com`). Routes are tried in order; the first that matches decides."
+    static let rules: [ConfigRule] = [.exactlyOne(["pass", "drop"])]
+
+    static var fields: [ConfigField<Self>] {[
+        .field("id", \.id, ConfigType.identifier.positioned, required: true, doc: "Name of the route in logs and dry-run; unique among the listener's `l4_routes`."),
+        .field("sni", \.sni, CertificateConfig.sniName.list(minItems: 1), default: "none",
+               doc: "The server names (SNI) this route takes. Each name in at most one L4 route of the listener."),
+        .field("no_sni", \.noSNI, .constTrue, doc: "Also take a ClientHello without a server name."),
+        .field("pass", \.pass, ConfigType.identifier.positioned,
+               doc: "Id of the pool to relay the raw TCP stream to: the pool's balancer picks an endpoint and its `timeouts.connect` applies; bytes flow both ways unchanged, with backpressure, until either side closes (the other is then flushed and closed). A failed connect closes the client's connection. The upstream terminates TLS with its own certificate."),
+        .field("drop", \.drop, .constTrue, doc: "Close the connection."),
+        .field("idle_timeout", \.idleTimeout, .duration(min: 1),
+               doc: "With `pass`: a relayed connection with no byte either way for this long is closed (nginx's stream `proxy_timeout` default)."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        if sni == nil && !noSNI {
+            decoder.error(node, "an L4 route needs `sni` names or `no_sni: true`", hint: "it would take no connection")
+        }
+        if drop, let n = node["idle_timeout"] {
+            decoder.warning(n, "`idle_timeout` only matters with `pass`")
+        }
+    }
+}

@@ -38,6 +38,11 @@ public struct RequestHead: Sendable {
     /// False when the client asked to close after this request (or HTTP/1.0 without keep-alive).
     public var keepAlive: Bool
     public var expectContinue: Bool
+    /// The client asks for a WebSocket upgrade (RFC 6455 4.1: GET, HTTP/1.1, `Upgrade:
+    /// websocket`, `Connection: upgrade`, no body). Set by the framer. The `Upgrade` and
+    /// `Connection` lines themselves are hop-by-hop and marked removed; whether the upgrade is
+    /// forwarded is the route's (`websocket`).
+    public var upgradeWebSocket = false
 
     public init(method: HTTPMethod, versionMinor: UInt8, fields: HeaderFields, targetStart: Int, targetLength: Int,
                 pathLength: Int, host: String, framing: BodyFraming, keepAlive: Bool, expectContinue: Bool) {

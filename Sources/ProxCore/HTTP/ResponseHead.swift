@@ -28,6 +28,7 @@ public struct ResponseHead: Sendable {
 public func reasonPhrase(_ status: Int) -> String {
     switch status {
     case 100: return "Continue"
+    case 101: return "Switching Protocols"
     case 200: return "OK"
     case 201: return "Created"
     case 204: return "No Content"

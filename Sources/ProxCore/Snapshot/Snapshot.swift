@@ -26,11 +26,15 @@ public final class ListenerSpec: Sendable {
     public let tls: (any ListenerTLS)?
     /// `https` with TLS, else `http`: `{scheme}` and `X-Forwarded-Proto`.
     public let scheme: String
+    /// A TLS listener's `l4_routes`: each connection's ClientHello is peeked at (not terminated)
+    /// and its SNI may pass the raw stream to a pool or drop it. nil: no peek, today's pipeline.
+    public let l4: L4Table?
 
     public init(id: String, index: Int, host: String, port: Int, maxHeaderBytes: Int = 32 * 1024, maxHeaders: Int = 100,
                 maxConnections: Int = 10_000, maxURIBytes: Int = 8 * 1024, clientHeaderTimeout: TimeAmountMillis = 10_000,
                 clientBodyIdleTimeout: TimeAmountMillis = 30_000, keepAliveIdleTimeout: TimeAmountMillis = 60_000,
-                trustedProxies: [CIDR] = [], allowUnderscoresInHeaders: Bool = false, tls: (any ListenerTLS)? = nil) {
+                trustedProxies: [CIDR] = [], allowUnderscoresInHeaders: Bool = false, tls: (any ListenerTLS)? = nil,
+                l4: L4Table? = nil) {
         self.id = id
         self.index = index
         self.host = host
@@ -46,6 +50,7 @@ public final class ListenerSpec: Sendable {
         self.allowUnderscoresInHeaders = allowUnderscoresInHeaders
         self.tls = tls
         self.scheme = tls == nil ? "http" : "https"
+        self.l4 = l4
     }
 }
 
@@ -113,6 +118,27 @@ public enum RouteAction: Sendable {
     case redirect(status: Int, location: Template)
 }
 
+/// What a route does with a WebSocket handshake (`Upgrade: websocket`), decided when the config
+/// compiles.
+public struct WebSocketPolicy: Sendable, Equatable {
+    /// Forward the upgrade (`Connection: upgrade`, `Upgrade: websocket`): a `101` answer joins the
+    /// two connections in a byte tunnel. Off: the upgrade is not forwarded and the upstream
+    /// answers a plain GET (nginx without `proxy_set_header Upgrade`).
+    public var enabled: Bool
+    /// A tunnel with no byte either way for this long is closed (both connections).
+    public var idleTimeout: TimeAmountMillis
+
+    /// nginx's `proxy_read_timeout`: a WebSocket application that pings (most do, every 20-30 s)
+    /// keeps its tunnel; one silent for a minute is taken for gone.
+    public static let defaultIdleTimeout: TimeAmountMillis = 60_000
+    public static let `default` = WebSocketPolicy(enabled: true, idleTimeout: defaultIdleTimeout)
+
+    public init(enabled: Bool, idleTimeout: TimeAmountMillis) {
+        self.enabled = enabled
+        self.idleTimeout = idleTimeout
+    }
+}
+
 /// A route as compiled. Its slots, in the order a request meets them: the middleware `chain`,
 /// the optional `cache`, the optional traffic `split`, then the `action` (the upstream pool, or
 /// a local answer). An empty slot is nil: a route without a cache or a split pays one nil check
@@ -133,9 +159,13 @@ public final class Route: Sendable {
     public let needsHostCaptures: Bool
     /// Where the route was declared (`file:line:col`), for logs and dry-run.
     public let origin: String
+    /// WebSocket handshakes: forwarded (a `101` makes a tunnel) or not. Read only for a request
+    /// that is one (`RequestHead.upgradeWebSocket`).
+    public let webSocket: WebSocketPolicy
 
     public init(id: String, index: Int, match: RouteMatchSpec, chain: RouteChain, cache: (any CacheStage)? = nil,
-                split: SplitTable? = nil, action: RouteAction, needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String) {
+                split: SplitTable? = nil, action: RouteAction, needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String,
+                webSocket: WebSocketPolicy = .default) {
         self.id = id
         self.index = index
         self.match = match
@@ -146,6 +176,7 @@ public final class Route: Sendable {
         self.needsPathCaptures = needsPathCaptures
         self.needsHostCaptures = needsHostCaptures
         self.origin = origin
+        self.webSocket = webSocket
     }
 
     /// Fills the context's captures from the route's regexes, when templates need them.

@@ -108,6 +108,19 @@ public struct DryRunResult: Sendable {
             case sni, certificate, key, names, isDefault = "default", selectedBy = "selected_by", minVersion = "min_version", alpn
         }
     }
+    /// On a TLS listener with `l4_routes`: what the ClientHello's SNI decided, before TLS.
+    public struct L4: Sendable, Codable {
+        /// The ClientHello's server name, normalized; nil: none.
+        public var sni: String?
+        /// The L4 route that took it; nil: none did.
+        public var route: String?
+        public var origin: String?
+        /// `pass`, `drop`, or `terminate` (no L4 route: TLS and HTTP routing as usual).
+        public var action: String
+        public var pool: String?
+        public var endpoint: String?
+        public var why: String
+    }
     public struct Local: Sendable, Codable {
         public var status: Int
         public var headers: [[String]]
@@ -117,8 +130,11 @@ public struct DryRunResult: Sendable {
     public var request: String
     public var client: String
     public var listener: String
-    /// On a TLS listener: the certificate the handshake would present.
+    /// On a TLS listener: the certificate the handshake would present (nil when an L4 route
+    /// passes or drops the connection: Prox makes no handshake).
     public var tls: TLS?
+    /// On a TLS listener with `l4_routes`: the L4 decision.
+    public var l4: L4?
     public var considered: [Considered]
     public var route: String?
     public var trace: [TraceEntry]
@@ -168,7 +184,21 @@ public enum DryRun {
             listener = l
         }
         guard let ip = IPAddress(request.clientIP) else { throw DryRunError.badRequest("'\(request.clientIP)' is not an IP address") }
-        let tls = try tlsSelection(request.sni, listener, snapshot)
+        var tls = try tlsSelection(request.sni, listener, snapshot)
+        var l4: DryRunResult.L4? = nil
+        if let table = listener.l4 {
+            // The same table and lookup serve's ClientHello peek uses, over the name as the
+            // parser normalizes it.
+            var sni = request.sni?.lowercased()
+            if sni?.hasSuffix(".") == true { sni?.removeLast() }
+            l4 = l4Decision(table, sni, snapshot, random: request.random)
+            if l4?.action != "terminate" {
+                tls = nil
+                let label = "\(request.method) \(request.url)"
+                return DryRunResult(request: label, client: request.clientIP, listener: listener.id, tls: nil, l4: l4,
+                                    considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [])
+            }
+        }
         let notes: [String] = []
         let label: String
         var wire = ByteBuffer()
@@ -183,7 +213,7 @@ public enum DryRun {
             label = "\(request.method) \(request.url)" + (request.versionMinor == 0 ? " HTTP/1.0" : "")
                 + (request.absoluteForm ? " (absolute-form)" : "")
         }
-        var result = DryRunResult(request: label, client: request.clientIP, listener: listener.id, tls: tls,
+        var result = DryRunResult(request: label, client: request.clientIP, listener: listener.id, tls: tls, l4: l4,
                                   considered: [], route: nil, trace: [], upstream: nil, local: nil, responseHeaders: [], notes: notes)
 
         // The same parse `serve` does, over the bytes a client would send.
@@ -288,10 +318,12 @@ public enum DryRun {
                         + (drawn ? "and draws at random (--random fixes the draw here)" : "(its position depends on the requests before this one); dry-run shows a fresh balancer's first pick"))
                 }
             }
+            // A WebSocket handshake: the route's `websocket` decides, as in serve.
+            let upgrade = ctx.head.upgradeWebSocket && RequestFlow.forwardsUpgrade(ctx)
             RequestFlow.prepareUpstreamHead(ctx, serverName: snapshot.settings.serverName)
             let framing = RequestFlow.upstreamRequestFraming(ctx.head.framing)
             var out = ByteBuffer()
-            HTTP1Writer.writeRequestHead(ctx.head, framing: framing, into: &out)
+            HTTP1Writer.writeRequestHead(ctx.head, framing: framing, upgrade: upgrade, into: &out)
             let wireText = out.readString(length: out.readableBytes) ?? ""
             var lines = wireText.split(separator: "\r\n", omittingEmptySubsequences: true).map(String.init)
             let requestLine = lines.isEmpty ? "" : lines.removeFirst()
@@ -418,8 +450,39 @@ public enum DryRun {
                      minVersion: tls.minVersion, alpn: tls.applicationProtocols)
     }
 
+    /// The L4 route a ClientHello naming `sni` gets (`L4Table.select`, serve's lookup), and for
+    /// `pass` the endpoint the pool's balancer would pick.
+    static func l4Decision(_ table: L4Table, _ sni: String?, _ snapshot: Snapshot, random: UInt64?) -> DryRunResult.L4 {
+        guard let i = table.select(sni) else {
+            return .init(sni: sni, route: nil, origin: nil, action: "terminate", pool: nil, endpoint: nil,
+                         why: "none of the \(table.routes.count) l4 routes takes \(sni.map { "'\($0)'" } ?? "a ClientHello without SNI"): TLS is terminated here and HTTP routed")
+        }
+        let route = table.routes[i]
+        let why = "first l4 route in order whose names match: \(route.matchReason(sni))"
+        switch route.action {
+        case .drop:
+            return .init(sni: sni, route: route.id, origin: route.origin, action: "drop", pool: nil, endpoint: nil, why: why)
+        case .pass(let p):
+            let pool = snapshot.pools[p]
+            let endpoint = UpstreamStage.decide(pool, BalancerRegistry(seed: random ?? 1).entry(pool)).map { $0.endpoint.address }
+            return .init(sni: sni, route: route.id, origin: route.origin, action: "pass", pool: pool.id, endpoint: endpoint, why: why)
+        }
+    }
+
     public static func text(_ r: DryRunResult) -> String {
         var o = "request: \(r.request)\n  client \(r.client), listener \(r.listener)\n"
+        if let l = r.l4 {
+            let sni = l.sni.map { "'\($0)'" } ?? "none"
+            switch l.action {
+            case "pass":
+                o += "  l4 SNI \(sni) -> route \(l.route ?? "") [\(l.origin ?? "")]: pass to pool \(l.pool ?? "") (endpoint \(l.endpoint ?? "none")), \(l.why)\n"
+                o += "     the raw TCP stream is relayed, ClientHello included: TLS is not terminated here, the upstream's certificate answers\n"
+            case "drop":
+                o += "  l4 SNI \(sni) -> route \(l.route ?? "") [\(l.origin ?? "")]: drop (the connection is closed), \(l.why)\n"
+            default:
+                o += "  l4 SNI \(sni) -> terminate: \(l.why)\n"
+            }
+        }
         if let t = r.tls {
             let names = t.names.isEmpty ? "no names" : t.names.joined(separator: ", ")
             let why: String
@@ -428,6 +491,11 @@ public enum DryRun {
             default: why = "by " + t.selectedBy.replacingOccurrences(of: "exact ", with: "exact name ")
             }
             o += "  tls \(t.minVersion)+, alpn \(t.alpn.joined(separator: ",")): SNI \(t.sni.map { "'\($0)'" } ?? "none") -> \(t.certificate) (\(names)), \(why)\n"
+        }
+        if let l = r.l4, l.action != "terminate" {
+            // Passed or dropped before TLS: no HTTP request, no routes.
+            o += "\nno HTTP routing: the connection is decided by its ClientHello alone\n"
+            return o
         }
         o += "\nroutes considered:\n"
         let malformed = r.trace.first?.stage == "parser"

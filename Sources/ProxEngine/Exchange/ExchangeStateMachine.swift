@@ -110,6 +110,10 @@ struct ExchangeStateMachine {
         case awaitingResponse(attempt: Int)
         /// The response head went to the client; its body streams from `attempt`.
         case streamingResponse(attempt: Int)
+        /// The upstream of `attempt` answered the upgrade with `101`: the two connections are a
+        /// byte tunnel (`ByteRelay`), no HTTP is framed on either, and the connection ends with
+        /// the tunnel. Nothing but `tunnelEnded` changes this state.
+        case tunnel(attempt: Int)
         /// The connection is closing (or closed): every later event is ignored.
         case closed
     }
@@ -164,6 +168,14 @@ struct ExchangeStateMachine {
         case clientGone(status499: Bool)
         /// Close the client connection now (keep-alive idle, draining while idle).
         case close
+        /// The upstream answered the forwarded upgrade with `101`: write its head to the client
+        /// (with `Connection: upgrade`, `Upgrade: websocket`), take the upstream connection out
+        /// of the pool for good, and join the two connections with a byte relay, handing it the
+        /// bytes either side sent past its head. Neither parser runs again.
+        case startTunnel
+        /// The tunnel closed (both connections): log the exchange (status 101, the bytes each
+        /// way) and let it go. The client connection is already closed.
+        case finishTunnel
     }
 
     /// How the chain finished, as far as the machine cares.
@@ -172,6 +184,9 @@ struct ExchangeStateMachine {
         case respond
         /// Proxy (the body held so far has been through the request-body phase).
         case proxy
+        /// Proxy a WebSocket handshake the route lets through: the upstream head carries
+        /// `Connection: upgrade` and `Upgrade: websocket`, and a `101` answer starts a tunnel.
+        case proxyUpgrade
         /// A stage suspended; another outcome follows.
         case suspend
         /// A stage needs up to this many bytes of the request body first.
@@ -214,6 +229,9 @@ struct ExchangeStateMachine {
         var isHead: Bool
         var idempotent: Bool
         var expectContinue: Bool
+        /// A WebSocket handshake (`RequestHead.upgradeWebSocket`): read here, from the head at
+        /// hand, because reading it later through the context copies the whole head.
+        var upgradeRequested = false
     }
 
     /// Bytes of body held while the upstream connection is made; beyond this, reading pauses.
@@ -234,6 +252,8 @@ struct ExchangeStateMachine {
     private var attemptReused = false
     private var clientChunked = false
     private var responseKeepAlive = false
+    /// The request went upstream as an upgrade (`proxyUpgrade`): a `101` is its answer.
+    private(set) var upgradeOffered = false
     /// Set by draining or by an answer that closes: no request after the current one.
     private(set) var closeAfterResponse = false
     // Times (set from the events' `now`).
@@ -275,14 +295,20 @@ struct ExchangeStateMachine {
     /// The body of the current request has been read (the next pipelined request may be framed).
     @inline(__always) var isRequestBodyDone: Bool { requestEnded && !isIdle }
     var responseStarted: Bool {
-        if case .streamingResponse = state { return true }
+        switch state {
+        case .streamingResponse, .tunnel: return true
+        default: return false
+        }
+    }
+    @inline(__always) var isTunnel: Bool {
+        if case .tunnel = state { return true }
         return false
     }
     /// The current upstream attempt, if one is in flight.
     var currentAttempt: Int? {
         switch state {
         case .connecting(let a), .awaitingResponse(let a), .streamingResponse(let a): return a
-        default: return nil
+        default: return nil  // a tunnel's upstream is its relay's: no upstream event applies
         }
     }
 
@@ -308,7 +334,8 @@ struct ExchangeStateMachine {
     /// Answer locally, or abort when the response has started: decided here only.
     private mutating func fail(_ f: ExchangeFailure) -> Action {
         switch state {
-        case .closed:
+        case .closed, .tunnel:
+            // A tunnel's failures are its relay's: it closes both connections.
             return .none
         case .streamingResponse:
             state = .closed
@@ -346,6 +373,7 @@ struct ExchangeStateMachine {
         pendingBodyBytes = 0
         bodyWanted = 0
         continueSent = false
+        upgradeOffered = false
         headStartedAt = nil
         lastClientActivity = now
         // attemptReused, requestSentAt, lastUpstreamActivity, clientChunked and responseKeepAlive
@@ -366,7 +394,7 @@ struct ExchangeStateMachine {
     @inline(__always)
     mutating func requestBodyPart(bytes: Int) -> Action {
         switch state {
-        case .idle, .closed: return .none
+        case .idle, .closed, .tunnel: return .none
         default: break
         }
         bodyBytes += Int64(bytes)
@@ -382,7 +410,7 @@ struct ExchangeStateMachine {
             return .bufferBody(pauseReads: bodyWanted == 0 && pendingBodyBytes > Self.maxPendingBody, bodyReady: ready)
         case .awaitingResponse, .streamingResponse:
             return bytes > 0 ? .forwardBody(chunked: request.framing == .chunked) : .none
-        case .idle, .closed:
+        case .idle, .closed, .tunnel:
             return .none
         }
     }
@@ -434,16 +462,23 @@ struct ExchangeStateMachine {
         case .proxy:
             state = .connecting(attempt: 1)
             return .dispatch(attempt: 1, sendContinue: request.expectContinue && !requestEnded && !continueSent)
+        case .proxyUpgrade:
+            // The framer only flags a handshake without a body: nothing to continue.
+            upgradeOffered = true
+            state = .connecting(attempt: 1)
+            return .dispatch(attempt: 1, sendContinue: false)
         }
     }
 
     /// The client connection closed (or the handler was removed).
     mutating func clientClosed() -> Action {
+        // A tunnel's client connection is its relay's: the relay's end comes as `tunnelEnded`.
+        if isTunnel { return .none }
         let prior = state
         state = .closed
         closeAfterResponse = true
         switch prior {
-        case .idle, .closed: return .none
+        case .idle, .closed, .tunnel: return .none
         case .streamingResponse: return .clientGone(status499: false)
         case .chain, .connecting, .awaitingResponse: return .clientGone(status499: true)
         }
@@ -494,6 +529,14 @@ struct ExchangeStateMachine {
     mutating func upstreamResponseHead(attempt: Int, status: Int, framing: BodyFraming, now: NIODeadline) -> Action {
         guard case .awaitingResponse(let a) = state, a == attempt else { return .none }
         lastUpstreamActivity = now
+        if status == 101 {
+            // A 101 answers an upgrade that went upstream, nothing else (the response framer
+            // refuses one too; the machine does not rely on it).
+            guard upgradeOffered else { return fail(.upstreamBadResponse) }
+            state = .tunnel(attempt: attempt)
+            closeAfterResponse = true
+            return .startTunnel
+        }
         var framing = framing
         let noBody = request.isHead || status == 204 || status == 304
         var keep = keepAlive(force: false)
@@ -546,6 +589,13 @@ struct ExchangeStateMachine {
         return fail(.upstreamReset)
     }
 
+    /// The tunnel that a `101` started has ended (both connections closed).
+    mutating func tunnelEnded() -> Action {
+        guard isTunnel else { return .none }
+        state = .closed
+        return .finishTunnel
+    }
+
     /// The response of `attempt` did not parse.
     mutating func upstreamParseFailed(attempt: Int) -> Action {
         guard let current = currentAttempt, current == attempt else { return .none }
@@ -558,7 +608,8 @@ struct ExchangeStateMachine {
     /// of a request head is buffered.
     func expiredTimeout(now: NIODeadline, partialHead: Bool, limits: TimeoutLimits) -> Timeout? {
         switch state {
-        case .closed:
+        case .closed, .tunnel:
+            // A tunnel's idle timeout is its relay's.
             return nil
         case .idle:
             if partialHead, let started = headStartedAt {

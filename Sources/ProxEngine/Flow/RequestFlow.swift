@@ -139,6 +139,20 @@ public enum RequestFlow {
         }
     }
 
+    /// Whether a WebSocket handshake (`ctx.head.upgradeWebSocket`) goes upstream as one: the
+    /// route's `websocket` decides. Serve asks once the chain chose to proxy, and only for a
+    /// handshake (a request that is not one pays that one check); dry-run asks the same.
+    public static func forwardsUpgrade(_ ctx: RequestContext) -> Bool {
+        guard let route = ctx.route else { return false }
+        let ws = route.webSocket
+        ctx.record("upgrade", looked: "Upgrade: websocket, Connection: upgrade (a WebSocket handshake)",
+                   decided: ws.enabled ? "forward the upgrade: a 101 from the upstream makes a byte tunnel" : "do not forward the upgrade",
+                   why: ws.enabled
+                       ? "route \(route.id) lets WebSocket through (tunnel idle timeout \(DurationText.format(ws.idleTimeout)))"
+                       : "route \(route.id) has `websocket: false`: Upgrade is not sent, the upstream answers a plain GET")
+        return ws.enabled
+    }
+
     /// An error answer carrying the request id (made now if no stage made one).
     public static func errorResponse(_ ctx: RequestContext, _ status: Int, _ category: String, detail: String = "") -> LocalResponse {
         if ctx.requestID.isEmpty { ctx.requestID = RequestID.generate() }

@@ -144,6 +144,21 @@ func h1RemoveConnectionListed(_ p: UnsafeRawBufferPointer, _ slots: inout [Heade
     }
 }
 
+/// Whether a Connection line among `slots` lists `upgrade`. Asked only of a head with an
+/// `Upgrade: websocket` line (rare): looking for the token while every Connection line is read
+/// kept `H1ConnectionTokens.add` from being inlined (measured: +30 instructions a request).
+@usableFromInline
+func h1ConnectionListsUpgrade(_ p: UnsafeRawBufferPointer, _ slots: [HeaderSlot]) -> Bool {
+    var found = false
+    for c in slots where c.nameLength == 10 && h1EqualsLower(p, Int(c.nameStart), 10, "connection") {
+        h1ForEachListElement(p, from: Int(c.valueStart), to: Int(c.valueStart + c.valueLength)) { s, e in
+            if h1EqualsLower(p, s, e - s, "upgrade") { found = true }
+            return !found
+        }
+    }
+    return found
+}
+
 /// Connection tokens of interest.
 @usableFromInline
 struct H1ConnectionTokens {

@@ -325,7 +325,18 @@ public struct HTTP1RequestParser {
                 }
             }
         case 7:
-            if h1EqualsLower(p, ns, n, "trailer") || h1EqualsLower(p, ns, n, "upgrade") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "trailer") {
+                slot.removed = true
+            } else if h1EqualsLower(p, ns, n, "upgrade") {
+                // Hop-by-hop: never forwarded as received. A WebSocket handshake is recorded, and
+                // the engine writes its own `Upgrade: websocket` when the route lets it through.
+                slot.removed = true
+                h1ForEachListElement(p, from: vs, to: ve) { s, e in
+                    // A protocol may carry a version (`websocket/13` is not one RFC 6455 names).
+                    if h1EqualsLower(p, s, e - s, "websocket") { info.upgradeWebSocket = true }
+                    return true
+                }
+            }
         case 10:
             if h1EqualsLower(p, ns, n, "connection") {
                 info.connection.add(p, from: vs, to: ve)
@@ -398,7 +409,15 @@ public struct HTTP1RequestParser {
         var head = buffer.readSlice(length: length)!
         var host = ""
         var hostDiffers = false
+        var upgrade = false
         head.withUnsafeReadableBytes { p in
+            // RFC 6455 4.1: a GET, HTTP/1.1, `Upgrade: websocket` and `Connection: upgrade`; no
+            // body (some clients, SwiftNIO's among them, send `Content-Length: 0`). Conditions,
+            // not `&&`: its autoclosures would copy `info` on every request.
+            if info.upgradeWebSocket, info.versionMinor == 1, case .get = info.method,
+               framing == .none || framing == .contentLength(0) {
+                upgrade = h1ConnectionListsUpgrade(p, slots)
+            }
             if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             let hs = info.hostSlot >= 0 ? slots[info.hostSlot] : nil
             if info.absolute {
@@ -454,6 +473,7 @@ public struct HTTP1RequestParser {
                               host: host, framing: framing, keepAlive: keepAlive,
                               expectContinue: info.expectContinue && info.versionMinor == 1)
         req.droppedHeaders = UInt16(clamping: dropped)
+        if upgrade { req.upgradeWebSocket = true }
         switch framing {
         case .chunked: state = .chunked
         case .contentLength(let n) where n > 0: state = .fixed(remaining: n)
@@ -480,6 +500,7 @@ struct H1RequestInfo {
     var connection = H1ConnectionTokens()
     var expectContinue = false
     var expectOther = false
+    var upgradeWebSocket = false
 }
 
 @inline(__always) @usableFromInline

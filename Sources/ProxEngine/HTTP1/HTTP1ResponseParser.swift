@@ -21,6 +21,9 @@ public struct HTTP1ResponseParser {
     public let limits: HTTP1Limits
     /// The method of the request this response answers.
     public var requestMethod: HTTPMethod
+    /// The request asked for a WebSocket upgrade: a `101` with `Upgrade: websocket` and
+    /// `Connection: upgrade` is its answer. Otherwise a `101` is an error.
+    public var upgradeRequested = false
 
     @usableFromInline
     enum State {
@@ -29,6 +32,9 @@ public struct HTTP1ResponseParser {
         case fixed(remaining: Int64)
         case chunked
         case untilClose
+        /// A `101` switched the connection to another protocol: nothing more is HTTP, the bytes
+        /// left in the buffer belong to the tunnel.
+        case upgraded
         case failed
     }
 
@@ -47,12 +53,13 @@ public struct HTTP1ResponseParser {
     public mutating func recycle(_ fields: inout HeaderFields) { spares.keep(&fields) }
 
     /// A fresh parser for the next response on the connection, keeping the spare arrays.
-    public mutating func reset(requestMethod: HTTPMethod) {
+    public mutating func reset(requestMethod: HTTPMethod, upgrade: Bool = false) {
         var kept = H1Spares()
         swap(&kept, &spares)
         var slots: [HeaderSlot] = []
         swap(&slots, &progress.slots)
         self = HTTP1ResponseParser(limits: limits, requestMethod: requestMethod)
+        upgradeRequested = upgrade
         swap(&kept, &spares)
         slots.removeAll(keepingCapacity: true)
         swap(&slots, &progress.slots)
@@ -95,7 +102,7 @@ public struct HTTP1ResponseParser {
         case .untilClose:
             guard buffer.readableBytes > 0 else { return nil }
             return .body(buffer.readSlice(length: buffer.readableBytes)!)
-        case .failed:
+        case .failed, .upgraded:
             return nil
         }
     }
@@ -107,7 +114,7 @@ public struct HTTP1ResponseParser {
         case .untilClose, .endPending:
             state = .head
             return .end
-        case .head where !progress.started, .failed:
+        case .head where !progress.started, .failed, .upgraded:
             return nil
         default:
             state = .failed
@@ -227,7 +234,15 @@ public struct HTTP1ResponseParser {
         case 2:
             if h1EqualsLower(p, ns, n, "te") { slot.removed = true }
         case 7:
-            if h1EqualsLower(p, ns, n, "trailer") || h1EqualsLower(p, ns, n, "upgrade") { slot.removed = true }
+            if h1EqualsLower(p, ns, n, "trailer") {
+                slot.removed = true
+            } else if h1EqualsLower(p, ns, n, "upgrade") {
+                slot.removed = true
+                h1ForEachListElement(p, from: vs, to: ve) { s, e in
+                    if h1EqualsLower(p, s, e - s, "websocket") { info.upgradeWebSocket = true }
+                    return true
+                }
+            }
         case 10:
             if h1EqualsLower(p, ns, n, "connection") {
                 info.connection.add(p, from: vs, to: ve)
@@ -277,7 +292,21 @@ public struct HTTP1ResponseParser {
 
         let status = info.status
         if status == 101 {
-            return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols, detail: "101 without an upgrade request"))
+            guard upgradeRequested else {
+                return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols, detail: "101 without an upgrade request"))
+            }
+            let listsUpgrade = buffer.withUnsafeReadableBytes { h1ConnectionListsUpgrade(UnsafeRawBufferPointer(rebasing: $0[0..<length]), slots) }
+            guard info.upgradeWebSocket, listsUpgrade else {
+                return fail(HTTP1ParseError(status: 502, category: HTTP1ParseError.unexpectedSwitchingProtocols,
+                                            detail: "101 without `Upgrade: websocket` and `Connection: upgrade`"))
+            }
+            // The head is the last HTTP on this connection; its Upgrade and Connection lines are
+            // hop-by-hop (removed): the engine writes its own to the client.
+            let head = buffer.readSlice(length: length)!
+            state = .upgraded
+            return .head(ResponseHead(status: 101, reason: "", versionMinor: info.versionMinor,
+                                      fields: HeaderFields(bytes: head, slots: slots, addedStorage: spares.takeAdded()),
+                                      framing: .none, keepAlive: false))
         }
         let interim = status < 200
         let noBody = interim || status == 204 || status == 304 || requestMethod == .head
@@ -360,4 +389,5 @@ struct H1ResponseInfo {
     var contentLengthSlots = 0
     var transferCodings = H1TransferCodings()
     var connection = H1ConnectionTokens()
+    var upgradeWebSocket = false
 }

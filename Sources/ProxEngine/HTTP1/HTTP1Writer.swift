@@ -22,9 +22,11 @@ public enum HTTP1Writer {
     ///   `Transfer-Encoding: chunked`, `.none`/`.untilClose` write nothing. Content-Length,
     ///   Transfer-Encoding and Connection lines added by stages are ignored: framing is the
     ///   writer's.
-    public static func writeRequestHead(_ head: RequestHead, framing: BodyFraming, into out: inout ByteBuffer) {
+    /// - upgrade: a WebSocket handshake the route forwards: `Connection: upgrade` and
+    ///   `Upgrade: websocket` (the received ones are hop-by-hop and were not kept).
+    public static func writeRequestHead(_ head: RequestHead, framing: BodyFraming, upgrade: Bool = false, into out: inout ByteBuffer) {
         let fields = head.fields
-        var bound = HeadAssembler.fieldsBound(fields) + 96
+        var bound = HeadAssembler.fieldsBound(fields) + 96 + (upgrade ? 48 : 0)
         bound += 3 * (head.rewrittenTarget?.utf8.count ?? Int(head.targetLength))
         bound += head.rewrittenHost?.utf8.count ?? 0
         if case .other(let m) = head.method { bound += 3 * m.utf8.count }
@@ -62,6 +64,7 @@ public enum HTTP1Writer {
             w.put("\r\n")
             w.putFields(fields, skipHost: true)
             w.putFraming(framing)
+            if upgrade { w.put("Connection: upgrade\r\nUpgrade: websocket\r\n") }
             w.put("\r\n")
             return w.i
         }
@@ -76,11 +79,13 @@ public enum HTTP1Writer {
     /// - keepAlive: false writes `Connection: close` (also written for `.untilClose`).
     /// - clientVersionMinor: the client's request version. For an HTTP/1.0 client (0) whose
     ///   connection is kept (it asked for keep-alive), `Connection: keep-alive` is written.
-    /// - 1xx heads get neither framing nor Connection lines.
+    /// - 1xx heads get neither framing nor Connection lines, except that `upgrade` (a `101`
+    ///   switching to WebSocket) writes `Connection: upgrade` and `Upgrade: websocket`.
     /// - extraLines: whole header lines, CRLF-ended, written after the fields as they are (the
     ///   proxy's own `Via`, or `Date` and `Server` on its own answers, made once, not per head).
     public static func writeResponseHead(_ head: ResponseHead, framing: BodyFraming, keepAlive: Bool,
-                                         clientVersionMinor: UInt8 = 1, extraLines: [UInt8] = [], into out: inout ByteBuffer) {
+                                         clientVersionMinor: UInt8 = 1, upgrade: Bool = false, extraLines: [UInt8] = [],
+                                         into out: inout ByteBuffer) {
         let status = head.status
         let bound = HeadAssembler.fieldsBound(head.fields) + 128 + head.reason.utf8.count + extraLines.count
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { buf in
@@ -105,6 +110,8 @@ public enum HTTP1Writer {
                 } else if clientVersionMinor == 0 {
                     w.put("Connection: keep-alive\r\n")
                 }
+            } else if upgrade {
+                w.put("Connection: upgrade\r\nUpgrade: websocket\r\n")
             }
             w.put("\r\n")
             return w.i

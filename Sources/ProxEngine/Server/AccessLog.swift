@@ -37,6 +37,8 @@ final class AccessLog {
         /// Request header lines the framer dropped (`RequestHead.droppedHeaders`); written only
         /// when nonzero.
         var droppedHeaders = 0
+        /// `websocket` for a tunnel's line (written when the tunnel closes); empty otherwise.
+        var upgrade = ""
         /// A live trace (`server.trace`), as JSON; nil for every untraced request.
         var trace: String? = nil
     }
@@ -69,6 +71,7 @@ final class AccessLog {
         buffer.writeStaticString(",\"upstream_ms\":")
         buffer.writeString(e.upstreamMicros >= 0 ? millis(e.upstreamMicros) : "null")
         if !e.error.isEmpty { field("error", e.error) }
+        if !e.upgrade.isEmpty { field("upgrade", e.upgrade) }
         if e.droppedHeaders > 0 {
             buffer.writeStaticString(",\"dropped_headers\":")
             buffer.writeString(String(e.droppedHeaders))

@@ -10,7 +10,7 @@ import ProxCore
 /// One request is handled at a time; pipelined requests wait in `inbox` until the response
 /// before them is complete, so responses keep their order. Everything runs on the connection's
 /// event loop.
-final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -86,6 +86,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        if machine.isTunnel {
+            // A 101 made the connection a tunnel: the relay has it now. The exchange is kept
+            // until the tunnel ends (`tunnelEnded`), to be logged.
+            state.connections[ObjectIdentifier(self)] = nil
+            spare = nil
+            inbox = ByteBuffer()
+            self.context = nil
+            return
+        }
         // After removal only late callbacks can reach this handler, and they find it closed.
         _ = machine.clientClosed()
         state.connections[ObjectIdentifier(self)] = nil
@@ -198,7 +207,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func startRequest(_ head: consuming RequestHead) {
         let info = Machine.RequestInfo(framing: head.framing, keepAlive: head.keepAlive, versionMinor: head.versionMinor,
                                        isHead: head.method == .head, idempotent: head.method.isIdempotent,
-                                       expectContinue: head.expectContinue)
+                                       expectContinue: head.expectContinue, upgradeRequested: head.upgradeWebSocket)
         let ex = makeExchange(head)
         exchange = ex
         machine.requestHead(info, draining: state.draining, now: ex.start)
@@ -237,7 +246,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             for piece in ex.pending {
                 if let r = bodyRefusal(ex, piece) { return refuseBody(ex, r) }
             }
-            switch machine.flowStep(.proxy) {
+            // A WebSocket handshake: the route decides whether it goes upstream as one. A request
+            // that is not one pays this check.
+            var outcome = Machine.FlowOutcome.proxy
+            if machine.request.upgradeRequested, RequestFlow.forwardsUpgrade(ex.ctx) { outcome = .proxyUpgrade }
+            switch machine.flowStep(outcome) {
             case .dispatch(let attempt, let sendContinue):
                 if framing {
                     heldDispatch = (attempt, sendContinue)
@@ -423,7 +436,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .close:
             context.close(promise: nil)
         case .sendUpstreamHead, .bufferBody, .awaitBody, .bodyReady, .forwardBody, .endUpstreamBody, .writeResponseHead, .writeResponseBody,
-             .endResponse:
+             .endResponse, .startTunnel, .finishTunnel:
             // Carried out where the event's payload is at hand; never reaches here.
             assertionFailure("\(action) outside its event")
         }
@@ -496,7 +509,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         let framing = RequestFlow.upstreamRequestFraming(machine.request.framing)
         // Room for the head with its forwarding lines: no regrowth.
         var head = state.upstreamHeadBuffers.take(allocator)
-        ex.ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, into: &head) }
+        let upgrade = machine.upgradeOffered
+        ex.ctx.withHead { HTTP1Writer.writeRequestHead($0, framing: framing, upgrade: upgrade, into: &head) }
         ex.upstreamHead = head
         connected(ex, attempt: attempt, pool: pool, dispatch.dispatch(ex, pool))
     }
@@ -539,7 +553,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.ctx.record("upstream connect", looked: "pool \(ex.pool?.id ?? "?"), endpoint \(ex.ctx.endpoint ?? "?")",
                           decided: reused ? "reused a pooled connection" : "connected", why: "attempt \(attempt)")
         }
-        c.begin(method: ex.ctx.head.method, attempt: attempt, delegate: self)
+        c.begin(method: ex.ctx.head.method, attempt: attempt, upgrade: machine.upgradeOffered, delegate: self)
         if !pendingBody && !lastChunk {
             // The common case, a request without a body: the head goes in one pipeline trip.
             c.writeAndFlush(ex.upstreamHead)
@@ -598,9 +612,52 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
             } else {
                 ex.pendingClientHead = out
             }
+        case .startTunnel:
+            startTunnel(ex, c, head)
         case let action:
             perform(action, ex)
         }
+    }
+
+    // MARK: tunnel
+
+    /// The upstream answered the upgrade with `101`: its head goes to the client, then both
+    /// connections leave HTTP for a `ByteRelay` with the route's idle timeout. The bytes either
+    /// side sent past its head (client frames after the handshake, upstream frames in the 101's
+    /// read) go through the relay first. This handler leaves the pipeline; the exchange is logged
+    /// when the tunnel ends.
+    private func startTunnel(_ ex: Exchange, _ c: UpstreamConnection, _ head: consuming ResponseHead) {
+        ex.status = 101
+        var out = allocator.buffer(capacity: 256)
+        HTTP1Writer.writeResponseHead(head, framing: .none, keepAlive: false, upgrade: true, into: &out)
+        c.recycle(&head.fields)
+        ex.bytesOut += Int64(out.readableBytes)
+        let context = self.context!
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        wroteToClient = false
+        ex.upstream = nil
+        guard let detached = c.detachForTunnel() else {
+            // The upstream closed as it answered: there is no tunnel to make.
+            _ = machine.tunnelEnded()
+            c.close()
+            finishExchange(ex, then: .nothing)
+            context.close(promise: nil)
+            return
+        }
+        let fromClient = inbox
+        inbox = state.emptyBuffer
+        let idle = TimeAmount.milliseconds(ex.ctx.route?.webSocket.idleTimeout ?? WebSocketPolicy.defaultIdleTimeout)
+        let relay = ByteRelay(eventLoop: context.eventLoop, idleTimeout: idle) { stats in
+            // Strong captures: the relay lets go of this closure when it ends.
+            c.tunnelClosed()
+            guard case .finishTunnel = self.machine.tunnelEnded() else { return }
+            ex.tunnel = stats
+            self.finishExchange(ex, then: .nothing)
+        }
+        // Out of the pipeline first: its `read` pausing must not hold the relay's reads back.
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        relay.start(client: channel, upstream: detached.channel, fromClient: fromClient, fromUpstream: detached.rest)
     }
 
     /// Writes the held-back response head, if any.
@@ -817,13 +874,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler, UpstreamDelegate {
         var upstreamMicros: Int64 = -1
         if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
         let isBare = bare == ObjectIdentifier(ex)
+        var bytesIn = machine.bodyBytes, bytesOut = ex.bytesOut
+        if let t = ex.tunnel {
+            // A tunnel's line: the bytes each way through it (and the 101 head out).
+            bytesIn = t.clientToUpstream
+            bytesOut += t.upstreamToClient
+        }
         state.accessLog.write(AccessLog.Entry(
             requestID: c.requestID, client: clientIPText,
             method: isBare ? bareRequestLine?.method : c.head.method.description, host: isBare ? nil : c.head.host,
             path: isBare ? bareRequestLine?.path : c.head.path, route: c.route?.id ?? "", pool: c.poolID ?? "", endpoint: c.endpoint ?? "",
-            status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
+            status: ex.status, bytesIn: bytesIn, bytesOut: bytesOut,
             durationMicros: (now - ex.start).nanoseconds / 1000, upstreamMicros: upstreamMicros, error: ex.errorCategory,
-            droppedHeaders: Int(c.head.droppedHeaders),
+            droppedHeaders: Int(c.head.droppedHeaders), upgrade: ex.tunnel == nil ? "" : "websocket",
             trace: c.trace.map { LiveTrace.json(c, $0, status: ex.status, durationMicros: (now - ex.start).nanoseconds / 1000) }))
     }
 

@@ -38,6 +38,8 @@ final class Exchange {
     var upstreamSentAt: NIODeadline?
     var upstreamDoneAt: NIODeadline?
     var errorCategory = ""
+    /// Set when a `101` made the exchange a tunnel, once the tunnel ended: its figures.
+    var tunnel: ByteRelay.Stats?
 
     init(ctx: RequestContext, now: NIODeadline) {
         self.ctx = ctx
@@ -79,6 +81,7 @@ final class Exchange {
         upstreamSentAt = nil
         upstreamDoneAt = nil
         errorCategory = ""
+        tunnel = nil
     }
 
     /// Starts the next request on an exchange `reset` cleared, as `init` (and the context's

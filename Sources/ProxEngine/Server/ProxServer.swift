@@ -137,16 +137,25 @@ public final class ProxServer: @unchecked Sendable {
                 }
                 let peer = channel.remoteAddress
                 let ip = peer?.ipAddress.flatMap { IPAddress($0) } ?? .v4(0)
-                let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: peer?.port ?? 0)
                 return channel.eventLoop.makeCompletedFuture {
                     // TLS is decided once per listener, when it binds: a cleartext connection
                     // pays one nil check here and nothing per request.
                     if let bindTLS = listener.tls {
-                        // The loop's current snapshot: a reload's certificates serve new connections.
-                        let tls = ProxServer.currentTLS(of: listener, in: state.snapshot) ?? bindTLS
-                        try tls.addServerHandler(to: channel.pipeline.syncOperations)
+                        // The loop's current snapshot: a reload's certificates (and l4_routes)
+                        // serve new connections.
+                        let current = ProxServer.currentListener(listener, in: state.snapshot)
+                        if let l4 = current?.l4 {
+                            // L4 SNI dispatch: the ClientHello is peeked at first; TLS and HTTP
+                            // come after it only for a connection no l4 route takes.
+                            try channel.pipeline.syncOperations.addHandler(
+                                ProxServer.peekHandler(l4, listener: listener, bindTLS: bindTLS, state: state, client: ip,
+                                                       clientPort: peer?.port ?? 0))
+                            return
+                        }
+                        try (current?.tls ?? bindTLS).addServerHandler(to: channel.pipeline.syncOperations)
                     }
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: peer?.port ?? 0))
                 }
             }
             .bind(host: listener.host, port: listener.port)
@@ -159,9 +168,47 @@ public final class ProxServer: @unchecked Sendable {
     /// listeners); nil when `s` has no TLS for it (a reload that drops `tls` takes effect on
     /// restart: the bound listener keeps serving TLS, with its certificates of before).
     static func currentTLS(of listener: ListenerSpec, in s: Snapshot) -> (any ListenerTLS)? {
+        currentListener(listener, in: s)?.tls
+    }
+
+    /// The listener bound as `listener`, as snapshot `s` declares it (by id: a reload may
+    /// reorder listeners); nil when `s` no longer has it.
+    static func currentListener(_ listener: ListenerSpec, in s: Snapshot) -> ListenerSpec? {
         let i = listener.index
-        if i < s.listeners.count, s.listeners[i].id == listener.id { return s.listeners[i].tls }
-        return s.listeners.first { $0.id == listener.id }?.tls
+        if i < s.listeners.count, s.listeners[i].id == listener.id { return s.listeners[i] }
+        return s.listeners.first { $0.id == listener.id }
+    }
+
+    /// The ClientHello peek of a connection on a TLS listener with `l4_routes`. Its bounds come
+    /// from the snapshot current when the connection was accepted; its decision reads the one
+    /// current when the ClientHello is whole (once), so a reload changes L4 and L7 routes of a
+    /// port together.
+    static func peekHandler(_ l4: L4Table, listener: ListenerSpec, bindTLS: any ListenerTLS, state: LoopState,
+                            client: IPAddress, clientPort: Int) -> ClientHelloPeekHandler {
+        ClientHelloPeekHandler(
+            maxBytes: l4.clientHelloMaxBytes, timeout: .milliseconds(l4.clientHelloTimeout),
+            decide: { serverName in
+                let s = state.snapshot
+                let current = currentListener(listener, in: s)
+                if let table = current?.l4, let i = table.select(serverName) {
+                    let route = table.routes[i]
+                    switch route.action {
+                    case .drop: return .drop(route: route)
+                    case .pass(let pool): return .pass(route: route, pool: s.pools[pool])
+                    }
+                }
+                let tls = current?.tls ?? bindTLS
+                return .terminate { pipeline in
+                    try tls.addServerHandler(to: pipeline)
+                    try pipeline.addHandler(ClientConnectionHandler(state: state, listener: listener, client: client, clientPort: clientPort))
+                }
+            },
+            connect: { pool, _, _ in
+                state.upstreams.connectTunnel(pool, version: state.snapshot.version, balancers: state.balancers)
+            },
+            log: { message in
+                state.logger.info("l4: \(message)", metadata: ["listener": "\(listener.id)", "client": "\(client)"])
+            })
     }
 
     /// Snapshots replaced by a reload, kept here until nothing else holds them and then freed

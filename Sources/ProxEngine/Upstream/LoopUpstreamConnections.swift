@@ -117,6 +117,27 @@ final class LoopUpstreamConnections {
             }
     }
 
+    /// A raw TCP connection to an endpoint of `pool`, for an L4 `pass` tunnel: the pool's
+    /// balancer picks the endpoint (`UpstreamStage.decide`, as for HTTP), the pool's connect
+    /// timeout applies. Not pooled, not counted in the endpoint's HTTP connections.
+    func connectTunnel(_ pool: PoolSpec, version: Int, balancers: BalancerRegistry) -> EventLoopFuture<any Channel> {
+        let runtime = runtime(pool, version: version, balancers: balancers)
+        guard let decision = UpstreamStage.decide(pool, runtime.balancer, excluding: nil) else {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("pool \(pool.id) has no eligible endpoint"))
+        }
+        let spec = pool.endpoints[decision.endpointIndex]
+        let address: SocketAddress
+        do {
+            address = try resolve(runtime.endpoints[decision.endpointIndex], spec)
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed("cannot resolve \(spec.address): \(error)"))
+        }
+        return ClientBootstrap(group: eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.milliseconds(pool.connectTimeout))
+            .connect(to: address)
+    }
+
     func resolve(_ ep: EndpointConnections, _ spec: EndpointSpec) throws -> SocketAddress {
         if let a = ep.resolved { return a }
         let a: SocketAddress

@@ -18,7 +18,7 @@ protocol UpstreamDelegate: AnyObject {
 
 /// One pooled connection to an upstream endpoint: the handler at the end of its pipeline, with
 /// the response framing state machine. Thin by design: it frames, the delegate decides.
-final class UpstreamConnection: ChannelInboundHandler {
+final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -60,9 +60,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     /// Kept from writability events: asking the channel each request costs retains in SwiftNIO.
     private(set) var isWritable = false
 
-    /// Starts an exchange: responses are framed for `method` and go to `delegate`.
-    func begin(method: HTTPMethod, attempt: Int, delegate: any UpstreamDelegate) {
-        parser.reset(requestMethod: method)
+    /// Starts an exchange: responses are framed for `method` (and, with `upgrade`, a `101` is
+    /// the upgrade's answer) and go to `delegate`.
+    func begin(method: HTTPMethod, attempt: Int, upgrade: Bool = false, delegate: any UpstreamDelegate) {
+        parser.reset(requestMethod: method, upgrade: upgrade)
         self.attempt = attempt
         self.delegate = delegate
         busy = true
@@ -100,6 +101,27 @@ final class UpstreamConnection: ChannelInboundHandler {
         autoReadOff = !on
         context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
+
+    /// The upstream answered an upgrade with `101`: the connection leaves HTTP for good. Takes
+    /// this handler out of the pipeline (a byte relay takes its place) and returns the channel
+    /// with the bytes that came after the `101` head. The connection is never pooled again, and
+    /// stays counted open for its endpoint until `tunnelClosed()`. Call from the delegate's
+    /// `upstreamHead`, on the loop.
+    func detachForTunnel() -> (channel: any Channel, rest: ByteBuffer)? {
+        guard let context, active else { return nil }
+        let channel = context.channel
+        let rest = inbox
+        inbox = upstreams.emptyBuffer
+        delegate = nil
+        closing = true
+        upstreamKeepAlive = false
+        setAutoRead(true)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        return (channel, rest)
+    }
+
+    /// The tunnel this connection became has closed: it no longer counts as open.
+    func tunnelClosed() { upstreams.closed(self) }
 
     func close() {
         guard !closing else { return }

@@ -9,7 +9,9 @@
 // - every recorded offset lies inside the head's bytes;
 // - body bytes never exceed the input, and a Content-Length body that ends is exactly n bytes;
 // - a request head the parser accepted, written by HTTP1Writer, parses again to the same
-//   method, path, host and fields (the writer never emits what the parser would reject).
+//   method, path, host and fields (the writer never emits what the parser would reject);
+// - the ClientHello peek (`ClientHelloParser`) decides a prefix either not at all or as the
+//   whole input.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -175,6 +177,23 @@ func roundTrip(_ h: RequestHead, allowUnderscores: Bool) {
     check(again.framing == h.framing, "framing changed")
 }
 
+/// `ClientHelloParser` over every `step`-th prefix of the input: a prefix is undecided
+/// (`.needMore`) or decided exactly as the whole is (the parser reads from the start and stops
+/// at the first problem), and a server name found is lowercase printable ASCII.
+func clientHello(_ input: UnsafeRawBufferPointer, step: Int) {
+    let maxBytes = 1024
+    let whole = ClientHelloParser.parse(input, maxBytes: maxBytes)
+    if case .clientHello(let name?) = whole {
+        check(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !($0 >= 0x41 && $0 <= 0x5A) }, "server name \(name)")
+    }
+    var n = 0
+    while n < input.count {
+        let r = ClientHelloParser.parse(UnsafeRawBufferPointer(rebasing: input[0..<n]), maxBytes: maxBytes)
+        check(r == .needMore || r == whole, "prefix \(n): \(r), whole: \(whole)")
+        n += step
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFramer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
@@ -193,6 +212,9 @@ public func fuzzFramer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let chunked = requestTranscript(input, step: step, limits: limits, heads: &ignored)
         check(whole == chunked, "whole vs step \(step):\n\(whole)\n\(chunked)")
         for h in heads { roundTrip(h, allowUnderscores: limits.allowUnderscoresInHeaders) }
+    } else if config & 4 != 0 {
+        // The ClientHello peek (bit 2 is only the requests' underscore switch otherwise).
+        clientHello(input, step: step)
     } else {
         let method: HTTPMethod = config & 2 == 0 ? .get : .head
         let whole = responseTranscript(input, step: 0, method: method, limits: limits)
