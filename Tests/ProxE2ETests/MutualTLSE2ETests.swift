@@ -3,6 +3,7 @@ import ProxConfig
 import ProxCore
 import Testing
 @testable import ProxEngine
+@testable import ProxTLS
 
 /// Client certificates (mTLS), `require_client_cert`, `require_tls` and the TLS handshake timeout,
 /// end to end with certificates the test makes.
@@ -184,5 +185,23 @@ import Testing
         let w = try TLSConfigTests.only(r, .warning)
         #expect(w.path == "routes[0].require_client_cert")
         #expect(w.message.contains("no listener of route 'a' asks for client certificates"))
+    }
+}
+
+/// Client certificate names as text: RFC 4514 escaping, and nothing that could break a header.
+@Suite struct ClientCertificateNamesTests {
+    @Test func rfc4514EscapesAndControlCharacters() {
+        #expect(ClientCertificateNames.escape("Example, Inc.") == "Example\\, Inc.")
+        #expect(ClientCertificateNames.escape("#1 ") == "\\#1\\ ")
+        #expect(ClientCertificateNames.escape("a=b+c;d<e>\"f\\") == "a\\=b\\+c\\;d\\<e\\>\\\"f\\\\")
+        #expect(ClientCertificateNames.escape("evil\r\nX-Admin: 1") == "evil\\0D\\0AX-Admin: 1")
+        #expect(ClientCertificateNames.escape("Zürich") == "Zürich")
+        #expect(ClientCertificateNames.printable("a.example,\nb") == "a.example\\2C\\0Ab")
+    }
+
+    @Test func ipAddressesAsText() {
+        #expect(ClientCertificateNames.ipText([10, 0, 0, 7]) == "10.0.0.7")
+        #expect(ClientCertificateNames.ipText([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]) == "2001:db8::1")
+        #expect(ClientCertificateNames.ipText([1, 2, 3]) == nil)
     }
 }
