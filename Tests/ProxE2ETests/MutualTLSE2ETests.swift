@@ -186,6 +186,30 @@ import Testing
         #expect(w.path == "routes[0].require_client_cert")
         #expect(w.message.contains("no listener of route 'a' asks for client certificates"))
     }
+
+    @Test func clientAuthBundleIsCheckedAndRequireTLSOnTLSOnlyIsMoot() throws {
+        let s = try Setup()
+        let yaml = """
+        version: 1
+        listeners:
+          - id: secure
+            address: 127.0.0.1:0
+            tls:
+              certificates: [{cert: \(s.server.cert), key: \(s.server.key)}]
+              client_auth: {ca: \(s.dir.path)/missing.pem}
+        routes:
+          - id: a
+            require_tls: redirect
+            respond: {body: a}
+        """
+        let r = ConfigCompiler.compile(text: yaml, fileName: "m.yaml", version: 1)
+        let e = try TLSConfigTests.only(r)
+        #expect(e.path == "listeners[0].tls.client_auth.ca")
+        #expect(e.message.contains("cannot read the CA bundle"))
+        let w = try TLSConfigTests.only(r, .warning)
+        #expect(w.path == "routes[0].require_tls")
+        #expect(w.message.contains("every listener of route 'a' serves TLS"))
+    }
 }
 
 /// Client certificate names as text: RFC 4514 escaping, and nothing that could break a header.
