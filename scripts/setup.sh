@@ -5,6 +5,8 @@
 #   scripts/setup.sh --bench  also what the benchmarks use: nginx, haproxy, wrk, valgrind, strace,
 #                             liburing-dev (bench/URingFloor)
 # No libssl-dev: Prox's TLS is swift-nio-ssl, which builds its own copy of BoringSSL.
+# Not needed to build or test, but on a host that runs Prox: ca-certificates, the system trust
+# store that pools with `tls` and no `ca` verify their upstreams against.
 # Idempotent: skips packages already installed.
 set -euo pipefail
 pkgs=(libpcre2-dev pkg-config openssl)

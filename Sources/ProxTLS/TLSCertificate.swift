@@ -23,6 +23,13 @@ public struct TLSCertificate: Sendable {
     public let keyFile: String
 }
 
+/// The certificates of a CA bundle file, that peers' certificates must chain to.
+public struct CABundle: Sendable {
+    public let certificates: [NIOSSLCertificate]
+    /// The file as the config names it.
+    public let file: String
+}
+
 /// Why a certificate could not be loaded, and which of the two files is to blame.
 public struct TLSLoadProblem: Error, Sendable, CustomStringConvertible {
     public enum Culprit: Sendable { case certificate, key, pair }
@@ -76,6 +83,22 @@ public enum TLSCertificateLoader {
         return .success(TLSCertificate(chain: chain, key: key, namesInCertificate: names(of: leaf),
                                        notBefore: Int64(leaf.notValidBefore), notAfter: Int64(leaf.notValidAfter),
                                        certFile: certFile, keyFile: keyFile))
+    }
+
+    /// A CA bundle: one or more PEM certificates, for verifying peers.
+    public static func loadCABundle(path: String, file: String) -> Result<CABundle, TLSLoadProblem> {
+        let bytes: [UInt8]
+        switch read(path) {
+        case .success(let b): bytes = b
+        case .failure(let f):
+            return .failure(TLSLoadProblem(culprit: .certificate, message: "cannot read the CA bundle \(file): \(f.why)", hint: relativeHint(file)))
+        }
+        let certs = (try? NIOSSLCertificate.fromPEMBytes(bytes)) ?? []
+        guard !certs.isEmpty else {
+            return .failure(TLSLoadProblem(culprit: .certificate, message: "\(file) holds no PEM certificate",
+                                           hint: "a CA bundle is one or more -----BEGIN CERTIFICATE----- blocks"))
+        }
+        return .success(CABundle(certificates: certs, file: file))
     }
 
     static func relativeHint(_ file: String) -> String? {

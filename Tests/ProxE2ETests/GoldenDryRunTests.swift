@@ -69,7 +69,7 @@ import Testing
         return normalize(out)
     }
 
-    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant", "ext-filter", "tls", "admin-split", "l4-sni"])
+    @Test(arguments: ["basic", "canary", "multi-host", "rewrite", "maintenance", "tenant", "ext-filter", "tls", "admin-split", "l4-sni", "upstream-tls"])
     func dryRunMatchesGolden(config: String) throws {
         let actual = try Self.report(config: config)
         let goldenURL = Self.root.appendingPathComponent("Tests/Golden/\(config).dryrun")

@@ -37,7 +37,7 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
     /// Given again by `begin` for each request.
     static let inputs: Set<String> = ["head", "snapshot", "listener"]
     /// The connection's: the same for every request on it.
-    static let perConnection: Set<String> = ["client", "clientPort", "scheme", "eventLoop", "clientIPText"]
+    static let perConnection: Set<String> = ["client", "clientPort", "scheme", "eventLoop", "clientIPText", "tlsClient"]
 
     static func make(_ s: Snapshot, path: String = "/first") -> RequestContext {
         RequestContext(head: RequestHead.make(method: .get, target: path, headers: [("Host", "a")]), snapshot: s,
@@ -120,7 +120,7 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
         ex.pool = pool
         ex.runtime = upstreams.runtime(pool, version: 1, balancers: BalancerRegistry(seed: 1))
         ex.endpointIndex = 0
-        ex.upstream = UpstreamConnection(endpoint: pool.endpoints[0], connections: EndpointConnections(address: "192.0.2.1:9"),
+        ex.upstream = UpstreamConnection(endpoint: pool.endpoints[0], connections: EndpointConnections(key: "192.0.2.1:9", address: "192.0.2.1:9"),
                                          upstreams: upstreams)
         ex.upstreamHead = body
         ex.pendingClientHead = body

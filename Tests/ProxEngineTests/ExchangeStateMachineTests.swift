@@ -284,6 +284,21 @@ import Testing
         #expect(withBody.upstreamClosed(attempt: 1, receivedAny: false) == .respond(failure: .upstreamReset, keepAlive: true))
     }
 
+    /// TLS closed the connection with an alert (TLS 1.3: an upstream refusing the client's
+    /// certificate after the client's side of the handshake): 502 upstream_tls_failed, unless a
+    /// response had begun (then it is a reset, cut short).
+    @Test func tlsAlertBeforeAnyResponseIsATLSFailure() {
+        var fresh = Self.awaiting(reused: false)
+        #expect(fresh.upstreamClosed(attempt: 1, receivedAny: false, tlsFailed: true) == .respond(failure: .upstreamTLSFailed, keepAlive: true))
+        var answered = Self.awaiting(reused: false)
+        #expect(answered.upstreamClosed(attempt: 1, receivedAny: true, tlsFailed: true) == .respond(failure: .upstreamReset, keepAlive: true))
+        #expect(ExchangeFailure.upstreamTLSFailed.status == 502)
+        #expect(ExchangeFailure.upstreamTLSFailed.category == "upstream_tls_failed")
+        var connecting = Self.chain(Self.info())
+        _ = connecting.flowStep(.proxy)
+        #expect(connecting.connectFailed(attempt: 1, .tls) == .respond(failure: .upstreamTLSFailed, keepAlive: true))
+    }
+
     /// A stage's request-body phase refused the body: its answer (the connection then closes,
     /// the rest of the body is unread) before the response started, an abort after; nothing
     /// once the exchange is over.

@@ -2,6 +2,7 @@ import Foundation
 import ProxCore
 import ProxFilters
 import ProxRegex
+import ProxTLS
 
 /// The outcome of compiling one config file.
 public struct CompileResult: Sendable {
@@ -314,13 +315,24 @@ struct Compilation {
         var out: [PoolSpec] = []
         for (i, p) in doc.pools.enumerated() {
             guard let id = p.id else { continue }
-            let endpoints = p.endpoints.compactMap { e in e.address.map { EndpointSpec(host: $0.host, port: $0.port, weight: e.weight) } }
+            var tls: (any UpstreamTLS)? = nil
+            if let t = p.tls {
+                let compiled = compileUpstreamTLS(t, poolID: id.value)
+                guard compiled.ok else { continue }
+                tls = compiled.tls
+            }
+            let endpoints = p.endpoints.compactMap { e in
+                e.address.map { a in
+                    EndpointSpec(host: a.host, port: a.port, weight: e.weight,
+                                 tls: tls.map { ($0.key, Self.upstreamServerName(host: a.host, sni: p.tls?.sni?.value)) })
+                }
+            }
             guard !endpoints.isEmpty, endpoints.count == p.endpoints.count else { continue }
             out.append(PoolSpec(
                 id: id.value, index: i, endpoints: endpoints, balancer: p.balancer,
                 connectTimeout: p.timeouts.connect, responseHeaderTimeout: p.timeouts.responseHeader,
                 bodyIdleTimeout: p.timeouts.bodyIdle, maxConnectionsPerEndpoint: p.limits.maxConnectionsPerEndpoint,
-                idleTimeout: p.timeouts.idle, maxIdlePerEndpoint: p.limits.maxIdlePerEndpoint))
+                idleTimeout: p.timeouts.idle, maxIdlePerEndpoint: p.limits.maxIdlePerEndpoint, tls: tls))
         }
         return out
     }

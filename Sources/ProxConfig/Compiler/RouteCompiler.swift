@@ -193,10 +193,32 @@ struct RouteCompiler {
         usesPath = usesPath || tc.usesPathCaptures
         usesHost = usesHost || tc.usesHostCaptures
 
+        let transport = compileTransport(&c, listeners: listeners)
+
         if matchOK { self.spec = spec }
         guard ok, let action, c.diagnostics.errorCount == errorsBefore, !c.hasDecodeErrors(under: node.path) else { return nil }
         let ws = route.websocket.map { WebSocketPolicy(enabled: $0.enabled, idleTimeout: $0.idleTimeout) } ?? .default
         return Route(id: id.value, index: index, match: spec, chain: RouteChain(stages), cache: nil, split: split, action: action,
-                     needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description, webSocket: ws)
+                     needsPathCaptures: usesPath, needsHostCaptures: usesHost, origin: node.mark.description, webSocket: ws,
+                     transport: transport)
+    }
+
+    /// `require_tls` and `require_client_cert`, with warnings where the config makes them moot
+    /// (every listener of the route already TLS) or impossible (no listener asks for certificates).
+    func compileTransport(_ c: inout Compilation, listeners: Set<Int>?) -> RouteTransport? {
+        guard route.requireTLS != nil || route.requireClientCert, let node = route.node else { return nil }
+        let served = c.doc.listeners.indices.filter { listeners?.contains($0) ?? true }.map { c.doc.listeners[$0] }
+        var tls: RouteTransport.TLSRequirement? = nil
+        if let r = route.requireTLS {
+            tls = r.action == .redirect ? .redirect(port: r.httpsPort) : .reject
+            if !served.isEmpty, served.allSatisfy({ $0.tls != nil }), let n = node["require_tls"] {
+                c.warning(n, "every listener of route '\(route.id?.value ?? "")' serves TLS: require_tls never acts")
+            }
+        }
+        if route.requireClientCert, let n = node["require_client_cert"], !served.contains(where: { $0.tls?.clientAuth != nil }) {
+            c.warning(n, "no listener of route '\(route.id?.value ?? "")' asks for client certificates: every request gets 403 client_certificate_required",
+                      hint: "give the listener `tls: {client_auth: {ca: FILE}}`")
+        }
+        return RouteTransport(tls: tls, clientCertificate: route.requireClientCert)
     }
 }

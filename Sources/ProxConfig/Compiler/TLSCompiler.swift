@@ -78,9 +78,18 @@ extension Compilation {
                         hint: "give it `names:`, or make it the default")
             }
         }
+        var clientAuth: (ca: CABundle, required: Bool)? = nil
+        if let auth = t.clientAuth, let ca = auth.ca {
+            let f = configRelative(ca.value)
+            switch TLSCertificateLoader.loadCABundle(path: f.read, file: f.shown) {
+            case .success(let bundle): clientAuth = (bundle, auth.mode == .required)
+            case .failure(let p): error(ca.node, p.message, hint: p.hint); ok = false
+            }
+        }
         guard ok, defaultIndex >= 0 else { return nil }
         do {
-            return try SSLListenerTLS(certificates: loaded, names: names, defaultIndex: defaultIndex, minVersion: t.minVersion)
+            return try SSLListenerTLS(certificates: loaded, names: names, defaultIndex: defaultIndex, minVersion: t.minVersion,
+                                      clientAuth: clientAuth, handshakeTimeout: t.handshakeTimeout)
         } catch {
             self.error(tlsNode, "the TLS context cannot be made: \(error)")
             return nil
@@ -123,7 +132,7 @@ extension Compilation {
 
     /// An expired certificate (or one not valid yet) is an error: clients would refuse it.
     /// One that expires within 30 days is a warning.
-    private mutating func checkDates(_ c: TLSCertificate, at node: ConfigNode) {
+    mutating func checkDates(_ c: TLSCertificate, at node: ConfigNode) {
         let now = Int64(Date().timeIntervalSince1970)
         let day: Int64 = 86_400
         if c.notAfter <= now {
@@ -141,5 +150,57 @@ extension Compilation {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
         return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+}
+
+/// A pool's `tls`: the CA bundle and client certificate read and checked, the client context
+/// made once here (never per connection), and each endpoint's server name decided.
+extension Compilation {
+    /// nil `tls` with `ok`: the pool is cleartext. `ok` false: an error was reported.
+    mutating func compileUpstreamTLS(_ t: UpstreamTLSConfig, poolID: String) -> (tls: (any UpstreamTLS)?, ok: Bool) {
+        guard t.enabled, let node = t.node else { return (nil, true) }
+        var ok = true
+        var roots: CABundle? = nil
+        var caShown: String? = nil
+        if let ca = t.ca, !t.insecureSkipVerify {
+            let f = configRelative(ca.value)
+            caShown = f.shown
+            switch TLSCertificateLoader.loadCABundle(path: f.read, file: f.shown) {
+            case .success(let certs): roots = certs
+            case .failure(let p): error(ca.node, p.message, hint: p.hint); ok = false
+            }
+        } else if !t.insecureSkipVerify && SSLUpstreamTLS.systemTrustStore == nil {
+            warning(node, "pool '\(poolID)' verifies its upstreams against the system's trust store, and this machine has none: every handshake will fail",
+                    hint: "install the `ca-certificates` package, or give the CA bundle as `ca`")
+        }
+        var client: TLSCertificate? = nil
+        if let cert = t.cert, let key = t.key {
+            let c = configRelative(cert.value), k = configRelative(key.value)
+            switch TLSCertificateLoader.load(certPath: c.read, keyPath: k.read, certFile: c.shown, keyFile: k.shown) {
+            case .success(let loaded):
+                client = loaded
+                checkDates(loaded, at: cert.node)
+            case .failure(let p):
+                error(p.culprit == .certificate ? cert.node : key.node, p.message, hint: p.hint)
+                ok = false
+            }
+        }
+        guard ok else { return (nil, false) }
+        let summary = UpstreamTLSSummary(ca: caShown, verify: !t.insecureSkipVerify, sni: t.sni?.value,
+                                         clientCertificate: client?.certFile, minVersion: t.minVersion)
+        do {
+            return (try SSLUpstreamTLS(trustRoots: roots, verify: !t.insecureSkipVerify, client: client, minVersion: t.minVersion,
+                                       summary: summary), true)
+        } catch {
+            self.error(node, "the upstream TLS context cannot be made: \(error)")
+            return (nil, false)
+        }
+    }
+
+    /// The name an endpoint's handshake sends and checks: the pool's `sni`, else the endpoint's
+    /// host when it is a name (an IP address is never sent as SNI, RFC 6066 section 3).
+    static func upstreamServerName(host: String, sni: String?) -> String? {
+        if let sni { return sni }
+        return IPAddress(host) == nil ? host.lowercased() : nil
     }
 }

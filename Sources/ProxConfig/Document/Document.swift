@@ -176,6 +176,7 @@ struct PoolConfig: ConfigObject {
     var balancer = BalancerKind.roundRobin
     var timeouts = PoolTimeouts()
     var limits = PoolLimits()
+    var tls: UpstreamTLSConfig?
     var node: ConfigNode?
 
     static let schemaName = "Pool"
@@ -189,6 +190,8 @@ struct PoolConfig: ConfigObject {
                doc: "How an endpoint is picked: `round_robin`, `weighted_round_robin` (by `weight`), `random`, or `least_request` (the less busy of two picked at random)."),
         .field("timeouts", \.timeouts, .object(PoolTimeouts.self), default: "defaults", doc: "Upstream timeouts."),
         .field("limits", \.limits, .object(PoolLimits.self), default: "defaults", doc: "Connection limits per endpoint."),
+        .field("tls", \.tls, .object(UpstreamTLSConfig.self), default: "cleartext",
+               doc: "Speak TLS (HTTPS) to the endpoints, verifying their certificates. Connections are pooled per endpoint and TLS settings: a reload that keeps them keeps the pooled connections."),
     ]}
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {

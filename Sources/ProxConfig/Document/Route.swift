@@ -12,6 +12,8 @@ struct RouteConfig: ConfigObject {
     var respond: RespondConfig?
     var redirect: RedirectConfig?
     var websocket: WebSocketConfig?
+    var requireTLS: RequireTLSConfig?
+    var requireClientCert = false
     var node: ConfigNode?
 
     static let schemaName = "Route"
@@ -36,6 +38,10 @@ struct RouteConfig: ConfigObject {
         .field("redirect", \.redirect, .object(RedirectConfig.self), doc: "Answer with a redirect."),
         .field("websocket", \.websocket, .object(WebSocketConfig.self), default: "enabled, `idle_timeout: 60s`",
                doc: "WebSocket handshakes on a `proxy` route: forwarded, and a `101` from the upstream turns the connection into a byte tunnel; or, with `websocket: false`, not forwarded (the upstream answers a plain GET)."),
+        .field("require_tls", \.requireTLS, .object(RequireTLSConfig.self), default: "none",
+               doc: "Requests that came over cleartext (a listener without `tls`) are not served: `redirect` answers 308 to the same URL with `https://` (before the chain runs), `reject` answers 403 `tls_required`. Requests over TLS go on as usual."),
+        .field("require_client_cert", \.requireClientCert, .bool,
+               doc: "Only requests on a connection whose client presented a certificate the listener verified (`tls.client_auth`) are served; others get 403 `client_certificate_required`, before the chain runs. Useful with `client_auth: {mode: optional}`, where some routes need a certificate and others do not."),
     ]}
 
     static func hint(forUnknownKey key: String) -> String? {
@@ -78,6 +84,29 @@ struct WebSocketConfig: ConfigObject {
         .field("idle_timeout", \.idleTimeout, .duration(min: 1),
                doc: "A tunnel with no byte in either direction for this long is closed (both connections). nginx's `proxy_read_timeout` default; raise it for applications that stay silent longer than they ping."),
     ]}
+}
+
+/// `routes[].require_tls`.
+struct RequireTLSConfig: ConfigObject {
+    enum Action: String, CaseIterable, Sendable { case redirect, reject }
+    var action: Action = .redirect
+    var httpsPort: Int?
+
+    static let schemaName = "RequireTLS"
+    static let doc = "What a request that came over cleartext gets: `redirect` (308 to `https://HOST[:https_port]TARGET`, method and body kept by the client) or `reject` (403 `tls_required`, with the request id). `require_tls: redirect` is short for `{action: redirect}`."
+    static let shorthand: String? = "action"
+
+    static var fields: [ConfigField<Self>] {[
+        .field("action", \.action, .enumeration(Action.self), doc: "`redirect` or `reject`."),
+        .field("https_port", \.httpsPort, .int(min: 1, max: 65535), default: "443 (no port in the URL)",
+               doc: "The port in the redirect's URL, for an HTTPS listener not on 443 (`https://shop.example:8443/...`)."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        if action == .reject, let n = node["https_port"] {
+            decoder.warning(n, "https_port is only used by `action: redirect`")
+        }
+    }
 }
 
 /// A route's chain: a named chain or an inline list.

@@ -6,6 +6,8 @@ struct ListenerTLSConfig: ConfigObject {
     var certificates: [CertificateConfig] = []
     var certificatesDir: Positioned<String>?
     var minVersion = "1.2"
+    var clientAuth: ClientAuthConfig?
+    var handshakeTimeout: Int64 = 10_000
     var node: ConfigNode?
 
     static let schemaName = "ListenerTLS"
@@ -18,6 +20,10 @@ struct ListenerTLSConfig: ConfigObject {
                doc: "A directory whose every certificate file `NAME.crt` or `NAME.pem` is served with its key `NAME.key`, by file name order; their names come from the certificates. Read again on every reload. Relative to the config file's directory."),
         .field("min_version", \.minVersion, ConfigType.oneOf(["1.2", "1.3"]),
                doc: "Lowest TLS version accepted: `\"1.2\"` or `\"1.3\"` (quoted: unquoted, YAML reads a number). Older clients fail the handshake; TLS 1.0 and 1.1 are never accepted."),
+        .field("client_auth", \.clientAuth, .object(ClientAuthConfig.self), default: "none (no client certificates asked for)",
+               doc: "Ask clients for a certificate (mTLS) and verify it against a CA bundle. The verified certificate's subject and subjectAltName are `{tls.client_subject}` and `{tls.client_san}` in templates (read once per connection); they reach the upstream only through a header rule you write (`headers: {request: {set: {X-Client-Subject: \"{tls.client_subject}\"}}}`)."),
+        .field("handshake_timeout", \.handshakeTimeout, .duration(min: 1),
+               doc: "A connection whose TLS handshake has not completed this long after it opened is closed: a client that sends nothing, or part of a ClientHello, holds a connection no longer."),
     ]}
 
     mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
@@ -30,6 +36,26 @@ struct ListenerTLSConfig: ConfigObject {
             decoder.error(n, "only one certificate can be the default", hint: "the first `default: true` is at line \(defaults[0].node?["default"]?.mark.line ?? 0)")
         }
     }
+}
+
+/// `listeners[].tls.client_auth`: client certificates (mTLS).
+struct ClientAuthConfig: ConfigObject {
+    enum Mode: String, CaseIterable, Sendable { case required, optional }
+    var ca: Positioned<String>?
+    var mode: Mode = .required
+    var node: ConfigNode?
+
+    static let schemaName = "ClientAuth"
+    static let doc = "Client certificates (mTLS): the listener asks every client for one, naming the CAs of `ca`. A certificate that is presented must chain to a certificate of `ca` and be within its dates, else the handshake fails. What happens to a client without one depends on `mode`."
+
+    static var fields: [ConfigField<Self>] {[
+        .field("ca", \.ca, ConfigType.string(minLength: 1).positioned, required: true,
+               doc: "The CA bundle (PEM, one or more certificates) client certificates must chain to. Relative to the config file's directory; read again on every reload."),
+        .field("mode", \.mode, .enumeration(Mode.self),
+               doc: "`required`: a client without a certificate fails the handshake. `optional`: it is served, with empty `{tls.client_subject}`, and routes with `require_client_cert: true` answer it 403."),
+    ]}
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
 }
 
 /// One certificate of a TLS listener.
@@ -49,6 +75,19 @@ struct CertificateConfig: ConfigObject {
             guard SNINames.isValid(n) else {
                 d.error(node, "'\(s)' is not a host name a certificate can be selected by",
                         hint: "a DNS name such as `shop.example.com`, or `*.example.com` (one label); no IP addresses, no port")
+                return nil
+            }
+            return Positioned(n, node: node)
+        }).describing(docName: "string")
+    }
+
+    /// A host name with no wildcard: what a client sends as SNI.
+    static var plainName: ConfigType<Positioned<String>> {
+        ConfigType.string(minLength: 1).map({ s, node, d in
+            let n = s.lowercased()
+            guard SNINames.isValid(n), !n.hasPrefix("*.") else {
+                d.error(node, "'\(s)' is not a host name to send as SNI",
+                        hint: "a DNS name such as `api.internal.example`; no wildcard, IP address or port")
                 return nil
             }
             return Positioned(n, node: node)
@@ -102,6 +141,52 @@ struct L4RouteConfig: ConfigObject {
         }
         if drop, let n = node["idle_timeout"] {
             decoder.warning(n, "`idle_timeout` only matters with `pass`")
+        }
+    }
+}
+
+/// `pools[].tls`: the pool speaks TLS (HTTPS) to its endpoints.
+struct UpstreamTLSConfig: ConfigObject {
+    var enabled = true
+    var ca: Positioned<String>?
+    var sni: Positioned<String>?
+    var cert: Positioned<String>?
+    var key: Positioned<String>?
+    var minVersion = "1.2"
+    var insecureSkipVerify = false
+    var node: ConfigNode?
+
+    static let schemaName = "UpstreamTLS"
+    static let doc = "TLS to the pool's endpoints (HTTPS upstreams), through swift-nio-ssl's BoringSSL: TLS 1.2 or 1.3, the same cipher suites as listeners, no ALPN (HTTP/1.1). The upstream's certificate is verified by default: its chain must reach a certificate of `ca` (the system's trust store without it), and it must carry the server name (`sni`, else the endpoint's host name: a DNS name of its subjectAltName) or the IP address Prox connected to (swift-nio-ssl accepts either; an endpoint given by IP address without `sni` sends no SNI and is checked by its IP address). A connection is verified once, when it is made; pooled connections are then reused like cleartext ones. A failed handshake answers 502 `upstream_tls_failed` (the error log says why); one that does not finish within the pool's `timeouts.connect` answers 504 `upstream_connect_timeout`. `tls: true` (or `tls: {}`) is TLS with every default."
+    static let shorthand: String? = "enabled"
+    static let acceptsNull = true
+
+    static var fields: [ConfigField<Self>] {[
+        .field("enabled", \.enabled, .bool, doc: "TLS on (`tls: true` is short for it); `false` keeps the pool cleartext."),
+        .field("ca", \.ca, ConfigType.string(minLength: 1).positioned, default: "the system's trust store",
+               doc: "The CA bundle (PEM, one or more certificates) the upstreams' certificates must chain to, instead of the system's trust store (`/etc/ssl/certs/ca-certificates.crt` on Debian: the `ca-certificates` package). Relative to the config file's directory; read again on every reload."),
+        .field("sni", \.sni, CertificateConfig.plainName, default: "the endpoint's host name",
+               doc: "The server name sent in the ClientHello (SNI) and checked against the upstream's certificate, for every endpoint. Without it, each endpoint's host name; an endpoint given by IP address then sends no SNI and its certificate must hold that IP address."),
+        .field("cert", \.cert, ConfigType.string(minLength: 1).positioned,
+               doc: "A client certificate (PEM, leaf first, then intermediates) offered to upstreams that ask for one (mTLS). Needs `key`."),
+        .field("key", \.key, ConfigType.string(minLength: 1).positioned,
+               doc: "The client certificate's private key (PEM, unencrypted; RSA or EC). Compiling checks that it matches `cert`."),
+        .field("min_version", \.minVersion, ConfigType.oneOf(["1.2", "1.3"]),
+               doc: "Lowest TLS version offered: `\"1.2\"` or `\"1.3\"` (quoted). An upstream that has none in common fails the handshake (502 `upstream_tls_failed`)."),
+        .field("insecure_skip_verify", \.insecureSkipVerify, .bool,
+               doc: "Accept any certificate the upstream presents, unverified: the connection is encrypted but anyone on the path can impersonate the upstream. For tests only; `prox validate` warns about it. `ca` and `sni`'s check are then unused (`sni` is still sent)."),
+    ]}
+
+    static var rules: [ConfigRule] { [.requires("cert", ["key"]), .requires("key", ["cert"])] }
+
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
+        self.node = node
+        if insecureSkipVerify, enabled, let n = node["insecure_skip_verify"] {
+            decoder.warning(n, "insecure_skip_verify: the upstream's certificate is not verified, so anyone on the network path can impersonate it",
+                            hint: "give the CA that signed it as `ca` instead")
+            if let c = node["ca"] {
+                decoder.warning(c, "`ca` is not used: insecure_skip_verify turns verification off")
+            }
         }
     }
 }

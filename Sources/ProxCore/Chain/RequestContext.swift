@@ -17,6 +17,9 @@ public final class RequestContext {
     public let clientPort: Int
     /// "http" or "https".
     public let scheme: String
+    /// The client certificate the connection's TLS handshake verified (mTLS), read once per
+    /// connection; nil on cleartext, or when the client sent none.
+    public let tlsClient: TLSClientIdentity?
     public package(set) var route: Route?
     public var requestID: String = ""
     /// Captures of the chosen route's path regex and host regex, when templates use them.
@@ -53,7 +56,8 @@ public final class RequestContext {
     public let clientIPText: String
 
     public init(head: consuming RequestHead, snapshot: Snapshot, listener: ListenerSpec, client: IPAddress, clientPort: Int,
-                clientIPText: String? = nil, scheme: String = "http", eventLoop: (any EventLoop)?, trace: Trace? = nil) {
+                clientIPText: String? = nil, scheme: String = "http", tlsClient: TLSClientIdentity? = nil,
+                eventLoop: (any EventLoop)?, trace: Trace? = nil) {
         self.head = head
         self.snapshot = snapshot
         self.listener = listener
@@ -61,6 +65,7 @@ public final class RequestContext {
         self.clientPort = clientPort
         self.clientIPText = clientIPText ?? client.description
         self.scheme = scheme
+        self.tlsClient = tlsClient
         self.eventLoop = eventLoop
         self.trace = trace
     }

@@ -3,7 +3,8 @@
 /// Variables: `{client_ip}`, `{request_id}`, `{host}`, `{path}` (as received), `{target}`,
 /// `{method}`, `{scheme}`, `{route}`, `{query}`, `{header.NAME}`, `{query.NAME}`,
 /// `{cookie.NAME}`, and the captures of the route's regexes: `{path.1}`, `{path.NAME}`,
-/// `{host.1}`, `{host.NAME}`. `{{` and `}}` are literal braces. An unknown variable is a
+/// `{host.1}`, `{host.NAME}`, and on a listener asking for client certificates, the verified
+/// certificate's `{tls.client_subject}` and `{tls.client_san}` (empty without one). `{{` and `}}` are literal braces. An unknown variable is a
 /// compile error with its offset; a variable with no value renders as the empty string.
 public struct Template: Sendable, CustomStringConvertible {
     public enum Part: Sendable, Equatable {
@@ -14,6 +15,7 @@ public struct Template: Sendable, CustomStringConvertible {
         case cookie(String)
         case pathCapture(Int)
         case hostCapture(Int)
+        case tlsClientSubject, tlsClientSAN
     }
 
     public let source: String
@@ -46,7 +48,7 @@ public struct Template: Sendable, CustomStringConvertible {
     }
 
     public static let variableNames = ["client_ip", "request_id", "host", "path", "target", "method", "scheme", "route", "query",
-                                       "header.NAME", "query.NAME", "cookie.NAME", "path.N", "host.N"]
+                                       "header.NAME", "query.NAME", "cookie.NAME", "path.N", "host.N", "tls.client_subject", "tls.client_san"]
 
     public init(_ source: String, scope: CaptureScope = .none) throws(ParseError) {
         self.source = source
@@ -106,6 +108,12 @@ public struct Template: Sendable, CustomStringConvertible {
             return .header(HeaderName(arg))
         case "query": return .queryParam(arg)
         case "cookie": return .cookie(arg)
+        case "tls":
+            switch arg {
+            case "client_subject": return .tlsClientSubject
+            case "client_san": return .tlsClientSAN
+            default: throw ParseError(offset: offset, message: "unknown variable {\(name)}; known: {tls.client_subject}, {tls.client_san}")
+            }
         case "path", "host":
             let groups = ns == "path" ? scope.pathGroups : scope.hostGroups
             guard let g = groups else {
@@ -144,6 +152,7 @@ public struct Template: Sendable, CustomStringConvertible {
             case .requestID: return ctx.requestID
             case .host: return ctx.head.host
             case .route: return ctx.route?.id ?? ""
+            case .tlsClientSubject: return ctx.tlsClient?.subject ?? ""
             default: break
             }
         }
@@ -165,6 +174,8 @@ public struct Template: Sendable, CustomStringConvertible {
             case .cookie(let n): out += ctx.head.cookie(n) ?? ""
             case .pathCapture(let i): if i < ctx.pathCaptures.count { out += ctx.pathCaptures[i] ?? "" }
             case .hostCapture(let i): if i < ctx.hostCaptures.count { out += ctx.hostCaptures[i] ?? "" }
+            case .tlsClientSubject: out += ctx.tlsClient?.subject ?? ""
+            case .tlsClientSAN: out += ctx.tlsClient?.san ?? ""
             }
         }
         return out

@@ -16,6 +16,28 @@ public protocol ListenerTLS: AnyObject, Sendable {
     var minVersion: String { get }
     /// The ALPN protocols offered, in preference order (`http/1.1` only, until HTTP/2).
     var applicationProtocols: [String] { get }
+    /// Client certificates (mTLS): the CA bundle file and whether a certificate is `required` or
+    /// `optional`; nil: none asked for.
+    var clientAuth: (ca: String, required: Bool)? { get }
+    /// A handshake not complete this long after the connection opened is closed.
+    var handshakeTimeout: TimeAmountMillis { get }
+}
+
+/// A client certificate the listener verified against its `client_auth` CA bundle, as
+/// templates see it (`{tls.client_subject}`, `{tls.client_san}`). Made once per connection,
+/// when the handshake completes, and shared by the connection's requests. Sent by the TLS
+/// handler down the pipeline as a user event.
+public final class TLSClientIdentity: Sendable {
+    /// The subject's distinguished name as RFC 4514 writes it: most specific first,
+    /// `CN=alice,OU=eng,O=Example`.
+    public let subject: String
+    /// The subjectAltName entries, comma-separated: `DNS:a.example,IP:10.0.0.1,URI:spiffe://x,email:a@example`.
+    public let san: String
+
+    public init(subject: String, san: String) {
+        self.subject = subject
+        self.san = san
+    }
 }
 
 /// One certificate of a TLS listener, as dry-run and logs show it.

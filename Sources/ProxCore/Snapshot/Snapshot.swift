@@ -68,13 +68,25 @@ public struct EndpointSpec: Sendable, Hashable {
     public var host: String
     public var port: Int
     public var weight: Int
-    /// `host:port` (`[v6]:port`), made once; the key of the endpoint's connection pool.
+    /// `host:port` (`[v6]:port`), made once: what logs and dry-run name the endpoint by.
     public let address: String
-    public init(host: String, port: Int, weight: Int = 1) {
+    /// With upstream TLS: the name sent as SNI and checked against the certificate (the pool's
+    /// `sni`, else the host when it is a name; nil for an IP address).
+    public let tlsServerName: String?
+    /// The key of the endpoint's idle connections on each loop: the address for cleartext; with
+    /// TLS, also the TLS settings' key and the server name, so a cleartext connection, or one made
+    /// with other TLS settings, is never handed to a request that needs these.
+    public let connectionKey: String
+
+    /// `tls`: the pool's TLS settings key and this endpoint's server name; nil: cleartext.
+    public init(host: String, port: Int, weight: Int = 1, tls: (key: String, serverName: String?)? = nil) {
         self.host = host
         self.port = port
         self.weight = weight
-        self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        self.address = address
+        self.tlsServerName = tls?.serverName
+        self.connectionKey = tls.map { "tls(\($0.key),\($0.serverName ?? "-"))@" + address } ?? address
     }
 }
 
@@ -93,11 +105,14 @@ public final class PoolSpec: Sendable {
     public let maxConnectionsPerEndpoint: Int
     public let idleTimeout: TimeAmountMillis
     public let maxIdlePerEndpoint: Int
+    /// Set when the pool speaks TLS to its endpoints: the client context, made when the config
+    /// compiled. nil: cleartext.
+    public let tls: (any UpstreamTLS)?
 
     public init(id: String, index: Int, endpoints: [EndpointSpec], balancer: BalancerKind = .roundRobin,
                 connectTimeout: TimeAmountMillis = 5_000, responseHeaderTimeout: TimeAmountMillis = 30_000,
                 bodyIdleTimeout: TimeAmountMillis = 60_000, maxConnectionsPerEndpoint: Int = 1024,
-                idleTimeout: TimeAmountMillis = 60_000, maxIdlePerEndpoint: Int = 256) {
+                idleTimeout: TimeAmountMillis = 60_000, maxIdlePerEndpoint: Int = 256, tls: (any UpstreamTLS)? = nil) {
         self.id = id
         self.index = index
         self.endpoints = endpoints
@@ -108,6 +123,7 @@ public final class PoolSpec: Sendable {
         self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
         self.idleTimeout = idleTimeout
         self.maxIdlePerEndpoint = maxIdlePerEndpoint
+        self.tls = tls
     }
 }
 
@@ -139,6 +155,28 @@ public struct WebSocketPolicy: Sendable, Equatable {
     }
 }
 
+/// What a route requires of the connection a request came on: TLS, a verified client
+/// certificate. Checked right after routing, before the chain runs; a route without
+/// requirements has none (`Route.transport` nil: one nil check per request).
+public final class RouteTransport: Sendable {
+    /// `require_tls`: what a request that came over cleartext gets.
+    public enum TLSRequirement: Sendable, Equatable {
+        /// 308 to `https://host[:port]target`; nil port: the default (443).
+        case redirect(port: Int?)
+        /// 403 `tls_required`.
+        case reject
+    }
+    public let tls: TLSRequirement?
+    /// `require_client_cert`: a request without a verified client certificate gets 403
+    /// `client_certificate_required`.
+    public let clientCertificate: Bool
+
+    public init(tls: TLSRequirement?, clientCertificate: Bool) {
+        self.tls = tls
+        self.clientCertificate = clientCertificate
+    }
+}
+
 /// A route as compiled. Its slots, in the order a request meets them: the middleware `chain`,
 /// the optional `cache`, the optional traffic `split`, then the `action` (the upstream pool, or
 /// a local answer). An empty slot is nil: a route without a cache or a split pays one nil check
@@ -162,10 +200,12 @@ public final class Route: Sendable {
     /// WebSocket handshakes: forwarded (a `101` makes a tunnel) or not. Read only for a request
     /// that is one (`RequestHead.upgradeWebSocket`).
     public let webSocket: WebSocketPolicy
+    /// `require_tls`, `require_client_cert`; nil: the route requires nothing of the connection.
+    public let transport: RouteTransport?
 
     public init(id: String, index: Int, match: RouteMatchSpec, chain: RouteChain, cache: (any CacheStage)? = nil,
                 split: SplitTable? = nil, action: RouteAction, needsPathCaptures: Bool, needsHostCaptures: Bool, origin: String,
-                webSocket: WebSocketPolicy = .default) {
+                webSocket: WebSocketPolicy = .default, transport: RouteTransport? = nil) {
         self.id = id
         self.index = index
         self.match = match
@@ -177,6 +217,7 @@ public final class Route: Sendable {
         self.needsHostCaptures = needsHostCaptures
         self.origin = origin
         self.webSocket = webSocket
+        self.transport = transport
     }
 
     /// Fills the context's captures from the route's regexes, when templates need them.

@@ -85,6 +85,8 @@ public struct DryRunResult: Sendable {
         public var balancer: String
         public var endpoint: String
         public var why: String
+        /// With the pool's `tls`: how the connection to the endpoint is secured (nil: cleartext).
+        public var tls: String?
         public var method: String
         public var target: String
         public var path: String
@@ -104,8 +106,11 @@ public struct DryRunResult: Sendable {
         public var selectedBy: String
         public var minVersion: String
         public var alpn: [String]
+        /// With `client_auth`: `required` or `optional`, and the CA bundle (nil: no client certificates asked for).
+        public var clientAuth: String?
         enum CodingKeys: String, CodingKey {
             case sni, certificate, key, names, isDefault = "default", selectedBy = "selected_by", minVersion = "min_version", alpn
+            case clientAuth = "client_auth"
         }
     }
     /// On a TLS listener with `l4_routes`: what the ClientHello's SNI decided, before TLS.
@@ -332,6 +337,7 @@ public enum DryRun {
                 return [String(l[..<c]), String(l[l.index(after: c)...]).trimmingCharacters(in: " ")]
             }
             result.upstream = .init(pool: pool.id, balancer: pool.balancer.rawValue, endpoint: ep.address, why: choice.why,
+                                    tls: pool.tls.map { Self.upstreamTLSText($0.summary, ep) },
                                     method: ctx.head.method.description, target: ctx.head.effectiveTarget,
                                     path: ctx.head.effectivePath, headers: hdrs, wire: requestLine + "\n" + lines.joined(separator: "\n"))
             // What the response side of the chain would add to the upstream's answer.
@@ -427,6 +433,20 @@ public enum DryRun {
     }
 
     /// The human-readable report `prox dry-run` prints.
+    /// How a pool's TLS secures the connection to `ep`: versions, SNI, what verifies the
+    /// upstream's certificate, the client certificate.
+    static func upstreamTLSText(_ t: UpstreamTLSSummary, _ ep: EndpointSpec) -> String {
+        var s = "\(t.minVersion)+: SNI " + (ep.tlsServerName.map { "'\($0)'" } ?? "none")
+        if t.verify {
+            s += ", certificate verified against " + (t.ca ?? "the system trust store")
+            s += ep.tlsServerName.map { " for the name '\($0)'" } ?? " for the IP address \(ep.host)"
+        } else {
+            s += ", certificate NOT verified (insecure_skip_verify)"
+        }
+        if let c = t.clientCertificate { s += ", client certificate \(c)" }
+        return s
+    }
+
     /// The certificate a TLS listener presents for `sni` (the same `SNITable` lookup serve's
     /// handshake makes); nil on a cleartext listener, where `--sni` is an error.
     static func tlsSelection(_ sni: String?, _ listener: ListenerSpec, _ snapshot: Snapshot) throws -> DryRunResult.TLS? {
@@ -447,7 +467,8 @@ public enum DryRun {
         case .fallback: by = "default"
         }
         return .init(sni: sni, certificate: c.certFile, key: c.keyFile, names: c.names, isDefault: c.isDefault, selectedBy: by,
-                     minVersion: tls.minVersion, alpn: tls.applicationProtocols)
+                     minVersion: tls.minVersion, alpn: tls.applicationProtocols,
+                     clientAuth: tls.clientAuth.map { "\($0.required ? "required" : "optional"), verified against \($0.ca)" })
     }
 
     /// The L4 route a ClientHello naming `sni` gets (`L4Table.select`, serve's lookup), and for
@@ -491,6 +512,7 @@ public enum DryRun {
             default: why = "by " + t.selectedBy.replacingOccurrences(of: "exact ", with: "exact name ")
             }
             o += "  tls \(t.minVersion)+, alpn \(t.alpn.joined(separator: ",")): SNI \(t.sni.map { "'\($0)'" } ?? "none") -> \(t.certificate) (\(names)), \(why)\n"
+            if let a = t.clientAuth { o += "  client certificate \(a) (dry-run presents none)\n" }
         }
         if let l = r.l4, l.action != "terminate" {
             // Passed or dropped before TLS: no HTTP request, no routes.
@@ -518,6 +540,7 @@ public enum DryRun {
         }
         if let u = r.upstream {
             o += "\nupstream request (not sent):\n  pool \(u.pool) (\(u.balancer)) -> \(u.endpoint): \(u.why)\n"
+            if let t = u.tls { o += "  tls \(t)\n" }
             for line in u.wire.split(separator: "\n") { o += "  | \(line)\n" }
             if !r.responseHeaders.isEmpty {
                 o += "\nadded to the response on the way back:\n"

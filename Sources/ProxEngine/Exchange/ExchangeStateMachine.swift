@@ -8,8 +8,11 @@ import ProxCore
 enum ExchangeFailure: Equatable, Sendable {
     /// The upstream refused the connection (or the address did not resolve).
     case connectRefused
-    /// No connection within the pool's `connect_timeout`.
+    /// No connection within the pool's `connect_timeout` (the TLS handshake included).
     case connectTimeout
+    /// The TLS handshake with the upstream failed: its certificate not verified (CA, name,
+    /// dates), or the handshake refused (a client certificate it wants, no common version).
+    case upstreamTLSFailed
     /// The balancer found no eligible endpoint.
     case noEndpoint
     /// The endpoint's per-loop share of `max_connections_per_endpoint` is in use.
@@ -44,7 +47,7 @@ enum ExchangeFailure: Equatable, Sendable {
 
     var status: Int {
         switch self {
-        case .connectRefused, .upstreamReset, .upstreamBadResponse: return 502
+        case .connectRefused, .upstreamTLSFailed, .upstreamReset, .upstreamBadResponse: return 502
         case .connectTimeout, .upstreamTimeout, .upstreamBodyTimeout: return 504
         case .noEndpoint, .maxConnections, .drainTimeout: return 503
         case .clientBodyTimeout, .clientHeaderTimeout: return 408
@@ -59,6 +62,7 @@ enum ExchangeFailure: Equatable, Sendable {
         switch self {
         case .connectRefused: return "upstream_connect_failed"
         case .connectTimeout: return "upstream_connect_timeout"
+        case .upstreamTLSFailed: return "upstream_tls_failed"
         case .noEndpoint: return "no_upstream_endpoint"
         case .maxConnections: return "upstream_max_connections"
         case .upstreamReset: return "upstream_reset"
@@ -196,7 +200,7 @@ struct ExchangeStateMachine {
     }
 
     enum ConnectFailure: Equatable {
-        case refused, timeout, noEndpoint, maxConnections
+        case refused, timeout, noEndpoint, maxConnections, tls
 
         var failure: ExchangeFailure {
             switch self {
@@ -204,6 +208,7 @@ struct ExchangeStateMachine {
             case .timeout: return .connectTimeout
             case .noEndpoint: return .noEndpoint
             case .maxConnections: return .maxConnections
+            case .tls: return .upstreamTLSFailed
             }
         }
     }
@@ -578,7 +583,10 @@ struct ExchangeStateMachine {
 
     /// The connection of `attempt` closed before the response ended. `receivedAny`: a byte of a
     /// response had arrived.
-    mutating func upstreamClosed(attempt: Int, receivedAny: Bool) -> Action {
+    /// `tlsFailed`: TLS ended the connection with an error (with TLS 1.3 an upstream that wants a
+    /// client certificate refuses it after the client's side of the handshake completed, so the
+    /// refusal arrives as the request goes out): the failure is `upstreamTLSFailed`, not a reset.
+    mutating func upstreamClosed(attempt: Int, receivedAny: Bool, tlsFailed: Bool = false) -> Action {
         guard let current = currentAttempt, current == attempt else { return .none }
         if case .awaitingResponse = state, attemptReused, !receivedAny, request.idempotent,
            request.framing == .none, attempt < Self.maxAttempts {
@@ -586,7 +594,7 @@ struct ExchangeStateMachine {
             state = .connecting(attempt: attempt + 1)
             return .retryFresh(attempt: attempt + 1)
         }
-        return fail(.upstreamReset)
+        return fail(tlsFailed && !receivedAny ? .upstreamTLSFailed : .upstreamReset)
     }
 
     /// The tunnel that a `101` started has ended (both connections closed).

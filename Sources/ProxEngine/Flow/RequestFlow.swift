@@ -33,7 +33,57 @@ public enum RequestFlow {
         route.captureInto(ctx)
         ctx.record("router", looked: "host '\(ctx.head.host)', path '\(ctx.head.path)', method \(ctx.head.method)",
                    decided: "route \(route.id)", why: "first route in order whose match holds (\(route.origin))")
+        // What the route requires of the connection, before any stage runs: one nil check for a
+        // route that requires nothing.
+        if let t = route.transport, let refusal = transportRefusal(ctx, route, t) { return .respond(refusal) }
         return runChain(ctx, from: 0)
+    }
+
+    /// `require_tls` and `require_client_cert`: the answer for a request that does not meet
+    /// them, or nil. Decided before the chain, so nothing of the request (credentials a stage
+    /// would read, a body) is acted on over a connection the route refuses.
+    @inline(never)
+    static func transportRefusal(_ ctx: RequestContext, _ route: Route, _ t: RouteTransport) -> LocalResponse? {
+        if let tls = t.tls {
+            if ctx.scheme == "https" {
+                ctx.record("require_tls", looked: "scheme https", decided: "go on", why: "the request came over TLS")
+            } else {
+                switch tls {
+                case .redirect(let port):
+                    let loc = httpsLocation(ctx, port: port)
+                    ctx.record("require_tls", looked: "scheme http", decided: "redirect 308 to \(loc)",
+                               why: "route \(route.id) requires TLS (require_tls: redirect)")
+                    return LocalResponse(status: 308, headers: [(.location, loc)], body: "")
+                case .reject:
+                    ctx.record("require_tls", looked: "scheme http", decided: "reject 403 tls_required",
+                               why: "route \(route.id) requires TLS (require_tls: reject)")
+                    return errorResponse(ctx, 403, "tls_required")
+                }
+            }
+        }
+        if t.clientCertificate {
+            if let id = ctx.tlsClient {
+                ctx.record("require_client_cert", looked: "client certificate \(id.subject)", decided: "go on",
+                           why: "the listener verified it against its client_auth CA")
+            } else {
+                ctx.record("require_client_cert", looked: ctx.scheme == "https" ? "no client certificate" : "a cleartext connection",
+                           decided: "reject 403 client_certificate_required", why: "route \(route.id) has require_client_cert")
+                return errorResponse(ctx, 403, "client_certificate_required")
+            }
+        }
+        return nil
+    }
+
+    /// `https://HOST[:port]TARGET` for a redirect to TLS: the Host without its port, the target
+    /// as received (origin form; an absolute-form target keeps its path and query).
+    static func httpsLocation(_ ctx: RequestContext, port: Int?) -> String {
+        var host = ctx.head.host
+        if host.isEmpty { host = ctx.listener.host }
+        if host.contains(":") && !host.hasPrefix("[") { host = "[\(host)]" }
+        let portPart = port.map { $0 == 443 ? "" : ":\($0)" } ?? ""
+        var target = ctx.head.path
+        if let q = ctx.head.query { target += "?" + q }
+        return "https://" + host + portPart + target
     }
 
     /// Continues after a suspended stage answered.

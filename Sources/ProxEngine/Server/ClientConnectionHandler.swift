@@ -25,6 +25,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     let clientIPText: String
     /// `https` on a TLS listener: fixed when the listener bound, as its pipeline is.
     let scheme: String
+    /// The client certificate the TLS handshake verified (a listener with `client_auth`): set
+    /// once, before the first request, from the TLS handler's user event.
+    private var tlsClient: TLSClientIdentity?
     /// Set in `handlerAdded`, cleared in `handlerRemoved`: the context holds this handler
     /// strongly, so keeping it past removal is a cycle that leaks the handler, its context and
     /// everything they hold, for every closed connection (issue 6).
@@ -151,6 +154,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.close(promise: nil)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Only TLS connections of a listener with `client_auth` send it, once.
+        if let id = event as? TLSClientIdentity { tlsClient = id }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func pauseReads() { readsPaused = true }
 
     private func resumeReads() {
@@ -226,7 +235,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         spare = nil
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
-                                 clientPort: clientPort, clientIPText: clientIPText, scheme: scheme, eventLoop: context.eventLoop)
+                                 clientPort: clientPort, clientIPText: clientIPText, scheme: scheme, tlsClient: tlsClient,
+                                 eventLoop: context.eventLoop)
         let ex = Exchange(ctx: ctx, now: .now())
         state.track(ex, .exchange)
         state.track(ctx, .requestContext)
@@ -763,7 +773,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func upstreamClosed(_ c: UpstreamConnection, receivedAny: Bool) {
         guard let ex = exchange, ex.upstream === c else { return }
         ex.upstream = nil
-        perform(machine.upstreamClosed(attempt: c.attempt, receivedAny: receivedAny), ex)
+        perform(machine.upstreamClosed(attempt: c.attempt, receivedAny: receivedAny, tlsFailed: c.tlsFailure != nil), ex,
+                detail: c.tlsFailure.map { "\(c.endpoint.address): \($0)" } ?? "")
         flushPending()
     }
 

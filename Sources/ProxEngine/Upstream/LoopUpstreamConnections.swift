@@ -3,14 +3,17 @@ import NIOPosix
 import ProxCore
 import ProxUpstream
 
-/// One endpoint's connections on one event loop. Kept by address, so the connections outlive a
-/// reload that keeps the endpoint; requests reach it by reference (see `PoolRuntime`), not by
-/// hashing the address.
+/// One endpoint's connections on one event loop. Kept by connection key (the address, and with
+/// TLS the TLS settings and server name), so the connections outlive a reload that keeps the
+/// endpoint and its TLS; requests reach it by reference (see `PoolRuntime`), not by hashing the key.
 final class EndpointConnections {
     struct Idle {
         let connection: UpstreamConnection
         let expires: NIODeadline
     }
+    /// `EndpointSpec.connectionKey`.
+    let key: String
+    /// `host:port`, for logs.
     let address: String
     /// Idle keep-alive connections, newest last.
     var idle: [Idle] = []
@@ -18,7 +21,10 @@ final class EndpointConnections {
     var open = 0
     var resolved: SocketAddress?
 
-    init(address: String) { self.address = address }
+    init(key: String, address: String) {
+        self.key = key
+        self.address = address
+    }
 }
 
 /// What one loop keeps for one pool of one snapshot: its balancer and its endpoints'
@@ -49,11 +55,11 @@ final class LoopUpstreamConnections {
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    /// The endpoint state for `address`, made on first use.
-    func endpoint(_ address: String) -> EndpointConnections {
-        if let e = byAddress[address] { return e }
-        let e = EndpointConnections(address: address)
-        byAddress[address] = e
+    /// The endpoint state for `spec` (by its connection key), made on first use.
+    func endpoint(_ spec: EndpointSpec) -> EndpointConnections {
+        if let e = byAddress[spec.connectionKey] { return e }
+        let e = EndpointConnections(key: spec.connectionKey, address: spec.address)
+        byAddress[spec.connectionKey] = e
         return e
     }
 
@@ -63,7 +69,7 @@ final class LoopUpstreamConnections {
     func runtime(_ pool: PoolSpec, version: Int, balancers: BalancerRegistry) -> PoolRuntime {
         if version == runtimeVersion, pool.index < runtimes.count, let r = runtimes[pool.index] { return r }
         let r = PoolRuntime(balancer: balancers.entry(pool, version: version),
-                            endpoints: pool.endpoints.map { endpoint($0.address) })
+                            endpoints: pool.endpoints.map { endpoint($0) })
         if version > runtimeVersion {
             runtimeVersion = version
             runtimes = []
@@ -84,7 +90,8 @@ final class LoopUpstreamConnections {
         return nil
     }
 
-    /// Opens a new connection. Fails with `UpstreamFailure.connect...`.
+    /// Opens a new connection, and with the pool's TLS completes the handshake, within the
+    /// pool's connect timeout for both. Fails with an `UpstreamFailure`.
     func connect(_ ep: EndpointConnections, _ spec: EndpointSpec, pool: PoolSpec) -> EventLoopFuture<UpstreamConnection> {
         let address: SocketAddress
         do {
@@ -97,17 +104,23 @@ final class LoopUpstreamConnections {
         #if DEBUG
         tracker?.track(handler, .upstreamConnection)
         #endif
-        return ClientBootstrap(group: eventLoop)
+        let tls = pool.tls
+        handler.tls = tls
+        let deadline = NIODeadline.now() + .milliseconds(pool.connectTimeout)
+        let connected = ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(pool.connectTimeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A cleartext pool pays this nil check per connection made, nothing per request.
+                    if let tls {
+                        handler.handshake = try tls.addClientHandler(to: channel, serverName: spec.tlsServerName)
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .connect(to: address)
-            .map { _ in handler }
-            .flatMapErrorThrowing { error in
+            .flatMapErrorThrowing { error -> any Channel in
                 // The handler never saw its channel become inactive: count it out here.
                 if handler.counted { handler.counted = false; ep.open -= 1 }
                 if case ChannelError.connectTimeout = error {
@@ -115,6 +128,32 @@ final class LoopUpstreamConnections {
                 }
                 throw UpstreamFailure.connectFailed("\(spec.address): \(error)")
             }
+        guard tls != nil else { return connected.map { _ in handler } }
+        return connected.flatMap { channel in
+            guard let handshake = handler.handshake else { return channel.eventLoop.makeSucceededFuture(handler) }
+            handler.handshake = nil
+            return Self.awaitHandshake(handshake, on: channel, until: deadline, spec: spec, pool: pool).map { handler }
+        }
+    }
+
+    /// The handshake's outcome, or a timeout at the connect deadline (the channel then closes).
+    /// Everything here runs on the connection's loop.
+    static func awaitHandshake(_ handshake: EventLoopFuture<Void>, on channel: any Channel, until deadline: NIODeadline,
+                               spec: EndpointSpec, pool: PoolSpec) -> EventLoopFuture<Void> {
+        // Whichever comes first completes `done`; a later completion of a promise is ignored.
+        let done = channel.eventLoop.makePromise(of: Void.self)
+        let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
+            done.fail(UpstreamFailure.connectTimeout("TLS handshake with \(spec.address) not complete within \(pool.connectTimeout) ms of connecting"))
+            channel.close(promise: nil)
+        }
+        handshake.whenComplete { result in
+            timer.cancel()
+            switch result {
+            case .success: done.succeed(())
+            case .failure(let e): done.fail(UpstreamFailure.tlsFailed("\(spec.address)\(spec.tlsServerName.map { " (SNI \($0))" } ?? ""): \(e)"))
+            }
+        }
+        return done.futureResult
     }
 
     /// A raw TCP connection to an endpoint of `pool`, for an L4 `pass` tunnel: the pool's
@@ -183,10 +222,13 @@ final class LoopUpstreamConnections {
     }
 
     var idleCount: Int { byAddress.values.reduce(0) { $0 + $1.idle.count } }
-    func openCount(_ address: String) -> Int { byAddress[address]?.open ?? 0 }
+    /// Connections open to the endpoint with this connection key (the address, for cleartext).
+    func openCount(_ key: String) -> Int { byAddress[key]?.open ?? 0 }
 }
 
 enum UpstreamFailure: Error {
     case connectFailed(String)
     case connectTimeout(String)
+    /// The TLS handshake failed: the upstream's certificate not verified, or the handshake refused.
+    case tlsFailed(String)
 }

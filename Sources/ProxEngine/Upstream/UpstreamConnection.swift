@@ -46,6 +46,12 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     private(set) var exchanges = 0
     /// The exchange's attempt number this connection carries (events are matched against it).
     private(set) var attempt = 0
+    /// The TLS handshake's outcome, from the channel initializer until `connect` takes it.
+    var handshake: EventLoopFuture<Void>?
+    /// The pool's TLS (nil: cleartext), to explain an error TLS raises after the handshake.
+    var tls: (any UpstreamTLS)?
+    /// Why TLS closed the connection (an alert from the upstream), said plainly.
+    private(set) var tlsFailure: String?
 
     init(endpoint: EndpointSpec, connections: EndpointConnections, upstreams: LoopUpstreamConnections) {
         self.endpoint = endpoint
@@ -220,6 +226,7 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tls, tlsFailure == nil { tlsFailure = tls.explainFailure(error) }
         context.close(promise: nil)
     }
 }

@@ -58,7 +58,7 @@ final class UpstreamDispatch {
             return .failed(.noEndpoint, detail: "pool \(pool.id) has no eligible endpoint")
         }
         let endpoint = pool.endpoints[index]
-        let connections = ex.runtime?.endpoints[index] ?? upstreams.endpoint(endpoint.address)
+        let connections = ex.runtime?.endpoints[index] ?? upstreams.endpoint(endpoint)
         return .connecting(upstreams.connect(connections, endpoint, pool: pool))
     }
 
@@ -67,6 +67,7 @@ final class UpstreamDispatch {
         switch error {
         case UpstreamFailure.connectTimeout(let d): return (.timeout, d)
         case UpstreamFailure.connectFailed(let d): return (.refused, d)
+        case UpstreamFailure.tlsFailed(let d): return (.tls, d)
         default: return (.refused, "\(error)")
         }
     }

@@ -15,10 +15,11 @@ final class ProxHarness: Sendable {
     /// The snapshot version of the last reload.
     let version = NIOLockedValueBox(1)
 
-    init(_ yaml: String, upstream: String = "127.0.0.1:9", upstream2: String = "127.0.0.1:9", threads: Int = 1) throws {
+    init(_ yaml: String, upstream: String = "127.0.0.1:9", upstream2: String = "127.0.0.1:9", threads: Int = 1,
+         log: CapturedLog? = nil) throws {
         let snapshot = try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: 1)
-        var logger = Logger(label: "prox-test")
-        logger.logLevel = .error
+        var logger = log.map { l in Logger(label: "prox-test") { _ in CapturingLogHandler(log: l) } } ?? Logger(label: "prox-test")
+        logger.logLevel = log == nil ? .error : .warning
         server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
         let addrs = try server.start()
         port = addrs[0].port!
@@ -42,6 +43,29 @@ final class ProxHarness: Sendable {
     func client() throws -> TestClient { try TestClient(port: port) }
 
     func stop() { server.shutdown() }
+}
+
+/// Error-log lines the proxy wrote (message, then its metadata as `key=value`), for tests that
+/// check what the log says about a failure.
+final class CapturedLog: Sendable {
+    let lines = NIOLockedValueBox<[String]>([])
+    var all: [String] { lines.withLockedValue { $0 } }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let log: CapturedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let meta = (metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        log.lines.withLockedValue { $0.append("\(message) \(meta)") }
+    }
 }
 
 /// A minimal config: one listener on port 0, one route proxying everything to `{upstream}`.

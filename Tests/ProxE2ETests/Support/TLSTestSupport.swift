@@ -50,6 +50,35 @@ enum TestCerts {
     }
 }
 
+extension TestCerts {
+    /// A CA: `NAME.crt` (self-signed, CA:TRUE) and `NAME.key`.
+    static func makeCA(_ dir: URL, _ name: String, cn: String) throws -> (cert: String, key: String) {
+        let cert = dir.appendingPathComponent("\(name).crt").path, key = dir.appendingPathComponent("\(name).key").path
+        try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                     "-subj", "/CN=\(cn)", "-days", "365", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        return (cert, key)
+    }
+
+    /// A certificate signed by `ca`: subject `subject` (`/CN=x/O=y`), DNS names and IP addresses
+    /// in its subjectAltName, for servers (`client: false`) or clients.
+    @discardableResult
+    static func makeSigned(_ dir: URL, _ name: String, subject: String, dns: [String] = [], ips: [String] = [],
+                           ca: (cert: String, key: String), client: Bool = false) throws -> (cert: String, key: String) {
+        let cert = dir.appendingPathComponent("\(name).crt").path, key = dir.appendingPathComponent("\(name).key").path
+        let csr = dir.appendingPathComponent("\(name).csr").path, ext = dir.appendingPathComponent("\(name).ext").path
+        try openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key])
+        try openssl(["req", "-new", "-key", key, "-subj", subject, "-out", csr])
+        var lines = ["basicConstraints=CA:FALSE", "extendedKeyUsage=" + (client ? "clientAuth" : "serverAuth")]
+        let san = dns.map { "DNS:\($0)" } + ips.map { "IP:\($0)" }
+        if !san.isEmpty { lines.append("subjectAltName=" + san.joined(separator: ",")) }
+        try lines.joined(separator: "\n").write(toFile: ext, atomically: true, encoding: .utf8)
+        try openssl(["x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-days", "365",
+                     "-extfile", ext, "-out", cert])
+        return (cert, key)
+    }
+}
+
 /// A TLS client for the tests, on SwiftNIO + swift-nio-ssl: connects, completes the handshake
 /// (or throws its failure), then sends raw request bytes and reads Content-Length responses.
 /// The peer's certificate is not verified (the tests' certificates are self-signed); tests look
@@ -87,8 +116,13 @@ final class TLSTestClient: @unchecked Sendable {
         }
     }
 
-    init(port: Int, sni: String?, minVersion: TLSVersion = .tlsv1, maxVersion: TLSVersion? = nil) throws {
+    init(port: Int, sni: String?, minVersion: TLSVersion = .tlsv1, maxVersion: TLSVersion? = nil,
+         clientCertificate: (cert: String, key: String)? = nil) throws {
         var config = TLSConfiguration.makeClientConfiguration()
+        if let c = clientCertificate {
+            config.certificateChain = try NIOSSLCertificate.fromPEMFile(c.cert).map { .certificate($0) }
+            config.privateKey = .privateKey(try NIOSSLPrivateKey(file: c.key, format: .pem))
+        }
         config.certificateVerification = .none
         config.minimumTLSVersion = minVersion
         config.maximumTLSVersion = maxVersion

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A real HTTP/1.1 server for end-to-end tests, built on NIOHTTP1 (an implementation
 /// independent of Prox's own framer). Paths:
@@ -26,15 +27,44 @@ final class TestUpstream: @unchecked Sendable {
     func dropConnectionsOnNextRequest() { dropStale.withLockedValue { $0 = true } }
     var port: Int { channel.localAddress!.port! }
     var address: String { "127.0.0.1:\(port)" }
+    /// With `tls`: the server name of each ClientHello received (nil: no SNI), in order.
+    let serverNamesSeen = NIOLockedValueBox<[String?]>([])
 
-    init(threads: Int = 1) throws {
+    /// An HTTPS upstream: its certificate and key, and when `clientCA` is set, a client
+    /// certificate signed by it is required.
+    struct TLS {
+        var cert: String
+        var key: String
+        var clientCA: String?
+    }
+
+    init(threads: Int = 1, tls: TLS? = nil) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let requests = self.requests, connections = self.connections, dropStale = self.dropStale
+        var sslContext: NIOSSLContext? = nil
+        if let tls {
+            var config = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.cert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
+            if let ca = tls.clientCA {
+                config.certificateVerification = .noHostnameVerification
+                config.trustRoots = .file(ca)
+            }
+            let seen = serverNamesSeen
+            config.sslContextCallback = { values, promise in
+                seen.withLockedValue { $0.append(values.serverHostname) }
+                promise.succeed(.noChanges)
+            }
+            sslContext = try NIOSSLContext(configuration: config)
+        }
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
                 connections.withLockedValue { $0 += 1 }
+                if let sslContext {
+                    do { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) } catch { return ch.eventLoop.makeFailedFuture(error) }
+                }
                 return ch.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     ch.pipeline.addHandler(UpstreamHandler(requests: requests, dropStale: dropStale))
                 }
