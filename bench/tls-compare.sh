@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # HTTPS side by side: Prox against nginx, the same certificate (EC P-256, made here with openssl),
 # the same nginx upstream answering 200 "ok", the same wrk, on 1 and 2 event loops (nginx worker
-# processes). Two figures per proxy and thread count:
-#   handshakes/s  every request on a new TLS connection (wrk with `Connection: close`: a full
-#                 handshake per request; wrk does not resume sessions)
+# processes). Three figures per proxy and thread count:
+#   full handshakes/s  a new TLS connection per request, never resumed: CLIENTS parallel
+#                 `openssl s_time -new` (one HTTP/1.0 GET per connection), connections summed
+#   resumed/s     a new connection per request with wrk and `Connection: close`. wrk resumes the
+#                 previous session when the server allows it (OpenSSL keeps it across SSL_clear),
+#                 and Prox's BoringSSL issues session tickets (swift-nio-ssl has no switch for
+#                 them), so nginx gets `ssl_session_tickets on` too: abbreviated handshakes on both
 #   keep-alive    requests/s over long-lived HTTPS connections (one handshake each, at the start)
 # Both negotiate TLS 1.3 (TLS_AES_128_GCM_SHA256, X25519). Results: a JSON-lines file under
 # bench/results/ and a table on stdout; record them in docs/BENCHMARKS.md.
@@ -17,6 +21,7 @@ cd "$(dirname "$0")/.."
 prox=${PROX:-$(scripts/build-release.sh | tail -1)}
 threads_list=${THREADS:-1,2}
 conns=${CONNS:-64}
+clients=${CLIENTS:-4}
 rounds=${ROUNDS:-3}
 duration=${DURATION:-8}
 
@@ -78,7 +83,7 @@ start_nginx() {
     local port; port=$(free_port)
     nginx_conf "$work/nginx-$1" "$1" "upstream origin { server 127.0.0.1:$up; keepalive 64; }
 server { listen 127.0.0.1:$port ssl; ssl_certificate $work/bench.crt; ssl_certificate_key $work/bench.key;
-  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets on;
   location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
     nginx -p "$work/nginx-$1" -c "$work/nginx-$1/nginx.conf" >/dev/null 2>&1 &
     PID=$!; pids+=("$PID"); PORT=$port
@@ -87,10 +92,22 @@ server { listen 127.0.0.1:$port ssl; ssl_certificate $work/bench.crt; ssl_certif
 
 rps() { grep -oE 'Requests/sec: *[0-9.]+' | grep -oE '[0-9.]+$'; }
 
+# Full handshakes per second: $clients `openssl s_time -new` in parallel for $duration s, summed.
+full_handshakes() {  # full_handshakes <port>
+    local i
+    for i in $(seq 1 "$clients"); do
+        openssl s_time -connect "127.0.0.1:$1" -new -www / -time "$duration" > "$work/stime.$i" 2>&1 &
+    done
+    wait $(jobs -p | tail -n "$clients") 2>/dev/null || true
+    for i in $(seq 1 "$clients"); do
+        grep -oE '[0-9]+ connections in [0-9.]+ real' "$work/stime.$i" | awk '{print $1 / $4}'
+    done | awk '{s += $1} END {printf "%.1f", s}'
+}
+
 mkdir -p bench/results
 out="bench/results/tls-compare-$(date -u +%Y%m%d-%H%M%S).jsonl"
-echo "| proxy | threads | handshakes/s (new connection per request) | HTTPS keep-alive req/s |"
-echo "|---|---|---|---|"
+echo "| proxy | threads | full handshakes/s | resumed handshakes/s (wrk) | HTTPS keep-alive req/s |"
+echo "|---|---|---|---|---|"
 for t in ${threads_list//,/ }; do
     for proxy in prox nginx; do
         if [[ $proxy == prox ]]; then start_prox "$t"; else start_nginx "$t"; fi
@@ -98,17 +115,19 @@ for t in ${threads_list//,/ }; do
         url="https://127.0.0.1:$port/"
         if [[ "${CHECK:-}" == 1 ]]; then
             code=$(curl -sk --resolve "bench.local:$port:127.0.0.1" -o /dev/null -w '%{http_code} %{ssl_verify_result}' "https://bench.local:$port/")
-            echo "| $proxy | $t | check: HTTP $code | - |"
+            echo "| $proxy | $t | check: HTTP $code | $(DURATION=1 duration=1 full_handshakes "$port") | - |"
         else
-            hs=() ka=()
+            fh=() hs=() ka=()
             for r in $(seq 1 "$rounds"); do
+                fh+=("$(full_handshakes "$port")")
                 hs+=("$(wrk -t1 -c"$conns" -d"${duration}s" -H 'Connection: close' "$url" | rps)")
                 ka+=("$(wrk -t1 -c"$conns" -d"${duration}s" "$url" | rps)")
             done
             best() { printf '%s\n' "$@" | sort -g | tail -1; }
-            echo "| $proxy | $t | $(best "${hs[@]}") | $(best "${ka[@]}") |"
-            printf '{"proxy":"%s","threads":%s,"conns":%s,"duration_s":%s,"handshakes_per_s":[%s],"keepalive_rps":[%s]}\n' \
-                "$proxy" "$t" "$conns" "$duration" "$(IFS=,; echo "${hs[*]}")" "$(IFS=,; echo "${ka[*]}")" >> "$out"
+            echo "| $proxy | $t | $(best "${fh[@]}") | $(best "${hs[@]}") | $(best "${ka[@]}") |"
+            printf '{"proxy":"%s","threads":%s,"conns":%s,"clients":%s,"duration_s":%s,"full_handshakes_per_s":[%s],"resumed_per_s":[%s],"keepalive_rps":[%s],"load":"%s"}\n' \
+                "$proxy" "$t" "$conns" "$clients" "$duration" "$(IFS=,; echo "${fh[*]}")" "$(IFS=,; echo "${hs[*]}")" "$(IFS=,; echo "${ka[*]}")" \
+                "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$out"
         fi
         kill "$pid"; wait "$pid" 2>/dev/null || true
     done

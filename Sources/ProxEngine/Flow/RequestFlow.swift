@@ -35,7 +35,8 @@ public enum RequestFlow {
                    decided: "route \(route.id)", why: "first route in order whose match holds (\(route.origin))")
         // What the route requires of the connection, before any stage runs: one nil check for a
         // route that requires nothing.
-        if let t = route.transport, let refusal = transportRefusal(ctx, route, t) { return .respond(refusal) }
+        // (`!= nil`, not `if let`: binding the reference would retain and release it per request.)
+        if route.transport != nil, let refusal = transportRefusal(ctx, route) { return .respond(refusal) }
         return runChain(ctx, from: 0)
     }
 
@@ -43,7 +44,8 @@ public enum RequestFlow {
     /// them, or nil. Decided before the chain, so nothing of the request (credentials a stage
     /// would read, a body) is acted on over a connection the route refuses.
     @inline(never)
-    static func transportRefusal(_ ctx: RequestContext, _ route: Route, _ t: RouteTransport) -> LocalResponse? {
+    static func transportRefusal(_ ctx: RequestContext, _ route: Route) -> LocalResponse? {
+        guard let t = route.transport else { return nil }
         if let tls = t.tls {
             if ctx.scheme == "https" {
                 ctx.record("require_tls", looked: "scheme https", decided: "go on", why: "the request came over TLS")
