@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the HTTP/1 framers (Sources/ProxEngine/HTTP1) with libFuzzer + AddressSanitizer.
+# Fuzzes the HTTP/1 framers (Sources/ProxEngine/HTTP1) and the TLS ClientHello parser with libFuzzer + AddressSanitizer.
 #
 #   scripts/fuzz-framer.sh [seconds=120] [more libFuzzer flags...]
 #
@@ -19,6 +19,8 @@ mkdir -p "$WORK/Sources/ProxCore" "$WORK/Sources/ProxEngine" "$WORK/Sources/Fram
 rm -f "$WORK"/Sources/*/*.swift
 ln -s "$ROOT"/Sources/ProxCore/HTTP/*.swift "$WORK/Sources/ProxCore/"
 ln -s "$ROOT"/Sources/ProxEngine/HTTP1/*.swift "$WORK/Sources/ProxEngine/"
+# The TLS ClientHello parser (L4 SNI dispatch) is channel-free like the framers, and fuzzed with them.
+ln -s "$ROOT"/Sources/ProxEngine/Tunnel/ClientHelloParser.swift "$WORK/Sources/ProxEngine/"
 ln -s "$ROOT"/Tests/Fuzz/FramerFuzz/main.swift "$WORK/Sources/FramerFuzz/main.swift"
 
 if [ -d "$ROOT/.build/checkouts/swift-nio" ]; then
