@@ -112,6 +112,29 @@ import Testing
         #expect(alive.isEmpty, "still alive after every connection closed: \(alive)")
     }
 
+    /// WebSocket tunnels: the client's handler, the upstream connection and the relay between
+    /// them are all freed once either side closes, and a refused upgrade frees like any request.
+    @Test func closedTunnelsFreeEverything() throws {
+        let (up, prox) = try WebSocketE2ETests.rig()
+        defer { prox.stop(); up.stop() }
+        prox.server.trackObjects()
+        let handshake = Array("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8)
+        let frame: [UInt8] = [0x81, 0x80 | 2, 1, 2, 3, 4, UInt8(ascii: "h") ^ 1, UInt8(ascii: "i") ^ 2]
+        for i in 0..<40 {
+            let c = try prox.client()
+            try c.send(handshake + frame)
+            let deadline = Date().addingTimeInterval(5)
+            while Date() < deadline && !(c.buffer.count > 4 && c.buffer.suffix(4) == [0x81, 2, UInt8(ascii: "h"), UInt8(ascii: "i")]) {
+                guard c.fill() else { break }
+            }
+            #expect(String(decoding: c.buffer.prefix(12), as: UTF8.self) == "HTTP/1.1 101")
+            // Half the tunnels end with a reset, half with a clean close of the client's side.
+            if i % 2 == 0 { c.reset() } else { c.shutdownWrite() }
+        }
+        let alive = waitForNoneAlive(prox)
+        #expect(alive.isEmpty, "still alive after every tunnel closed: \(alive)")
+    }
+
     @Test func drainFreesEverything() throws {
         let up = try TestUpstream()
         defer { up.stop() }
