@@ -110,6 +110,9 @@ import Testing
 
     static func normalize(_ s: String) -> String {
         s.replacingOccurrences(of: "[0-9a-f]{32}", with: "<request-id>", options: .regularExpression)
+            // serve's `Date` is the moment it writes; dry-run says so in place of a date.
+            .replacingOccurrences(of: "^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$",
+                                  with: "(time of sending)", options: .regularExpression)
     }
 
     func check(config name: String, yaml: String, cases extra: [Case]) throws {
@@ -191,6 +194,13 @@ import Testing
                     #expect(up.endpoint == liveEndpoint, "\(where_): endpoint: dry-run \(up.endpoint), serve \(liveEndpoint)")
                 } else {
                     #expect(pool.endpoints.contains { $0.address == liveEndpoint }, "\(where_): serve's endpoint \(liveEndpoint) is not in \(livePool)")
+                }
+            }
+            // What the chain and serve add to the answer on the way back (`Via` among them).
+            if upstreamKnowsMethod {
+                for h in s.dry.responseHeaders {
+                    let live = s.live.header(h[0]).map(Self.normalize)
+                    #expect(live == Self.normalize(h[1]), "\(where_): response header \(h[0]) on the way back: dry-run '\(h[1])', serve '\(live ?? "absent")'")
                 }
             }
             // The upstream head as the upstream received it (the echo lists it; a HEAD answer has no body).

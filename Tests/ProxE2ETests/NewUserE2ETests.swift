@@ -108,6 +108,15 @@ import Testing
         #expect(proxied.status == 200)
         #expect(proxied.headers.filter { $0.0.lowercased() == "via" }.map(\.1) == ["1.1 prox"], "\(proxied.headers)")
         #expect(proxied.text.contains("h:via=1.1 prox"), "the request upstream carries Via too")
+        // The test upstream sends no Date: Prox adds one (RFC 9110 §6.6.1), and no Server.
+        let added = try #require(proxied.header("date"), "\(proxied.headers)")
+        #expect(added.wholeMatch(of: imfDate) != nil, "\(added)")
+        #expect(proxied.header("server") == nil, "\(proxied.headers)")
+        try c.send("GET /dated HTTP/1.1\r\nHost: a\r\n\r\n")
+        let dated = try c.readResponse()
+        #expect(dated.status == 200)
+        #expect(dated.headers.filter { $0.0.lowercased() == "date" }.map(\.1) == ["Sun, 06 Nov 1994 08:49:37 GMT"],
+                "the upstream's own Date is kept, and no second one added: \(dated.headers)")
     }
 
     @Test func responseViaCanBeSwitchedOff() throws {

@@ -237,7 +237,7 @@ public enum DryRun {
                        why: e.detail + "; serve answers without routing and closes the connection")
             let r = RequestFlow.errorResponse(ctx, e.status, e.category, detail: e.detail)
             let h = RequestFlow.responseHead(for: r, ctx, serverName: snapshot.settings.serverName)
-            result.local = .init(status: h.status, headers: h.fields.effective.map { [$0.name, $0.value] }, body: r.body)
+            result.local = .init(status: h.status, headers: Self.localHeaders(h, snapshot.settings), body: r.body)
             result.responseHeaders = result.local!.headers
             result.trace = ctx.trace?.entries ?? []
             return result
@@ -297,7 +297,7 @@ public enum DryRun {
         switch step {
         case .respond(let r):
             let h = RequestFlow.responseHead(for: r, ctx, serverName: snapshot.settings.serverName)
-            result.local = .init(status: h.status, headers: h.fields.effective.map { [$0.name, $0.value] },
+            result.local = .init(status: h.status, headers: Self.localHeaders(h, snapshot.settings),
                                  body: ctx.head.method == .head ? "" : r.body)
             result.responseHeaders = result.local!.headers
         case .proxy(let pool):
@@ -307,7 +307,7 @@ public enum DryRun {
             guard let decision = UpstreamStage.decide(pool, registry.entry(pool)) else {
                 let h = RequestFlow.responseHead(for: RequestFlow.errorResponse(ctx, 503, "no_upstream_endpoint"), ctx,
                                                  serverName: snapshot.settings.serverName)
-                result.local = .init(status: 503, headers: h.fields.effective.map { [$0.name, $0.value] }, body: "")
+                result.local = .init(status: 503, headers: Self.localHeaders(h, snapshot.settings), body: "")
                 break
             }
             let choice = decision.choice
@@ -344,6 +344,10 @@ public enum DryRun {
             var resp = ResponseHead(status: 200)
             if let route = ctx.route { route.chain.runResponse(ctx, &resp, ranCount: ctx.stagesRun) }
             result.responseHeaders = resp.fields.effective.map { [$0.name, $0.value] }
+            // serve's own `Via` line, after the chain's (`server.response_via`).
+            if snapshot.settings.responseVia {
+                result.responseHeaders.append(["Via", snapshot.settings.via11])
+            }
         case .suspend, .readBody:
             result.local = .init(status: 500, headers: [], body: "a stage did not finish")
         }
@@ -560,6 +564,16 @@ public enum DryRun {
             for n in r.notes { o += "  - \(n)\n" }
         }
         return o
+    }
+
+    /// A local answer's headers as serve writes them: the route's and the chain's, then `Date`
+    /// and `Server` unless one of those gave its own (RFC 9110 §6.6.1, §10.2.4). The date is the
+    /// moment serve writes the answer, so dry-run shows a placeholder for it.
+    static func localHeaders(_ h: ResponseHead, _ settings: ServerSettings) -> [[String]] {
+        var out = h.fields.effective.map { [$0.name, $0.value] }
+        if !h.fields.contains(.date) { out.append(["Date", "(time of sending)"]) }
+        if !h.fields.contains(.server) { out.append(["Server", settings.serverName]) }
+        return out
     }
 
     /// `--random`'s value: a decimal in [0, 1) or an integer taken as the 64-bit draw.

@@ -12,8 +12,9 @@ enum LiveTrace {
     /// starts a trace when its value is the token. Off the common path: only for configs with
     /// `server.trace`.
     @inline(never)
-    static func activate(_ ctx: RequestContext, _ live: LiveTraceSettings) {
-        guard let value = ctx.withHead({ $0.fields.first(live.header) }) else { return }
+    static func activate(_ ctx: RequestContext) {
+        guard let live = ctx.snapshot.settings.liveTrace,
+              let value = ctx.withHead({ $0.fields.first(live.header) }) else { return }
         ctx.withHead { $0.fields.remove(live.header) }
         guard !ctx.dryRun, live.accepts(value) else { return }
         ctx.trace = Trace(live: ())

@@ -19,8 +19,9 @@ public enum FlowStep {
 public enum RequestFlow {
     /// Routes the request and runs its chain from the first stage. Runs on the request's loop.
     public static func begin(_ ctx: RequestContext) -> FlowStep {
-        // Live traces configured: one nil check for every request when they are not.
-        if let live = ctx.snapshot.settings.liveTrace { LiveTrace.activate(ctx, live) }
+        // Live traces configured: one nil check for every request when they are not (`!= nil`:
+        // binding the settings here would retain and release them per request).
+        if ctx.snapshot.settings.liveTrace != nil { LiveTrace.activate(ctx) }
         let router = ctx.snapshot.router
         let listener = ctx.listener.index
         guard let m = ctx.withHead({ router.match($0, listener: listener) }) else {

@@ -609,11 +609,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             ex.status = head.status
             var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
             out.clear()
-            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot.
+            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot; and a `Date` when the
+            // upstream sent none (§6.6.1: a recipient with a clock that forwards such a response
+            // adds one). Upstreams nearly always send it, so the common cost is the lookup.
+            let via = head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10 : ex.ctx.snapshot.settings.viaLine11
             HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
                                           clientVersionMinor: machine.request.versionMinor,
-                                          extraLines: head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10
-                                              : ex.ctx.snapshot.settings.viaLine11, into: &out)
+                                          extraLines: head.fields.contains(.date) ? via : state.dateLine() + via, into: &out)
             c.recycle(&head.fields)
             ex.bytesOut += Int64(out.readableBytes)
             if noBody {

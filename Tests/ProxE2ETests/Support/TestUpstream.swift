@@ -168,6 +168,16 @@ final class UpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(b)))).whenComplete { _ in
                 bound.value.eventLoop.scheduleTask(in: .milliseconds(20)) { bound.value.close(promise: nil) }
             }
+        } else if path == "/dated" {
+            // An upstream that dates its answers: Prox must keep this one and add none.
+            var rh = HTTPResponseHead(version: .http1_1, status: .ok)
+            rh.headers.add(name: "Date", value: "Sun, 06 Nov 1994 08:49:37 GMT")
+            rh.headers.add(name: "Content-Length", value: "6")
+            context.write(wrapOutboundOut(.head(rh)), promise: nil)
+            var b = context.channel.allocator.buffer(capacity: 6)
+            b.writeString("dated\n")
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else if path == "/close-now" {
             context.close(promise: nil)
         } else {
