@@ -10,6 +10,7 @@ Build first with scripts/build-release.sh.
 
 Usage: bench/callgrind.py [--prox .build-release/release/prox] [--config bench/compare.yaml]
                           [--n1 2000] [--n2 12000] [--targets prox,nginx,haproxy] [--path /]
+                          [--keep DIR]
 
 The upstream also answers POST /ext-filter with 204 (an external filter service saying
 "continue", for bench/ext-filter.yaml).
@@ -113,6 +114,9 @@ def run(target, n, args, work, upstream):
         try: p.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL); p.wait()
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        shutil.copy(out, os.path.join(args.keep, f"{target}-{n}.out"))
     return total_instructions(out)
 
 def main():
@@ -124,6 +128,7 @@ def main():
     ap.add_argument("--n2", type=int, default=12000)
     ap.add_argument("--targets", default="prox,nginx,haproxy")
     ap.add_argument("--path", default="/")
+    ap.add_argument("--keep", help="copy each run's callgrind output to DIR/<target>-<n>.out (for callgrind_annotate)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="prox-callgrind-")
     up_dir = os.path.join(work, "up"); os.makedirs(up_dir)

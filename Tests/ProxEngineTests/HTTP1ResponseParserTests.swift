@@ -45,6 +45,17 @@ struct HTTP1ResponseParserTests {
         #expect(lines(c.head.fields).isEmpty)
     }
 
+    /// Whether the upstream dated its answer decides whether Prox adds a `Date`: the name is
+    /// matched in any case, and no other four-letter name counts.
+    @Test(arguments: [("Date", true), ("DATE", true), ("date", true), ("dAtE", true),
+                      ("Data", false), ("Gate", false), ("Vary", false), ("ETag", false), ("Dates", false), ("Dat", false)])
+    func datedIsTheDateLineAndNothingElse(name: String, dated: Bool) {
+        let r = runResponse("HTTP/1.1 200 OK\r\n\(name): Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n")
+        #expect(r.error == nil)
+        #expect(r.head.dated == dated, "\(name)")
+        #expect(lines(r.head.fields) == ["\(name): Sun, 06 Nov 1994 08:49:37 GMT"], "the line itself is forwarded as received")
+    }
+
     @Test func noBodyStatuses() {
         let a = runResponse("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")
         #expect(a.events == ["head 204", "end"])

@@ -10,15 +10,19 @@ public struct ResponseHead: Sendable {
     public var framing: BodyFraming
     /// False when the upstream said `Connection: close` (or HTTP/1.0 without keep-alive).
     public var keepAlive: Bool
+    /// The upstream's head had a `Date` line (set by the response parser). Without one, Prox
+    /// adds the time it forwards the response (RFC 9110 §6.6.1).
+    public var dated: Bool
 
     public init(status: Int, reason: String = "", versionMinor: UInt8 = 1, fields: HeaderFields = HeaderFields(),
-                framing: BodyFraming = .none, keepAlive: Bool = true) {
+                framing: BodyFraming = .none, keepAlive: Bool = true, dated: Bool = false) {
         self.status = status
         self.reason = reason
         self.versionMinor = versionMinor
         self.fields = fields
         self.framing = framing
         self.keepAlive = keepAlive
+        self.dated = dated
     }
 
     public func header(_ name: HeaderName) -> String? { fields.first(name) }

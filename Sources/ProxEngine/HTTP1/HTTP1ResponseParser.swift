@@ -233,6 +233,11 @@ public struct HTTP1ResponseParser {
         switch n {
         case 2:
             if h1EqualsLower(p, ns, n, "te") { slot.removed = true }
+        case 4:
+            // Prox adds a `Date` to a forwarded response only without one (RFC 9110 §6.6.1).
+            // One 32-bit compare: OR-ing 0x20 lowercases a letter, and only `D`/`d` give `d` (and
+            // so on for `a`, `t`, `e`), so no other name matches.
+            if p.loadUnaligned(fromByteOffset: ns, as: UInt32.self) | 0x2020_2020 == h1DateNameWord { info.dated = true }
         case 7:
             if h1EqualsLower(p, ns, n, "trailer") {
                 slot.removed = true
@@ -362,7 +367,8 @@ public struct HTTP1ResponseParser {
             keepAlive = info.connection.keepAlive && !info.connection.close
         }
         let response = ResponseHead(status: status, reason: reason, versionMinor: info.versionMinor,
-                                    fields: HeaderFields(bytes: head, slots: slots, addedStorage: spares.takeAdded()), framing: framing, keepAlive: keepAlive)
+                                    fields: HeaderFields(bytes: head, slots: slots, addedStorage: spares.takeAdded()), framing: framing, keepAlive: keepAlive,
+                                    dated: info.dated)
         if interim {
             state = .head
             return .informational(response)
@@ -377,6 +383,10 @@ public struct HTTP1ResponseParser {
     }
 }
 
+/// `date` as a little-endian 32-bit word.
+@usableFromInline
+let h1DateNameWord = UInt32(littleEndian: UInt32(0x64) | UInt32(0x61) << 8 | UInt32(0x74) << 16 | UInt32(0x65) << 24)
+
 @usableFromInline
 struct H1ResponseInfo {
     var status = 0
@@ -390,4 +400,5 @@ struct H1ResponseInfo {
     var transferCodings = H1TransferCodings()
     var connection = H1ConnectionTokens()
     var upgradeWebSocket = false
+    var dated = false
 }

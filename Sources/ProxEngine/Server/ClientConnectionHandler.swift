@@ -609,13 +609,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             ex.status = head.status
             var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
             out.clear()
-            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot; and a `Date` when the
-            // upstream sent none (§6.6.1: a recipient with a clock that forwards such a response
-            // adds one). Upstreams nearly always send it, so the common cost is the lookup.
-            let via = head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10 : ex.ctx.snapshot.settings.viaLine11
-            HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
-                                          clientVersionMinor: machine.request.versionMinor,
-                                          extraLines: head.fields.contains(.date) ? via : state.dateLine() + via, into: &out)
+            // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot.
+            if head.dated {
+                HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
+                                              clientVersionMinor: machine.request.versionMinor,
+                                              extraLines: head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10
+                                                  : ex.ctx.snapshot.settings.viaLine11, into: &out)
+            } else {
+                writeUndatedResponseHead(ex, head, framing: framing, keepAlive: keepAlive, into: &out)
+            }
             c.recycle(&head.fields)
             ex.bytesOut += Int64(out.readableBytes)
             if noBody {
@@ -629,6 +631,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case let action:
             perform(action, ex)
         }
+    }
+
+    /// A forwarded response whose upstream sent no `Date` gets the time Prox forwards it (RFC
+    /// 9110 §6.6.1 asks this of a recipient with a clock), unless a stage set one. Off the common
+    /// path: upstreams nearly always date their answers, and the parser noted whether this one did.
+    @inline(never)
+    private func writeUndatedResponseHead(_ ex: Exchange, _ head: ResponseHead, framing: BodyFraming, keepAlive: Bool,
+                                          into out: inout ByteBuffer) {
+        let via = head.versionMinor == 0 ? ex.ctx.snapshot.settings.viaLine10 : ex.ctx.snapshot.settings.viaLine11
+        HTTP1Writer.writeResponseHead(head, framing: framing, keepAlive: keepAlive,
+                                      clientVersionMinor: machine.request.versionMinor,
+                                      extraLines: head.fields.contains(.date) ? via : state.dateLine() + via, into: &out)
     }
 
     // MARK: tunnel
