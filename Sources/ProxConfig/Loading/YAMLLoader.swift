@@ -285,6 +285,9 @@ enum YAMLLoader {
             while true {
                 var k = try next()
                 if k.kind == .mappingEnd { break }
+                // A repeat is reported where it is written, an alias too (the key itself keeps
+                // its anchor's position, as the node an alias names does).
+                let written = mark(k)
                 if k.kind == .alias {
                     replaying.append((k.target, 0))
                     k = try next()
@@ -307,7 +310,7 @@ enum YAMLLoader {
                     first = entries.first { $0.key == k.value }?.keyMark
                 }
                 if let first {
-                    diagnostics.append(Diagnostic(at: km, path: ConfigNode.childPath(path, key: k.value), "duplicate key '\(k.value)'",
+                    diagnostics.append(Diagnostic(at: written, path: ConfigNode.childPath(path, key: k.value), "duplicate key '\(k.value)'",
                                                   hint: "first written at line \(first.line), column \(first.column); the first value is used"))
                     try skip(try next())
                     continue
