@@ -35,6 +35,7 @@ dep() {  # dep <checkout dir> <url> <version>
     if [ -d "$ROOT/.build/checkouts/$1" ]; then echo ".package(path: \"$ROOT/.build/checkouts/$1\")"
     else echo ".package(url: \"$2\", exact: \"$3\")"; fi
 }
+# Yams for its C target CYaml (libyaml), which ProxConfig's YAML composer imports.
 YAMS_DEP=$(dep Yams https://github.com/jpsim/Yams.git 6.2.2)
 # By URL, both: swift-nio-ssl itself depends on swift-nio by URL, and a path dependency on the
 # same package would be a conflicting identity (a SwiftPM warning today, an error later).

@@ -51,6 +51,14 @@ import Testing
         #expect(r.diagnostics.first?.path == "routes[0].id")
     }
 
+    /// Keys are compared by their text (Yams compared them with their YAML 1.1 tags, so `1` and
+    /// `"1"`, or `off` and `"off"`, were two keys); an alias as a key is a key like any other.
+    @Test func keysWithTheSameTextAreRepeats() {
+        let (_, diags) = ConfigLoader.load(text: "m:\n  1: a\n  \"1\": b\n  off: c\n  'off': d\nk: &k x\nn: {x: 1, *k : 2}\n", fileName: "t.yaml")
+        let dups = diags.filter { $0.message.hasPrefix("duplicate key") }.map { "\($0.line):\($0.column) \($0.path)" }
+        #expect(dups == ["3:3 m.1", "5:3 m.off", "7:11 n.x"], "\(diags)")
+    }
+
     @Test func truncatedFlowListIsReportedWhereTheFileEnds() {
         let r = compile("version: 1\nlisteners:\n  - id: main\n    address: [\n")
         let d = r.diagnostics.first

@@ -84,6 +84,36 @@ import Testing
         #expect(j.snapshot == nil && j.errors.first?.message.contains("nested too deeply") == true)
     }
 
+    /// The deepest nesting libyaml accepts is composed (our composer recurses once per level),
+    /// and one level more is refused by libyaml.
+    @Test func deepestAcceptedNestingLoads() {
+        func nested(_ n: Int) -> String { "a: " + String(repeating: "[", count: n) + "x" + String(repeating: "]", count: n) + "\n" }
+        var deepest = 0
+        for n in stride(from: 990, through: 1010, by: 1) {
+            let (node, diags) = ConfigLoader.load(text: nested(n), fileName: "deep.yaml")
+            if node != nil, diags.isEmpty { deepest = n } else {
+                #expect(diags.first?.message.contains("nesting") == true, "\(diags)")
+                break
+            }
+        }
+        #expect(deepest >= 990)
+        var node = ConfigLoader.load(text: nested(deepest), fileName: "deep.yaml").node?["a"]
+        var depth = 0
+        while let first = node?.items?.first { node = first; depth += 1 }
+        #expect(depth == deepest && node?.scalar == "x")
+    }
+
+    /// Aliases inside aliases could nest past libyaml's bound (and recurse without end); the
+    /// composer refuses them past `YAMLLoader.maxDepth` levels with one diagnostic.
+    @Test func nestingThroughAliasesIsBounded() {
+        let open = String(repeating: "[", count: 900), close = String(repeating: "]", count: 900)
+        let text = "version: 1\na0: &a0 \(open)x\(close)\na1: &a1 \(open)*a0\(close)\nb: *a1\n"
+        let (node, diags) = ConfigLoader.load(text: text, fileName: "deep.yaml")
+        #expect(node == nil)
+        #expect(diags.count == 1 && diags.first?.message.contains("more than 1500 levels deep") == true, "\(diags)")
+        #expect(diags.first.map { "\($0.line)" } == "2", "\(diags)")
+    }
+
     /// Anchors shared by many values stay within the budget.
     @Test func modestAliasUseIsAccepted() {
         var text = preludeNoPools + "routes:\n  - id: r0\n    match: &m {methods: [GET], path: {exact: /p/0}}\n    respond: &ok {status: 200}\n"

@@ -172,11 +172,12 @@ struct HostMatchConfig: ConfigObject {
     ]}
 
     static func checkHostName(_ s: String, _ node: ConfigNode, _ d: inout ConfigDecoder) -> Bool {
-        if s.contains(":") && !s.hasPrefix("[") {
+        // Byte tests: this runs for every route's host.
+        if s.utf8.contains(UInt8(ascii: ":")) && s.utf8.first != UInt8(ascii: "[") {
             d.error(node, "host patterns have no port", hint: "the port is the listener's; write the host alone")
             return false
         }
-        if s.hasPrefix("[") {
+        if s.utf8.first == UInt8(ascii: "[") {
             guard s.hasSuffix("]"), case .v6? = IPAddress(s.dropFirst().dropLast()) else {
                 d.error(node, "'\(s)' is not an IPv6 address in brackets"); return false
             }
@@ -184,7 +185,7 @@ struct HostMatchConfig: ConfigObject {
         }
         var rest = Substring(s)
         if s.hasPrefix("*.") { rest = rest.dropFirst(2) }
-        if rest.contains("*") {
+        if rest.utf8.contains(UInt8(ascii: "*")) {
             d.error(node, "'\(s)': '*' is only allowed as the whole first label", hint: "write *.example.com, or use {regex: ...}")
             return false
         }

@@ -1,70 +1,459 @@
+import CYaml
 import ProxCore
-import Yams
 
-/// YAML via Yams' composer (which keeps every node's position), converted to `ConfigNode`.
+/// YAML through our own composer over libyaml's event API (libyaml is the C target `CYaml` that
+/// the Yams package vendors), building `ConfigNode`s directly: every node keeps its position.
 /// Plain scalars resolve with the YAML 1.2 core schema, as editors do: `off` is a string.
 /// Anchors, aliases and merge keys (`<<: *defaults`) work, within a budget: aliases of aliases
 /// expand exponentially ("billion laughs": nine lines of `&a [*b, *b, ...]` make 10^9 nodes), so a
 /// document may expand to at most `nodeBudget(forBytes:)` nodes; past that it is refused with one
-/// diagnostic instead of hanging the loader and eating memory. (Nesting depth is bounded by
-/// libyaml itself: "Maximum nesting level reached" at 1000.)
+/// diagnostic instead of hanging the loader and eating memory. Nesting depth is bounded by
+/// libyaml itself ("Maximum nesting level reached", about 1000) and, through aliases, by `maxDepth`.
+/// A key written twice in one mapping is reported at its second occurrence (the first value is
+/// kept), beside every other problem.
 enum YAMLLoader {
     /// Without aliases every node takes at least one byte of text, so twice the text's size
     /// never refuses an alias-free document; aliases may add 100,000 nodes on top.
     static func nodeBudget(forBytes n: Int) -> Int { 100_000 + 2 * n }
 
+    /// The deepest nesting the composer follows, counting what aliases bring in: libyaml refuses
+    /// text nested past about 1000 collections already, so only aliases inside aliases reach it
+    /// (and would otherwise recurse without bound).
+    static let maxDepth = 1500
+
     static func load(_ text: String, file: String) -> (node: ConfigNode?, diagnostics: [Diagnostic]) {
-        let lines = SourceLines(text)
-        // Yams stops at the first mapping with a repeated key. Each one found is renamed in a
-        // copy of the text, to a placeholder of the same length (every other position stays
-        // put), and the copy parsed again; the converter drops the renamed entries and reports
-        // each at its second occurrence, with its path, beside every other problem.
-        var source = lines
-        var sourceText = text
-        var duplicates: [Position: Duplicate] = [:]
-        var root: Node?
-        while true {
-            do {
-                root = try Yams.compose(yaml: sourceText)
-                break
-            } catch let e as YamlError {
-                if case .duplicatedKeysInMapping(let keys, let context) = e, duplicates.count < 1000, let key = keys.first,
-                   let second = source.nextOccurrence(ofKey: key, after: context.mark.line, context.mark.column) {
-                    source.rename(at: second, length: second.length, placeholder: duplicates.count + 1)
-                    sourceText = source.text
-                    duplicates[Position(line: second.line, column: second.column)] =
-                        Duplicate(key: key, firstLine: context.mark.line, firstColumn: context.mark.column)
-                    continue
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count > 0 else { return (nil, [emptyDocument(file)]) }
+            let c = Composer(bytes: bytes, file: file)
+            defer { c.close() }
+            do throws(Diagnostic) {
+                guard let root = try c.composeDocument() else { return (nil, [emptyDocument(file)]) }
+                if let first = c.exhaustedAt {
+                    return (nil, [Diagnostic(at: first, path: "", "the document expands to more than \(nodeBudget(forBytes: bytes.count)) values",
+                                             hint: "aliases (*name) repeat what their anchor holds; aliases of aliases multiply")])
                 }
-                return (nil, [diagnostic(e, file: file, lines: lines)])
+                return (root, c.diagnostics)
             } catch {
-                return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "cannot parse YAML: \(error)")])
+                return (nil, [error])
             }
         }
-        guard let root else {
-            return (nil, [Diagnostic(file: file, line: 1, column: 1, path: "", message: "the document is empty",
-                                     hint: "start with `version: 1`; `prox schema` prints the full format")])
+    }
+
+    static func emptyDocument(_ file: String) -> Diagnostic {
+        Diagnostic(file: file, line: 1, column: 1, path: "", message: "the document is empty",
+                   hint: "start with `version: 1`; `prox schema` prints the full format")
+    }
+
+    // MARK: - Events
+
+    /// One libyaml event, copied out of libyaml's buffers (anchors' events are kept to replay).
+    struct Event {
+        enum Kind: UInt8 { case scalar, sequenceStart, sequenceEnd, mappingStart, mappingEnd, alias, documentEnd, streamEnd, other }
+        var kind: Kind
+        var line: Int
+        var column: Int
+        /// A scalar's text.
+        var value: String = ""
+        var style: yaml_scalar_style_t = YAML_ANY_SCALAR_STYLE
+        /// The type an explicit tag (or quoting) gives a scalar; nil to resolve it from its text.
+        var taggedType: ScalarType? = nil
+        /// The anchor a node defines (`&name`); only on events read from the text.
+        var anchor: String? = nil
+        /// For an alias: the recording of the node it names.
+        var target: Int = -1
+
+        var isPlain: Bool { style == YAML_PLAIN_SCALAR_STYLE }
+        var isQuoted: Bool { style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE }
+
+        /// The scalar's type: its tag's, else (plain scalars) the core schema's, else a string.
+        var scalarType: ScalarType {
+            if let t = taggedType { return t }
+            return isPlain || style == YAML_ANY_SCALAR_STYLE ? YAMLLoader.resolvePlain(value) : .string
         }
-        var c = Converter(file: file, lines: lines, budget: nodeBudget(forBytes: text.utf8.count), duplicates: duplicates)
-        let node = c.convert(root, path: "")
-        if c.budget < 0 {
-            let first = c.exhaustedAt ?? SourceMark(file: file, line: 1, column: 1)
-            return (nil, [Diagnostic(at: first, path: "", "the document expands to more than \(nodeBudget(forBytes: text.utf8.count)) values",
-                                     hint: "aliases (*name) repeat what their anchor holds; aliases of aliases multiply")])
+    }
+
+    /// Reads events from libyaml, records the events of anchored nodes and replays them for
+    /// aliases, and builds the `ConfigNode` tree.
+    final class Composer {
+        let parser: UnsafeMutablePointer<yaml_parser_t>
+        let event: UnsafeMutablePointer<yaml_event_t>
+        let bytes: UnsafeBufferPointer<UInt8>
+        let file: String
+        /// Byte offset of each line's start, lines split at LF only (columns of values checked
+        /// against the text, see `valueColumn`).
+        private var lineStarts: [Int] = []
+        /// Nodes left to build; below 0 the document is refused (see `nodeBudget`).
+        var budget: Int
+        /// Where the budget ran out.
+        var exhaustedAt: SourceMark?
+        var diagnostics: [Diagnostic] = []
+        /// The events of each anchored node, in the order the anchors were read.
+        private var recordings: [[Event]] = []
+        /// Anchor name -> its latest recording (a later anchor of the same name shadows it).
+        private var anchors: [String: Int] = [:]
+        /// Recordings still being written: every event read from the text is added to each.
+        private var open: [Int] = []
+        /// Recordings being replayed (for aliases), innermost last, with the next event's index.
+        private var replaying: [(recording: Int, index: Int)] = []
+        private var depth = 0
+
+        init(bytes: UnsafeBufferPointer<UInt8>, file: String) {
+            self.bytes = bytes
+            self.file = file
+            self.budget = YAMLLoader.nodeBudget(forBytes: bytes.count)
+            parser = .allocate(capacity: 1)
+            event = .allocate(capacity: 1)
+            yaml_parser_initialize(parser)
+            yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
+            yaml_parser_set_input_string(parser, bytes.baseAddress, bytes.count)
+            var starts = [0]
+            for i in 0..<bytes.count where bytes[i] == UInt8(ascii: "\n") { starts.append(i + 1) }
+            lineStarts = starts
         }
-        return (node, c.diagnostics)
+
+        func close() {
+            yaml_parser_delete(parser)
+            parser.deallocate()
+            event.deallocate()
+        }
+
+        func mark(_ e: Event) -> SourceMark { SourceMark(file: file, line: e.line, column: e.column) }
+
+        // MARK: reading
+
+        /// The root node of the only document; nil for an empty stream.
+        func composeDocument() throws(Diagnostic) -> ConfigNode? {
+            _ = try readLive()  // stream start
+            var e = try readLive()
+            if e.kind == .streamEnd { return nil }
+            // e is the document start; then the root node.
+            e = try next()
+            let root = try build(e, path: "")
+            _ = try readLive()  // document end
+            let after = try readLive()
+            if after.kind != .streamEnd {
+                throw YAMLLoader.diagnostic(problem: "but found another document", line: after.line, column: after.column,
+                                            context: ("expected a single document in the stream", 1, 1), file: file, bytes: bytes)
+            }
+            return root
+        }
+
+        /// The next event: from the innermost alias being replayed, else from the text.
+        func next() throws(Diagnostic) -> Event {
+            while let r = replaying.last {
+                if r.index < recordings[r.recording].count {
+                    replaying[replaying.count - 1].index += 1
+                    return recordings[r.recording][r.index]
+                }
+                replaying.removeLast()
+            }
+            let e = try readLive()
+            if !open.isEmpty {
+                var kept = e
+                kept.anchor = nil
+                for r in open { recordings[r].append(kept) }
+            }
+            return e
+        }
+
+        private func readLive() throws(Diagnostic) -> Event {
+            guard yaml_parser_parse(parser, event) == 1 else { throw parseError() }
+            defer { yaml_event_delete(event) }
+            let ev = event.pointee
+            let line = Int(ev.start_mark.line) + 1, column = Int(ev.start_mark.column) + 1
+            switch ev.type {
+            case YAML_SCALAR_EVENT:
+                let s = ev.data.scalar
+                var e = Event(kind: .scalar, line: line, column: column)
+                e.value = s.length == 0 ? "" : String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
+                e.style = s.style
+                // As Yams resolved tags: quoted without a tag is a string; a tag names its type.
+                if s.quoted_implicit == 1 {
+                    e.taggedType = .string
+                } else if let t = s.tag {
+                    e.taggedType = Self.type(ofTag: t)
+                }
+                e.anchor = s.anchor.map { String(cString: $0) }
+                return e
+            case YAML_SEQUENCE_START_EVENT:
+                var e = Event(kind: .sequenceStart, line: line, column: column)
+                e.anchor = ev.data.sequence_start.anchor.map { String(cString: $0) }
+                return e
+            case YAML_MAPPING_START_EVENT:
+                var e = Event(kind: .mappingStart, line: line, column: column)
+                e.anchor = ev.data.mapping_start.anchor.map { String(cString: $0) }
+                return e
+            case YAML_SEQUENCE_END_EVENT: return Event(kind: .sequenceEnd, line: line, column: column)
+            case YAML_MAPPING_END_EVENT: return Event(kind: .mappingEnd, line: line, column: column)
+            case YAML_ALIAS_EVENT:
+                let name = String(cString: ev.data.alias.anchor)
+                guard let target = anchors[name] else {
+                    throw YAMLLoader.diagnostic(problem: "found undefined alias", line: line, column: column,
+                                                context: nil, file: file, bytes: bytes)
+                }
+                var e = Event(kind: .alias, line: line, column: column)
+                e.target = target
+                return e
+            case YAML_DOCUMENT_END_EVENT: return Event(kind: .documentEnd, line: line, column: column)
+            case YAML_STREAM_END_EVENT: return Event(kind: .streamEnd, line: line, column: column)
+            default: return Event(kind: .other, line: line, column: column)
+            }
+        }
+
+        /// A scalar's explicit tag as a type; nil for tags the core schema does not name.
+        static func type(ofTag t: UnsafePointer<yaml_char_t>) -> ScalarType? {
+            switch String(cString: t) {
+            case "tag:yaml.org,2002:str", "!": return .string
+            case "tag:yaml.org,2002:int": return .integer
+            case "tag:yaml.org,2002:float": return .number
+            case "tag:yaml.org,2002:bool": return .boolean
+            case "tag:yaml.org,2002:null": return .null
+            default: return nil
+            }
+        }
+
+        private func parseError() -> Diagnostic {
+            let p = parser.pointee
+            let problem = p.problem.map { String(cString: $0) } ?? "unknown problem"
+            let context = p.context.map { (String(cString: $0), Int(p.context_mark.line) + 1, Int(p.context_mark.column) + 1) }
+            let line = Int(p.problem_mark.line) + 1, column = Int(p.problem_mark.column) + 1
+            switch p.error {
+            case YAML_READER_ERROR:
+                // The offset as Yams gave it: in characters, when the byte starts one.
+                let s = String(decoding: bytes, as: UTF8.self)
+                let offset = s.utf8.index(s.utf8.startIndex, offsetBy: p.problem_offset, limitedBy: s.utf8.endIndex)?
+                    .samePosition(in: s).map { s.distance(from: s.startIndex, to: $0) }
+                return Diagnostic(file: file, line: 1, column: 1, path: "",
+                                  message: "cannot read the YAML: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
+            case YAML_SCANNER_ERROR, YAML_PARSER_ERROR, YAML_COMPOSER_ERROR:
+                return YAMLLoader.diagnostic(problem: problem, line: line, column: column, context: context, file: file, bytes: bytes)
+            default:
+                return Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: Memory error")
+            }
+        }
+
+        // MARK: building
+
+        /// The node that starts with `e`, at `path`.
+        func build(_ e: Event, path: String) throws(Diagnostic) -> ConfigNode {
+            if e.kind == .alias {
+                guard exhaustedAt == nil else { return ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path) }
+                replaying.append((e.target, 0))
+                return try build(next(), path: path)
+            }
+            budget -= 1
+            guard budget >= 0 else {
+                if exhaustedAt == nil { exhaustedAt = mark(e) }
+                try skip(e)
+                return ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path)
+            }
+            depth += 1
+            defer { depth -= 1 }
+            if depth > YAMLLoader.maxDepth {
+                throw Diagnostic(at: mark(e), path: path, "invalid YAML: aliases nest the document more than \(YAMLLoader.maxDepth) levels deep",
+                                 hint: "an alias (*name) repeats what its anchor holds, aliases inside it too")
+            }
+            let recording = startRecording(e)
+            let node: ConfigNode
+            switch e.kind {
+            case .scalar:
+                node = ConfigNode(kind: .scalar(e.value, e.scalarType), mark: mark(e), path: path, valueColumn: valueColumn(e))
+            case .sequenceStart:
+                var items: [ConfigNode] = []
+                while true {
+                    let item = try next()
+                    if item.kind == .sequenceEnd { break }
+                    items.append(try build(item, path: ConfigNode.childPath(path, index: items.count)))
+                }
+                node = ConfigNode(kind: .sequence(items), mark: mark(e), path: path)
+            case .mappingStart:
+                node = ConfigNode(kind: .mapping(try buildEntries(path: path)), mark: mark(e), path: path)
+            default:
+                node = ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path)
+            }
+            endRecording(e, recording)
+            return node
+        }
+
+        /// The entries of a mapping whose start was just read, up to its end.
+        private func buildEntries(path: String) throws(Diagnostic) -> [ConfigEntry] {
+            var entries: [ConfigEntry] = []
+            var merged: [ConfigEntry] = []
+            var firstMerge: SourceMark?
+            var index: [String: Int]?  // key -> entry, for long mappings only
+            while true {
+                var k = try next()
+                if k.kind == .mappingEnd { break }
+                // A repeat is reported where it is written, an alias too (the key itself keeps
+                // its anchor's position, as the node an alias names does).
+                let written = mark(k)
+                if k.kind == .alias {
+                    replaying.append((k.target, 0))
+                    k = try next()
+                }
+                guard k.kind == .scalar else {
+                    diagnostics.append(Diagnostic(at: mark(k), path: path, "keys must be plain strings"))
+                    try skip(k)
+                    try skip(try next())
+                    continue
+                }
+                endRecording(k, startRecording(k))
+                let km = mark(k)
+                // A key written before in this mapping: reported here, its value skipped.
+                var first: SourceMark?
+                if k.isPlain && k.value == "<<" {
+                    first = firstMerge
+                } else if let index {
+                    first = index[k.value].map { entries[$0].keyMark }
+                } else {
+                    first = entries.first { $0.key == k.value }?.keyMark
+                }
+                if let first {
+                    diagnostics.append(Diagnostic(at: written, path: ConfigNode.childPath(path, key: k.value), "duplicate key '\(k.value)'",
+                                                  hint: "first written at line \(first.line), column \(first.column); the first value is used"))
+                    try skip(try next())
+                    continue
+                }
+                if k.isPlain && k.value == "<<" {
+                    firstMerge = km
+                    merged += try mergeSources(try next(), path: path)
+                    continue
+                }
+                let value = try build(try next(), path: ConfigNode.childPath(path, key: k.value))
+                entries.append(ConfigEntry(key: k.value, keyMark: km, value: value))
+                if index != nil {
+                    index?[k.value] = entries.count - 1
+                } else if entries.count == 16 {
+                    index = Dictionary(entries.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { a, _ in a })
+                }
+            }
+            for m in merged where !entries.contains(where: { $0.key == m.key }) {
+                entries.append(m)
+            }
+            return entries
+        }
+
+        /// The entries a merge key (`<<: *a` or `<<: [*a, *b]`) brings in; earlier sources win.
+        private func mergeSources(_ v: Event, path: String) throws(Diagnostic) -> [ConfigEntry] {
+            var out: [ConfigEntry] = []
+            func add(_ src: Event) throws(Diagnostic) {
+                var src = src
+                if src.kind == .alias {
+                    if exhaustedAt != nil { return }
+                    replaying.append((src.target, 0))
+                    src = try next()
+                }
+                guard src.kind == .mappingStart else {
+                    diagnostics.append(Diagnostic(at: mark(src), path: path, "a merge key (<<) needs an object or a list of objects"))
+                    try skip(src)
+                    return
+                }
+                let converted = try build(src, path: path)
+                for e in converted.entries ?? [] where !out.contains(where: { $0.key == e.key }) { out.append(e) }
+            }
+            var v = v
+            var recording = -1
+            if v.kind == .alias {
+                if exhaustedAt != nil { return [] }
+                replaying.append((v.target, 0))
+                v = try next()
+            } else if v.kind == .sequenceStart {
+                recording = startRecording(v)
+            }
+            if v.kind == .sequenceStart {
+                while true {
+                    let item = try next()
+                    if item.kind == .sequenceEnd { break }
+                    try add(item)
+                }
+                endRecording(v, recording)
+            } else {
+                try add(v)
+            }
+            return out
+        }
+
+        /// Reads past the node that starts with `e` without building it, still keeping the
+        /// anchors it defines (a later alias may name them).
+        private func skip(_ e: Event) throws(Diagnostic) {
+            let recording = startRecording(e)
+            if e.kind == .sequenceStart || e.kind == .mappingStart {
+                while true {
+                    let inner = try next()
+                    if inner.kind == .sequenceEnd || inner.kind == .mappingEnd { break }
+                    try skip(inner)
+                }
+            }
+            endRecording(e, recording)
+        }
+
+        /// Starts recording the node `e` starts when it defines an anchor (read from the text).
+        private func startRecording(_ e: Event) -> Int {
+            guard e.anchor != nil else { return -1 }
+            var kept = e
+            kept.anchor = nil
+            recordings.append([kept])
+            open.append(recordings.count - 1)
+            return recordings.count - 1
+        }
+
+        /// After the node's last event: its anchor now names the recording.
+        private func endRecording(_ e: Event, _ recording: Int) {
+            guard recording >= 0, let name = e.anchor else { return }
+            open.removeLast()
+            anchors[name] = recording
+        }
+
+        /// For a scalar written on one line exactly as its value (plain, or quoted without
+        /// escapes): the column of the value's first character.
+        private func valueColumn(_ e: Event) -> Int? {
+            let q = e.isQuoted ? 1 : 0
+            guard e.isPlain || q == 1, e.line >= 1, e.line <= lineStarts.count, e.column >= 1 else { return nil }
+            let lineEnd = e.line < lineStarts.count ? lineStarts[e.line] - 1 : bytes.count
+            // Skip (column - 1 + q) characters of the line.
+            var i = lineStarts[e.line - 1], chars = e.column - 1 + q
+            while chars > 0 && i < lineEnd {
+                i += 1
+                while i < lineEnd && bytes[i] & 0xC0 == 0x80 { i += 1 }
+                chars -= 1
+            }
+            guard chars == 0 else { return nil }
+            var j = i
+            for b in e.value.utf8 {
+                if j >= lineEnd || bytes[j] != b || b == UInt8(ascii: "\n") { return nil }
+                j += 1
+            }
+            return e.column + q
+        }
+    }
+
+    // MARK: - Errors
+
+    /// libyaml's error as a diagnostic: its problem, where, and its context as the hint.
+    static func diagnostic(problem: String, line: Int, column: Int, context: (String, Int, Int)?,
+                           file: String, bytes: UnsafeBufferPointer<UInt8>) -> Diagnostic {
+        let end = endOfContent(SourceLines(String(decoding: bytes, as: UTF8.self)))
+        var hint: String? = nil
+        if let c = context {
+            hint = "\(c.0) at line \(c.1), column \(c.2)"
+        }
+        if problem.contains("tab") { hint = "indent with spaces; YAML does not allow tabs for indentation" }
+        // libyaml notices a truncated file at its very end, often a line below the last
+        // thing written: point at where the content stops.
+        if line > end.line || (line == end.line && column >= end.column) {
+            var h = "the file ends here, before what it opened is complete"
+            if let c = context, c.1 < end.line || (c.1 == end.line && c.2 < end.column) {
+                h += " (\(c.0) at line \(c.1), column \(c.2))"
+            }
+            return Diagnostic(file: file, line: end.line, column: end.column, path: "", message: "invalid YAML: \(problem)", hint: h)
+        }
+        return Diagnostic(file: file, line: line, column: column, path: "", message: "invalid YAML: \(problem)", hint: hint)
     }
 
     struct Position: Hashable {
         var line: Int
         var column: Int
-    }
-
-    /// A key written a second time in one mapping, and where it was first written.
-    struct Duplicate {
-        var key: String
-        var firstLine: Int
-        var firstColumn: Int
     }
 
     /// Where the text ends: just after its last character that is not blank or a comment.
@@ -87,163 +476,32 @@ enum YAMLLoader {
         return Position(line: 1, column: 1)
     }
 
-    static func diagnostic(_ e: YamlError, file: String, lines: SourceLines) -> Diagnostic {
-        let end = endOfContent(lines)
-        func d(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> Diagnostic {
-            var hint: String? = nil
-            if let c = context {
-                hint = "\(c.text) at line \(c.mark.line), column \(c.mark.column)"
-            }
-            if problem.contains("tab") { hint = "indent with spaces; YAML does not allow tabs for indentation" }
-            // libyaml notices a truncated file at its very end, often a line below the last
-            // thing written: point at where the content stops.
-            if mark.line > end.line || (mark.line == end.line && mark.column >= end.column) {
-                var h = "the file ends here, before what it opened is complete"
-                if let c = context, c.mark.line < end.line || (c.mark.line == end.line && c.mark.column < end.column) {
-                    h += " (\(c.text) at line \(c.mark.line), column \(c.mark.column))"
-                }
-                return Diagnostic(file: file, line: end.line, column: end.column, path: "", message: "invalid YAML: \(problem)", hint: h)
-            }
-            return Diagnostic(file: file, line: mark.line, column: mark.column, path: "", message: "invalid YAML: \(problem)", hint: hint)
+    /// YAML 1.2 core schema resolution of a plain scalar.
+    static func resolvePlain(_ t: String) -> ScalarType {
+        switch t {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE", "false", "False", "FALSE": return .boolean
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN": return .number
+        default: break
         }
-        switch e {
-        case .scanner(let context, let problem, let mark, _): return d(mark, problem, context)
-        case .parser(let context, let problem, let mark, _): return d(mark, problem, context)
-        case .composer(let context, let problem, let mark, _): return d(mark, problem, context)
-        case .reader(let problem, let offset, _, _):
-            return Diagnostic(file: file, line: 1, column: 1, path: "",
-                              message: "cannot read the YAML: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return Diagnostic(file: file, line: context.mark.line, column: context.mark.column, path: "",
-                              message: "duplicate key \(keys) in the same object",
-                              hint: "each key may appear once per object; this is its first occurrence")
-        default:
-            return Diagnostic(file: file, line: 1, column: 1, path: "", message: "invalid YAML: \(e)")
+        var u = Array(t.utf8)[...]
+        if let f = u.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { u = u.dropFirst() }
+        func digits(_ s: ArraySlice<UInt8>) -> Bool { !s.isEmpty && s.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        if digits(u) { return .integer }
+        // [0-9]* (.[0-9]*)? ([eE][-+]?[0-9]+)?, with at least one digit in the mantissa
+        var mantissa = u, exponent: ArraySlice<UInt8>? = nil
+        if let e = u.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            mantissa = u[..<e]
+            var ex = u[(e + 1)...]
+            if let f = ex.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { ex = ex.dropFirst() }
+            exponent = ex
         }
-    }
-
-    struct Converter {
-        let file: String
-        let lines: SourceLines
-        /// Nodes left to convert; below 0 the document is refused (see `nodeBudget`).
-        var budget: Int
-        /// Where the budget ran out.
-        var exhaustedAt: SourceMark?
-        /// Keys renamed in the parsed copy of the text (see `load`), by position.
-        var duplicates: [Position: Duplicate] = [:]
-        var diagnostics: [Diagnostic] = []
-
-        func mark(_ m: Mark?) -> SourceMark {
-            SourceMark(file: file, line: m?.line ?? 1, column: m?.column ?? 1)
-        }
-
-        mutating func convert(_ node: Node, path: String) -> ConfigNode {
-            budget -= 1
-            guard budget >= 0 else {
-                if exhaustedAt == nil { exhaustedAt = mark(node.mark) }
-                return ConfigNode(kind: .scalar("", .null), mark: mark(node.mark), path: path)
-            }
-            switch node {
-            case .scalar(let s):
-                let type = Self.type(of: s)
-                let m = mark(s.mark)
-                var valueColumn: Int? = nil
-                let q = (s.style == .singleQuoted || s.style == .doubleQuoted) ? 1 : 0
-                if s.style == .plain || q == 1, !s.string.contains("\n"), lines.has(s.string, line: m.line, column: m.column + q) {
-                    valueColumn = m.column + q
-                }
-                return ConfigNode(kind: .scalar(s.string, type), mark: m, path: path, valueColumn: valueColumn)
-            case .sequence(let seq):
-                let items = Array(seq).enumerated().map { i, n in convert(n, path: ConfigNode.childPath(path, index: i)) }
-                return ConfigNode(kind: .sequence(items), mark: mark(seq.mark), path: path)
-            case .mapping(let map):
-                var entries: [ConfigEntry] = []
-                var merged: [ConfigEntry] = []
-                for (k, v) in map {
-                    guard case .scalar(let ks) = k else {
-                        diagnostics.append(Diagnostic(at: mark(k.mark), path: path, "keys must be plain strings"))
-                        continue
-                    }
-                    let km = mark(ks.mark)
-                    if let dup = duplicates[Position(line: km.line, column: km.column)] {
-                        diagnostics.append(Diagnostic(at: km, path: ConfigNode.childPath(path, key: dup.key), "duplicate key '\(dup.key)'",
-                                                      hint: "first written at line \(dup.firstLine), column \(dup.firstColumn); the first value is used"))
-                        continue
-                    }
-                    if ks.string == "<<" && ks.style == .plain {
-                        merged += mergeSources(v, path: path)
-                        continue
-                    }
-                    let value = convert(v, path: ConfigNode.childPath(path, key: ks.string))
-                    entries.append(ConfigEntry(key: ks.string, keyMark: mark(ks.mark), value: value))
-                }
-                for m in merged where !entries.contains(where: { $0.key == m.key }) {
-                    entries.append(m)
-                }
-                return ConfigNode(kind: .mapping(entries), mark: mark(map.mark), path: path)
-            case .alias(let a):
-                diagnostics.append(Diagnostic(at: mark(a.mark), path: path, "unresolved alias *\(a.anchor.rawValue)"))
-                return ConfigNode(kind: .scalar("", .null), mark: mark(a.mark), path: path)
-            }
-        }
-
-        /// The entries a merge key (`<<: *a` or `<<: [*a, *b]`) brings in; earlier sources win.
-        mutating func mergeSources(_ v: Node, path: String) -> [ConfigEntry] {
-            var sources: [Node] = []
-            if case .sequence(let s) = v { sources = Array(s) } else { sources = [v] }
-            var out: [ConfigEntry] = []
-            for src in sources {
-                guard case .mapping = src else {
-                    diagnostics.append(Diagnostic(at: mark(src.mark), path: path, "a merge key (<<) needs an object or a list of objects"))
-                    continue
-                }
-                let converted = convert(src, path: path)
-                for e in converted.entries ?? [] where !out.contains(where: { $0.key == e.key }) { out.append(e) }
-            }
-            return out
-        }
-
-        static func type(of s: Node.Scalar) -> ScalarType {
-            switch s.tag.rawValue {
-            case "tag:yaml.org,2002:str", "!": return .string
-            case "tag:yaml.org,2002:int": return .integer
-            case "tag:yaml.org,2002:float": return .number
-            case "tag:yaml.org,2002:bool": return .boolean
-            case "tag:yaml.org,2002:null": return .null
-            default: break
-            }
-            guard s.style == .plain || s.style == .any else { return .string }
-            return resolvePlain(s.string)
-        }
-
-        /// YAML 1.2 core schema resolution of a plain scalar.
-        static func resolvePlain(_ t: String) -> ScalarType {
-            switch t {
-            case "", "~", "null", "Null", "NULL": return .null
-            case "true", "True", "TRUE", "false", "False", "FALSE": return .boolean
-            case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN": return .number
-            default: break
-            }
-            var u = Array(t.utf8)[...]
-            if let f = u.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { u = u.dropFirst() }
-            func digits(_ s: ArraySlice<UInt8>) -> Bool { !s.isEmpty && s.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
-            if digits(u) { return .integer }
-            // [0-9]* (.[0-9]*)? ([eE][-+]?[0-9]+)?, with at least one digit in the mantissa
-            var mantissa = u, exponent: ArraySlice<UInt8>? = nil
-            if let e = u.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
-                mantissa = u[..<e]
-                var ex = u[(e + 1)...]
-                if let f = ex.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") { ex = ex.dropFirst() }
-                exponent = ex
-            }
-            if let ex = exponent, !digits(ex) { return .string }
-            let parts = mantissa.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count <= 2 else { return .string }
-            let intPart = parts[0], frac = parts.count == 2 ? parts[1] : []
-            let ok = (intPart.isEmpty || digits(intPart)) && (frac.isEmpty || digits(frac)) && !(intPart.isEmpty && frac.isEmpty)
-            if ok && (parts.count == 2 || exponent != nil) { return .number }
-            return .string
-        }
+        if let ex = exponent, !digits(ex) { return .string }
+        let parts = mantissa.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { return .string }
+        let intPart = parts[0], frac = parts.count == 2 ? parts[1] : []
+        let ok = (intPart.isEmpty || digits(intPart)) && (frac.isEmpty || digits(frac)) && !(intPart.isEmpty && frac.isEmpty)
+        if ok && (parts.count == 2 || exponent != nil) { return .number }
+        return .string
     }
 }

@@ -105,11 +105,25 @@ public struct ConfigDecoder {
     /// The filters a chain entry may name.
     public let filters: [FilterDescriptor]
 
+    /// Each object type's fields, built once per decoder: `T.fields` builds its declarations
+    /// (and their closures) anew at every call, which cost more than the decoding itself when a
+    /// config has thousands of routes.
+    private let fieldTables = FieldTables()
+
     public init(filters: [FilterDescriptor] = []) {
         self.filters = filters
     }
 
     public var hasErrors: Bool { diagnostics.hasErrors }
+
+    /// `T.fields`, built on first use.
+    func fieldTable<T: ConfigObject>(_ type: T.Type) -> FieldTable<T> {
+        let id = ObjectIdentifier(T.self)
+        if let t = fieldTables.tables[id] { return unsafeDowncast(t, to: FieldTable<T>.self) }
+        let t = FieldTable<T>(T.fields)
+        fieldTables.tables[id] = t
+        return t
+    }
 
     public mutating func error(_ node: ConfigNode, _ message: String, hint: String? = nil) {
         diagnostics.append(Diagnostic(at: node.mark, path: node.path, message, hint: hint))
@@ -142,10 +156,11 @@ public struct ConfigDecoder {
             error(node, "expected an object\(also), found \(node.kindDescription)")
             return nil
         }
-        let fields = T.fields
+        let table = fieldTable(T.self)
+        let fields = table.fields
         var value = T()
         for e in entries {
-            guard let f = fields.first(where: { $0.key == e.key }) else {
+            guard let f = table.field(e.key) else {
                 var hint: String? = T.hint(forUnknownKey: e.key)
                 if hint == nil {
                     if let c = suggestion(for: e.key, in: fields.map(\.key)) {
@@ -188,6 +203,28 @@ public struct ConfigDecoder {
                 error(at: e.keyMark, path: ConfigNode.childPath(node.path, key: key), "'\(key)' needs '\(o)' too")
             }
         }
+    }
+}
+
+/// The field tables a decoder has built, by object type.
+final class FieldTables {
+    var tables: [ObjectIdentifier: AnyObject] = [:]
+}
+
+/// One object type's fields, and an index of them by key.
+final class FieldTable<Root> {
+    let fields: [ConfigField<Root>]
+    private let index: [String: Int]
+
+    init(_ fields: [ConfigField<Root>]) {
+        self.fields = fields
+        var index: [String: Int] = [:]
+        for (i, f) in fields.enumerated() where index[f.key] == nil { index[f.key] = i }
+        self.index = index
+    }
+
+    func field(_ key: String) -> ConfigField<Root>? {
+        index[key].map { fields[$0] }
     }
 }
 

@@ -392,14 +392,24 @@ public struct AddressError: Error, Sendable {
 
 /// RFC 1123 host name: dot-separated labels of letters, digits and '-'.
 public func isHostName<S: StringProtocol>(_ s: S) -> Bool {
-    guard !s.isEmpty, s.utf8.count <= 253 else { return false }
-    for label in s.split(separator: ".", omittingEmptySubsequences: false) {
-        guard !label.isEmpty, label.utf8.count <= 63, label.first != "-", label.last != "-" else { return false }
-        guard label.utf8.allSatisfy({ b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == UInt8(ascii: "-")
-        }) else { return false }
+    // One pass over the bytes (it runs for every route's host when a config compiles).
+    let utf8 = s.utf8
+    guard !utf8.isEmpty, utf8.count <= 253 else { return false }
+    var length = 0
+    var last: UInt8 = 0
+    for b in utf8 {
+        if b == UInt8(ascii: ".") {
+            guard length > 0, last != UInt8(ascii: "-") else { return false }
+            length = 0
+        } else {
+            guard (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == UInt8(ascii: "-"),
+                  length > 0 || b != UInt8(ascii: "-") else { return false }
+            length += 1
+            guard length <= 63 else { return false }
+        }
+        last = b
     }
-    return true
+    return length > 0 && last != UInt8(ascii: "-")
 }
 
 extension ConfigType where Value == HostPort {

@@ -1,4 +1,4 @@
-// libFuzzer harness for the config path: loading (YAML through Yams, JSON through JSONLoader),
+// libFuzzer harness for the config path: loading (YAML through our composer over libyaml, JSON through JSONLoader),
 // decoding, validation and ConfigCompiler, down to the compiled Router and filter chains. Not
 // part of `swift test`: built and run by scripts/fuzz-config.sh with -sanitize=fuzzer,address;
 // the entry point at the bottom hands control to libFuzzer's driver. The script passes
