@@ -35,6 +35,9 @@ let package = Package(
             providers: [.apt(["libpcre2-dev"])]
         ),
         .target(name: "ProxRegex", dependencies: ["CPCRE2"], swiftSettings: hotPathFlags),
+        // Raw io_uring system calls and SQE preparation over the kernel's uapi header (no
+        // liburing): the io_uring engine's ring. Compiles to nothing off Linux.
+        .target(name: "CProxURing"),
         .target(
             name: "ProxCore",
             dependencies: ["ProxRegex", .product(name: "NIOCore", package: "swift-nio")],
@@ -75,7 +78,7 @@ let package = Package(
         .target(
             name: "ProxEngine",
             dependencies: [
-                "ProxCore", "ProxUpstream",
+                "ProxCore", "ProxUpstream", "CProxURing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -64,6 +64,15 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data((f.report + "\n").utf8))
             throw ExitCode(f.unreadable ? 2 : 1)
         }
+        // Which engine carries the cleartext HTTP/1 listeners, and why: one line at start.
+        let engine: EngineDecision
+        do {
+            engine = try EngineDecision.decide(snapshot.settings.engine)
+        } catch {
+            FileHandle.standardError.write(Data("prox: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        logger.info("engine: \(engine.engine.rawValue) (\(engine.reason))")
         let threadCount = threads ?? System.coreCount
         let server = try ServerProcess(snapshot: snapshot, threads: threadCount, loader: loader, logger: logger)
         server.pidFile = pidFile

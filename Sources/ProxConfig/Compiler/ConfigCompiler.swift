@@ -179,7 +179,7 @@ struct Compilation {
         }
         let settings = ServerSettings(accessLog: doc.server.accessLog, serverName: doc.server.name,
                                       drainTimeout: doc.server.drainTimeout, responseVia: doc.server.responseVia,
-                                      liveTrace: liveTrace)
+                                      liveTrace: liveTrace, engine: doc.server.engine)
         return Snapshot(version: version, source: file, listeners: listeners, routes: routes, pools: pools,
                         router: router, settings: settings)
     }

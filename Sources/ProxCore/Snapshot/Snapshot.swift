@@ -233,6 +233,16 @@ public final class Route: Sendable {
     }
 }
 
+/// Which engine carries the cleartext HTTP/1 listeners (`server.engine`).
+public enum ServerEngine: String, Sendable, CaseIterable {
+    /// io_uring where the probe at start passes and the engine serves the config; else SwiftNIO.
+    case auto
+    /// The io_uring engine, or a refusal to start naming why not.
+    case uring
+    /// SwiftNIO for every listener.
+    case nio
+}
+
 /// Access-log and proxy-wide settings.
 public struct ServerSettings: Sendable {
     /// "stdout", "off", or a file path.
@@ -254,9 +264,12 @@ public struct ServerSettings: Sendable {
     public let viaLine11: [UInt8]
     public let viaLine10: [UInt8]
     public let serverLine: [UInt8]
+    /// `server.engine`: read once, when the server starts (a reload does not move listeners).
+    public var engine: ServerEngine
 
     public init(accessLog: String = "stdout", serverName: String = "prox", drainTimeout: TimeAmountMillis = 30_000,
-                responseVia: Bool = true, liveTrace: LiveTraceSettings? = nil) {
+                responseVia: Bool = true, liveTrace: LiveTraceSettings? = nil, engine: ServerEngine = .nio) {
+        self.engine = engine
         self.accessLog = accessLog
         self.serverName = serverName
         self.drainTimeout = drainTimeout

@@ -1,0 +1,91 @@
+// Raw io_uring for Prox's io_uring engine: the three system calls, the ring's shared memory
+// mapped once, and the SQE preparations Swift cannot write itself (the SQE's fields sit in
+// anonymous unions Swift imports poorly). Built over the kernel's uapi header only, not
+// liburing, so Prox adds no system dependency (docs/ARCHITECTURE.md, "An io_uring engine").
+// Everything is Linux-only; elsewhere the header declares nothing and the engine reports
+// io_uring as unavailable.
+#ifndef PROX_URING_H
+#define PROX_URING_H
+
+#ifdef __linux__
+#include <linux/io_uring.h>
+#include <linux/time_types.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/// One ring: its file descriptor and the pointers into the kernel-shared queues. Owned and used
+/// by one thread (the rings are set up with `SINGLE_ISSUER`).
+struct prox_ring {
+    int fd;
+    unsigned setup_flags;
+    unsigned features;
+    unsigned sq_entries;
+    unsigned cq_entries;
+    // Submission queue.
+    unsigned *sq_khead;
+    unsigned *sq_ktail;
+    unsigned sq_mask;
+    unsigned *sq_array;
+    struct io_uring_sqe *sqes;
+    /// SQEs handed out but not yet published to the kernel (`sq_tail` local copy).
+    unsigned sqe_tail;
+    // Completion queue.
+    unsigned *cq_khead;
+    unsigned *cq_ktail;
+    unsigned cq_mask;
+    struct io_uring_cqe *cqes;
+    // The mappings, for teardown.
+    void *sq_map;
+    size_t sq_map_len;
+    void *cq_map;
+    size_t cq_map_len;
+    size_t sqes_len;
+};
+
+/// Sets up a ring of `entries` with `flags` (IORING_SETUP_*) and maps it. 0, or -errno.
+int prox_ring_init(struct prox_ring *ring, unsigned entries, unsigned flags);
+/// Unmaps and closes the ring.
+void prox_ring_exit(struct prox_ring *ring);
+/// A zeroed SQE, or NULL when the submission queue is full (submit first).
+struct io_uring_sqe *prox_ring_get_sqe(struct prox_ring *ring);
+/// Publishes the SQEs handed out and enters the kernel: submits them and, with `wait_nr` > 0,
+/// waits for that many completions, or until `timeout_ns` passes (< 0: no limit). Always asks
+/// for completions to be posted (needed with `DEFER_TASKRUN`). The count submitted, or -errno
+/// (-ETIME when the wait timed out, -EINTR on a signal).
+int prox_ring_submit(struct prox_ring *ring, unsigned wait_nr, int64_t timeout_ns);
+/// SQEs handed out and not yet submitted.
+unsigned prox_ring_sq_pending(const struct prox_ring *ring);
+/// The next CQE, or NULL when the completion queue is empty.
+struct io_uring_cqe *prox_ring_peek_cqe(struct prox_ring *ring);
+/// Marks `n` CQEs seen.
+void prox_ring_cq_advance(struct prox_ring *ring, unsigned n);
+
+/// An eventfd (close-on-exec, blocking) for waking a ring's thread, or -errno.
+int prox_eventfd(void);
+
+/// `io_uring_register`: 0 or a positive result, or -errno.
+int prox_uring_register(int fd, unsigned opcode, void *arg, unsigned nr_args);
+/// Whether the ring supports every opcode in `ops`: -1 if all, else the first unsupported one;
+/// or -(1000 + errno) when the probe itself failed.
+int prox_ring_first_unsupported_op(struct prox_ring *ring, const uint8_t *ops, unsigned count);
+/// Registers a provided-buffer ring of `entries` (a power of two) for group `bgid`, over memory
+/// `ring_mem` (page-aligned, `entries` * 16 bytes), and unregisters it. 0, or -errno.
+int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned entries, unsigned short bgid);
+
+// SQE preparations. Every one sets `user_data`.
+void prox_prep_nop(struct io_uring_sqe *sqe, uint64_t data);
+void prox_prep_read(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, uint64_t offset, uint64_t data);
+void prox_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, uint64_t offset, uint64_t data);
+void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, uint64_t data);
+void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data);
+void prox_prep_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data);
+void prox_prep_connect(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr, socklen_t len, uint64_t data);
+void prox_prep_close(struct io_uring_sqe *sqe, int fd, uint64_t data);
+/// A relative timeout of `ts` that completes with -ETIME (or is cancelled).
+void prox_prep_timeout(struct io_uring_sqe *sqe, struct __kernel_timespec *ts, uint64_t data);
+/// Cancels the request whose user_data is `target`.
+void prox_prep_cancel(struct io_uring_sqe *sqe, uint64_t target, uint64_t data);
+
+#endif /* __linux__ */
+#endif /* PROX_URING_H */

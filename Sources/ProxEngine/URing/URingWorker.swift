@@ -1,0 +1,323 @@
+#if os(Linux)
+import CProxURing
+import Dispatch
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One io_uring worker: a thread with its own ring, conforming to NIOCore's `EventLoop`, so
+/// promises, futures, `Verdict.suspend` and scheduled work resolve on it exactly as on a SwiftNIO
+/// loop (docs/ARCHITECTURE.md, "An io_uring engine for the HTTP/1 data plane").
+///
+/// Tasks from the worker's own thread queue without a lock; tasks from other threads queue under
+/// a lock and wake the thread through an eventfd whose read is always armed on the ring. Timers
+/// are a heap of deadlines: the ring's wait is bounded by the earliest.
+public final class URingWorker: EventLoop, @unchecked Sendable {
+    /// A task scheduled for a deadline: its run and its failure (cancelled, or shut down).
+    private struct Timer {
+        var run: () -> Void
+        var fail: (any Error) -> Void
+    }
+
+    public let name: String
+    /// Set by the worker thread itself before `init` returns; read-only after.
+    private var thread = pthread_t()
+    private let eventFD: Int32
+
+    // Guarded by `lock`: what other threads hand over.
+    private let lock = NIOLock()
+    private var remoteTasks: [() -> Void] = []
+    /// An eventfd write is on its way (or the thread is awake and will look): no other needed.
+    private var wakeSignalled = false
+    private var stopRequested = false
+    private var stopped = false
+    private var shutdownCallbacks: [(DispatchQueue, (any Error)?) -> Void] = []
+
+    // The worker thread's own.
+    private var localTasks: [() -> Void] = []
+    private var timerHeap = DeadlineHeap()
+    private var timers: [UInt64: Timer] = [:]
+    private let nextTimerID = NIOLockedValueBox<UInt64>(0)
+    /// The eventfd's counter, read into by the armed READ.
+    private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+
+    /// `user_data` of the eventfd read.
+    static let wakeTag: UInt64 = 1
+    /// Submission queue size: enough for a burst of operations between two waits.
+    static let ringEntries: UInt32 = 256
+
+    /// Starts the thread and its ring; throws (with the ring's error) when the ring cannot be set up.
+    public init(name: String = "prox-uring") throws {
+        self.name = name
+        // Blocking: the ring's read waits on it (a write never blocks short of 2^64 - 1 wakes).
+        let efd = prox_eventfd()
+        guard efd >= 0 else { throw URingError(call: "eventfd", errno: -efd) }
+        eventFD = efd
+        // Signalled once the thread has set its ring up (or failed: `setupError`).
+        let started = DispatchSemaphore(value: 0)
+        let setupError = NIOLockedValueBox<URingError?>(nil)
+        let box = Unmanaged.passRetained(ThreadStart { [self] in
+            self.thread = pthread_self()
+            // Made on this thread: a SINGLE_ISSUER ring belongs to the thread that set it up.
+            let ring: URing
+            do {
+                ring = try URing(entries: Self.ringEntries)
+            } catch {
+                setupError.withLockedValue { $0 = error as? URingError }
+                started.signal()
+                return
+            }
+            started.signal()
+            self.run(ring)
+        })
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+            start.body()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            Glibc.close(efd)
+            throw URingError(call: "pthread_create", errno: rc)
+        }
+        pthread_detach(tid)
+        started.wait()
+        if let error = setupError.withLockedValue({ $0 }) {
+            Glibc.close(efd)
+            throw error
+        }
+    }
+
+    deinit {
+        wakeBuffer.deallocate()
+    }
+
+    // MARK: EventLoop
+
+    public var inEventLoop: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        if inEventLoop {
+            localTasks.append(task)
+        } else {
+            enqueueRemote(task)
+        }
+    }
+
+    public func _executeIsolatedUnsafeUnchecked(_ task: @escaping () -> Void) {
+        if inEventLoop {
+            localTasks.append(task)
+        } else {
+            enqueueRemote(task)
+        }
+    }
+
+    private func enqueueRemote(_ task: @escaping () -> Void) {
+        let wake: Bool? = lock.withLock {
+            if stopped { return nil }
+            remoteTasks.append(task)
+            if wakeSignalled { return false }
+            wakeSignalled = true
+            return true
+        }
+        guard let wake else {
+            // As SwiftNIO's loops do: work handed to a loop that has shut down is dropped, loudly.
+            let msg = "prox: ERROR: a task was handed to io_uring worker \(name) after it shut down; it does not run\n"
+            _ = msg.withCString { Glibc.write(2, $0, strlen($0)) }
+            return
+        }
+        if wake { signal() }
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(eventFD, $0.baseAddress, 8) }
+    }
+
+    public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise: EventLoopPromise<T> = makePromise()
+        let id = nextTimerID.withLockedValue { v -> UInt64 in
+            v += 1
+            return v
+        }
+        let timer = Timer(run: {
+            do { promise.assumeIsolatedUnsafeUnchecked().succeed(try task()) } catch { promise.fail(error) }
+        }, fail: { promise.fail($0) })
+        let refused = lock.withLock { stopped || stopRequested }
+        if refused {
+            promise.fail(EventLoopError.shutdown)
+        } else if inEventLoop {
+            addTimer(id, deadline, timer)
+        } else {
+            enqueueRemote { self.addTimer(id, deadline, timer) }
+        }
+        return Scheduled(promise: promise, cancellationTask: {
+            if self.inEventLoop {
+                self.cancelTimer(id)
+            } else {
+                self.enqueueRemote { self.cancelTimer(id) }
+            }
+        })
+    }
+
+    public func scheduleTask<T>(in delay: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + delay, task)
+    }
+
+    private func addTimer(_ id: UInt64, _ deadline: NIODeadline, _ timer: Timer) {
+        timers[id] = timer
+        timerHeap.push(deadline, id)
+    }
+
+    private func cancelTimer(_ id: UInt64) {
+        // Its heap entry stays and is skipped when it comes due.
+        timers.removeValue(forKey: id)?.fail(EventLoopError.cancelled)
+    }
+
+    public func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable ((any Error)?) -> Void) {
+        let already: Bool = lock.withLock {
+            if stopped { return true }
+            shutdownCallbacks.append { q, e in q.async { callback(e) } }
+            stopRequested = true
+            return false
+        }
+        if already {
+            queue.async { callback(nil) }
+            return
+        }
+        if inEventLoop { return }  // the loop sees `stopRequested` when this task returns
+        signal()
+    }
+
+    // MARK: the loop
+
+    private func run(_ ring: consuming URing) {
+        armWake(ring)
+        while true {
+            runDueTimers()
+            runTasks()
+            let stop = lock.withLock { stopRequested && remoteTasks.isEmpty }
+            if stop && localTasks.isEmpty { break }
+            if !localTasks.isEmpty || hasRemoteTasks() {
+                // More to do: submit what is prepared and collect what completed, without waiting.
+                ring.submit()
+            } else {
+                // Nothing to do: wait for a completion (the eventfd's, at least) or the next timer.
+                let now = NIODeadline.now()
+                let timeout = timerHeap.first.map { max(0, ($0 - now).nanoseconds) } ?? -1
+                if timeout != 0 { ring.submit(wait: 1, timeoutNanos: timeout) } else { ring.submit() }
+            }
+            var woken = false
+            _ = ring.drainCompletions { c in
+                switch c.userData {
+                case Self.wakeTag:
+                    woken = true
+                default:
+                    assertionFailure("io_uring worker \(name): a completion for no operation (\(c.userData))")
+                }
+            }
+            if woken { armWake(ring) }
+        }
+        finish(ring)
+    }
+
+    private func hasRemoteTasks() -> Bool { lock.withLock { !remoteTasks.isEmpty } }
+
+    private func armWake(_ ring: borrowing URing) {
+        prox_prep_read(ring.sqe(), eventFD, wakeBuffer, 8, 0, Self.wakeTag)
+    }
+
+    private func runTasks() {
+        let remote: [() -> Void] = lock.withLock {
+            let r = remoteTasks
+            remoteTasks = []
+            // Awake now: what is handed over from here on is seen before the next wait, or wakes it.
+            wakeSignalled = false
+            return r
+        }
+        for t in remote { t() }
+        // Tasks queued by these tasks run in the next turn, after completions are collected.
+        var local = localTasks
+        localTasks = []
+        for t in local { t() }
+        local.removeAll()
+    }
+
+    private func runDueTimers() {
+        let now = NIODeadline.now()
+        while let (deadline, id) = timerHeap.peek(), deadline <= now {
+            timerHeap.pop()
+            timers.removeValue(forKey: id)?.run()
+        }
+    }
+
+    /// The loop has stopped: pending timers fail with `shutdown`, the ring and eventfd close, and
+    /// whoever asked for the shutdown is told.
+    private func finish(_ ring: consuming URing) {
+        let callbacks: [(DispatchQueue, (any Error)?) -> Void] = lock.withLock {
+            stopped = true
+            return shutdownCallbacks
+        }
+        let pending = timers
+        timers = [:]
+        for (_, t) in pending { t.fail(EventLoopError.shutdown) }
+        // Failing promises may queue callbacks on this loop: they run, then the loop is gone.
+        while !localTasks.isEmpty { runTasks() }
+        _ = consume ring
+        Glibc.close(eventFD)
+        for cb in callbacks { cb(DispatchQueue.global(), nil) }
+    }
+}
+
+/// The thread's entry point, boxed for `pthread_create`.
+private final class ThreadStart {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// A binary min-heap of (deadline, id): the worker's timers in firing order.
+struct DeadlineHeap {
+    private var items: [(deadline: NIODeadline, id: UInt64)] = []
+
+    var isEmpty: Bool { items.isEmpty }
+    var first: NIODeadline? { items.first?.deadline }
+    func peek() -> (NIODeadline, UInt64)? { items.first.map { ($0.deadline, $0.id) } }
+
+    private static func less(_ a: (deadline: NIODeadline, id: UInt64), _ b: (deadline: NIODeadline, id: UInt64)) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.id < b.id)
+    }
+
+    mutating func push(_ deadline: NIODeadline, _ id: UInt64) {
+        items.append((deadline, id))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(items[i], items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> (NIODeadline, UInt64)? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && Self.less(items[l], items[m]) { m = l }
+                if r < items.count && Self.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return (top.deadline, top.id)
+    }
+}
+#endif
