@@ -201,6 +201,16 @@ void prox_prep_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data
     sqe->accept_flags = (uint32_t)flags;
 }
 
+void prox_prep_multishot_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data) {
+    prox_prep_accept(sqe, fd, flags, data);
+    sqe->ioprio |= IORING_ACCEPT_MULTISHOT;
+}
+
+void prox_prep_sendmsg(struct io_uring_sqe *sqe, int fd, const struct msghdr *msg, int flags, uint64_t data) {
+    prep_rw(sqe, IORING_OP_SENDMSG, fd, msg, 1, 0, data);
+    sqe->msg_flags = (uint32_t)flags;
+}
+
 void prox_prep_connect(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr, socklen_t len, uint64_t data) {
     // The address length goes in `off` for connect.
     prep_rw(sqe, IORING_OP_CONNECT, fd, addr, 0, len, data);

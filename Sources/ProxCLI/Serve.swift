@@ -67,14 +67,14 @@ struct Serve: ParsableCommand {
         // Which engine carries the cleartext HTTP/1 listeners, and why: one line at start.
         let engine: EngineDecision
         do {
-            engine = try EngineDecision.decide(snapshot.settings.engine)
+            engine = try EngineDecision.decide(snapshot.settings.engine, snapshot: snapshot)
         } catch {
             FileHandle.standardError.write(Data("prox: \(error)\n".utf8))
             throw ExitCode(1)
         }
         logger.info("engine: \(engine.engine.rawValue) (\(engine.reason))")
         let threadCount = threads ?? System.coreCount
-        let server = try ServerProcess(snapshot: snapshot, threads: threadCount, loader: loader, logger: logger)
+        let server = try ServerProcess(snapshot: snapshot, threads: threadCount, engine: engine.engine, loader: loader, logger: logger)
         server.pidFile = pidFile
         do {
             try server.start(watch: !noWatch && config != nil)
@@ -149,8 +149,8 @@ final class ServerProcess: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    init(snapshot: Snapshot, threads: Int, loader: SnapshotLoader, logger: Logger) throws {
-        self.server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
+    init(snapshot: Snapshot, threads: Int, engine: ServerEngine = .nio, loader: SnapshotLoader, logger: Logger) throws {
+        self.server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger, engine: engine)
         self.loader = loader
         self.logger = logger
     }

@@ -58,7 +58,7 @@ struct RecordingCache: CacheStage {
                                 router: s.router, settings: s.settings)
         var logger = Logger(label: "prox-test")
         logger.logLevel = .error
-        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger)
+        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger, engine: ProxHarness.engine(for: snapshot))
         try server.start()
         return server
     }

@@ -125,7 +125,7 @@ import Testing
         let snapshot = try Self.liveSnapshot(original, log: log, upstreams: &upstreams)
         var logger = Logger(label: "prox-agree")
         logger.logLevel = .critical
-        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger)
+        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger, engine: ProxHarness.engine(for: snapshot))
         defer { server.shutdown() }
         let ports = try server.start().map { $0.port! }
 

@@ -85,7 +85,7 @@ struct ReuseProbeStage: Stage {
         let snapshot = try #require(r.snapshot, "\(r.diagnostics)")
         var logger = Logger(label: "prox-test")
         logger.logLevel = .critical
-        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger)
+        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger, engine: ProxHarness.engine(for: snapshot))
         try server.start()
         defer { server.shutdown() }
 

@@ -76,7 +76,7 @@ struct PhaseProbeStage: Stage {
         let snapshot = try #require(r.snapshot, "\(r.diagnostics)")
         var logger = Logger(label: "prox-test")
         logger.logLevel = .error
-        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger)
+        let server = try ProxServer(snapshot: snapshot, threads: 1, logger: logger, engine: ProxHarness.engine(for: snapshot))
         try server.start()
         return server
     }

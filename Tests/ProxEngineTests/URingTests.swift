@@ -44,21 +44,21 @@ import Testing
         #expect(d.reason.contains("io_uring is not permitted here (test)"))
     }
 
-    @Test func autoRunsNIOUntilTheEngineServes() throws {
+    @Test func autoTakesURingWhenAvailable() throws {
         let d = try EngineDecision.decide(.auto, probe: { Self.passed })
-        #expect(d.engine == .nio)
-        #expect(d.reason.contains("does not serve HTTP/1 listeners yet"))
+        #expect(d.engine == .uring)
     }
 
-    @Test func explicitURingFailsWithTheReason() {
+    @Test func explicitURingFailsWithTheReason() throws {
         do {
             _ = try EngineDecision.decide(.uring, probe: { Self.refused })
             Issue.record("uring was accepted without io_uring")
         } catch {
             #expect("\(error)".contains("io_uring is not permitted here (test)"))
         }
-        #expect(throws: ServerError.self) { try EngineDecision.decide(.uring, probe: { Self.passed }) }
+        #expect(try EngineDecision.decide(.uring, probe: { Self.passed }).engine == .uring)
     }
+
 }
 
 /// The worker as NIOCore's `EventLoop`: tasks, promises and timers run on its thread, and work
@@ -184,6 +184,146 @@ struct URingWorkerTests {
         // Equal deadlines keep their insertion order (ids 1 then 3).
         #expect(out == [5, 1, 3, 7, 2, 6, 0, 4])
         #expect(h.isEmpty)
+    }
+}
+#endif
+
+#if os(Linux)
+/// `URingSocket`, the io_uring engine's `ConnectionIO`, over a socket pair: one end on a worker,
+/// the other a plain blocking descriptor the test drives.
+@Suite(.enabled(if: URingProbe.run().available, "io_uring is not available here"))
+struct URingSocketTests {
+    /// Records what the socket tells its connection, for the test thread to read.
+    final class Recorder: URingSocketDelegate, @unchecked Sendable {
+        let bytes = NIOLockedValueBox<[UInt8]>([])
+        let closes = NIOLockedValueBox(0)
+        let writability = NIOLockedValueBox<[Bool]>([])
+        var socket: URingSocket?
+        var holdReads = false
+
+        func socketReceived(_ data: ByteBuffer) { bytes.withLockedValue { $0 += data.readableBytesView } }
+        func socketReadComplete() {}
+        func socketReadRequested() { if !holdReads { socket?.read() } }
+        func socketWritabilityChanged(_ writable: Bool) { writability.withLockedValue { $0.append(writable) } }
+        func socketClosed() { closes.withLockedValue { $0 += 1 } }
+    }
+
+    /// A worker, a socket on it for one end of a pair, and the other end.
+    static func pair() throws -> (URingWorker, URingSocket, Recorder, Int32) {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+        let w = try URingWorker()
+        let r = Recorder()
+        let s = try w.submit { () -> URingSocket in
+            let s = URingSocket(fd: fds[0], worker: w)
+            s.delegate = r
+            r.socket = s
+            s.read()
+            return s
+        }.wait()
+        return (w, s, r, fds[1])
+    }
+
+    static func readAll(_ fd: Int32) -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return out }
+            out += buf[0..<n]
+        }
+    }
+
+    static func pattern(_ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) } }
+
+    @Test func receivesEveryByteInOrder() throws {
+        let (w, _, r, peer) = try Self.pair()
+        defer { try? w.syncShutdownGracefully() }
+        let data = Self.pattern(3 << 20)
+        let sent = data.withUnsafeBytes { p -> Int in
+            var off = 0
+            while off < p.count {
+                let n = send(peer, p.baseAddress! + off, min(100_000, p.count - off), 0)
+                if n <= 0 { break }
+                off += n
+            }
+            return off
+        }
+        #expect(sent == data.count)
+        for _ in 0..<500 where r.bytes.withLockedValue({ $0.count }) < data.count { usleep(10_000) }
+        #expect(r.bytes.withLockedValue { $0 } == data)
+        Glibc.close(peer)
+        for _ in 0..<200 where r.closes.withLockedValue({ $0 }) == 0 { usleep(10_000) }
+        #expect(r.closes.withLockedValue { $0 } == 1, "the peer's close is told once")
+    }
+
+    /// Many buffers queued past the high-water mark: the socket says it is unwritable, sends
+    /// them (gathered, resent from where short sends stopped), says writable again, and, asked to
+    /// close after sending, closes only once every byte went.
+    @Test func sendsQueuedBuffersThenClosesAfterSending() throws {
+        let (w, s, r, peer) = try Self.pair()
+        defer { try? w.syncShutdownGracefully() }
+        let data = Self.pattern(4 << 20)
+        let closed = NIOLockedValueBox(false)
+        let writableWhenQueued = try w.submit { () -> Bool in
+            s.onClosed = { closed.withLockedValue { $0 = true } }
+            var i = 0
+            while i < data.count {
+                // Pieces of varied size, so gathers and short sends cut across them.
+                let n = min(data.count - i, 1000 + (i / 1000) % 9000)
+                var b = ByteBufferAllocator().buffer(capacity: n)
+                b.writeBytes(data[i..<(i + n)])
+                s.send(b)
+                i += n
+            }
+            let writable = s.isWritable
+            s.flush()
+            s.closeAfterSending()
+            return writable
+        }.wait()
+        #expect(!writableWhenQueued)
+        let got = Self.readAll(peer)
+        #expect(got.count == data.count)
+        #expect(got == data)
+        for _ in 0..<200 where !closed.withLockedValue({ $0 }) { usleep(10_000) }
+        #expect(closed.withLockedValue { $0 })
+        #expect(r.writability.withLockedValue { $0 } == [false, true])
+        Glibc.close(peer)
+    }
+
+    /// `close` with a receive in flight: the receive is cancelled, the descriptor closes (the
+    /// peer sees end of file), and the delegate is told once.
+    @Test func closeCancelsTheReceiveAndClosesOnce() throws {
+        let (w, s, r, peer) = try Self.pair()
+        defer { try? w.syncShutdownGracefully() }
+        try w.submit { s.close(); s.close() }.wait()
+        var b: UInt8 = 0
+        #expect(recv(peer, &b, 1, 0) == 0)
+        #expect(r.closes.withLockedValue { $0 } == 1)
+        Glibc.close(peer)
+    }
+
+    @Test func connectToAClosedPortFails() throws {
+        let w = try URingWorker()
+        defer { try? w.syncShutdownGracefully() }
+        // A port just released: nothing listens there.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: a.sin_port))
+        Glibc.close(fd)
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        let f = try w.submit { URingSocket.connect(on: w, to: address, timeout: .seconds(2), describe: "127.0.0.1:\(port)") }.wait()
+        do {
+            _ = try f.wait()
+            Issue.record("connected to a closed port")
+        } catch UpstreamFailure.connectFailed(let detail) {
+            #expect(detail.contains("Connection refused"), "\(detail)")
+        }
     }
 }
 #endif

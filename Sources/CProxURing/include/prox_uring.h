@@ -80,6 +80,11 @@ void prox_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned
 void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, uint64_t data);
 void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data);
 void prox_prep_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data);
+/// An accept that stays armed: one completion per connection, with IORING_CQE_F_MORE while it
+/// stays armed (Linux 5.19).
+void prox_prep_multishot_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data);
+/// A gathering send of `msg`'s iovecs (kept valid by the caller until the completion).
+void prox_prep_sendmsg(struct io_uring_sqe *sqe, int fd, const struct msghdr *msg, int flags, uint64_t data);
 void prox_prep_connect(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr, socklen_t len, uint64_t data);
 void prox_prep_close(struct io_uring_sqe *sqe, int fd, uint64_t data);
 /// A relative timeout of `ts` that completes with -ETIME (or is cancelled).

@@ -42,15 +42,7 @@ struct ProxDocument: ConfigObject {
                doc: "The routes, in order: the first route whose `match` holds handles the request. A request no route matches gets 404 `no_route`."),
     ]}
 
-    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) {
-        self.node = node
-        if server.engine == .uring, let n = node["server"]?["engine"] {
-            // Refused here, not when serving: a config that asks for the io_uring engine must be
-            // one it can carry, and this build's engine carries no listener yet.
-            decoder.error(n, "`uring` is not available in this build: the io_uring engine does not serve HTTP/1 listeners yet (built so far: its ring, the start-up probe and its worker event loop)",
-                          hint: "use `auto` (SwiftNIO until the io_uring engine serves listeners) or `nio`")
-        }
-    }
+    mutating func validate(_ node: ConfigNode, _ decoder: inout ConfigDecoder) { self.node = node }
 }
 
 struct ServerConfig: ConfigObject {
@@ -82,7 +74,7 @@ struct ServerConfig: ConfigObject {
         .field("response_via", \.responseVia, .bool,
                doc: "Add `Via: 1.1 <name>` to proxied responses, as RFC 9110 §7.6.3 asks of proxies (a gateway may leave it out; nginx does by default). Requests sent upstream always carry `Via`."),
         .field("engine", \.engine, .enumeration(ServerEngine.self),
-               doc: "What carries the cleartext HTTP/1 listeners: `nio` (SwiftNIO), `auto` (io_uring where the start-up probe passes and the io_uring engine serves the config, else SwiftNIO, with one log line saying which engine runs and why) or `uring` (the io_uring engine, or a refusal naming the reason). The io_uring engine serves no listener yet in this build: `auto` runs SwiftNIO and `uring` is refused. TLS listeners, L4 routes and everything else stay on SwiftNIO. Read at start: a reload does not move listeners between engines."),
+               doc: "What carries the cleartext HTTP/1 listeners: `nio` (SwiftNIO), `auto` (io_uring where the start-up probe passes and the io_uring engine serves the config, else SwiftNIO, with one log line saying which engine runs and why) or `uring` (the io_uring engine, or a refusal naming the reason). The io_uring engine does not carry yet: pools with `tls` and routes with `ext_filter`; a config with either runs on SwiftNIO under `auto` and is refused at start under `uring`. TLS listeners, L4 routes, the admin side and everything else stay on SwiftNIO. Read at start: a reload does not move listeners between engines."),
         .field("trace", \.trace, .object(LiveTraceConfig.self), default: "off",
                doc: "Live chain traces: a request carrying the trace header with the secret token gets its real trace (the stages of `prox dry-run --format json`, with timings) in its access-log line."),
     ]}

@@ -20,25 +20,45 @@ public final class ProxServer: @unchecked Sendable {
     private var loopStates: [ObjectIdentifier: LoopState] = [:]
     private var orderedLoops: [(any EventLoop, LoopState)] = []
     private var serverChannels: [(ListenerSpec, any Channel)] = []
+    /// The engine carrying cleartext HTTP/1 listeners (decided once, at start).
+    public let engine: ServerEngine
+    #if os(Linux)
+    /// The io_uring engine's workers (none on SwiftNIO) and their loop states.
+    private var workers: [(URingWorker, LoopState)] = []
+    /// Listeners on the io_uring engine: the socket the workers accept on, and each worker's acceptor.
+    private var uringListeners: [(spec: ListenerSpec, fd: Int32, port: Int, acceptors: [URingAcceptor])] = []
+    #endif
     private let lock = NIOLock()
     private var current: Snapshot
     private var connectionCounts: [String: NIOLockedValueBox<Int>] = [:]
     private let accessLogFD: Int32
 
-    /// Starts `threads` event loops with `snapshot`. Call `start()` to bind the listeners.
-    public init(snapshot: Snapshot, threads: Int, logger: Logger) throws {
+    /// Starts `threads` event loops with `snapshot`, on `engine` (`.nio` or `.uring`, as
+    /// `EngineDecision` decided: on `.uring`, `threads` io_uring workers carry the cleartext
+    /// HTTP/1 listeners and the SwiftNIO loops the rest). Call `start()` to bind the listeners.
+    public init(snapshot: Snapshot, threads: Int, logger: Logger, engine: ServerEngine = .nio) throws {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.logger = logger
         self.current = snapshot
+        self.engine = engine == .uring ? .uring : .nio
         self.accessLogFD = try ProxServer.openAccessLog(snapshot.settings.accessLog)
         var seed: UInt64 = 0x5eed
-        let loops = Array(group.makeIterator())
+        var loops: [any EventLoop] = Array(group.makeIterator())
+        #if os(Linux)
+        if self.engine == .uring {
+            for i in 0..<max(1, threads) { loops.append(try URingWorker(name: "prox-uring-\(i)")) }
+        }
+        #endif
         for loop in loops {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            // Per-endpoint connection limits are split among the loops that carry HTTP.
             let state = LoopState(eventLoop: loop, snapshot: snapshot, seed: seed,
-                                  accessLog: AccessLog(fd: accessLogFD), loopCount: loops.count, logger: logger)
+                                  accessLog: AccessLog(fd: accessLogFD), loopCount: max(1, threads), logger: logger)
             loopStates[ObjectIdentifier(loop)] = state
             orderedLoops.append((loop, state))
+            #if os(Linux)
+            if let w = loop as? URingWorker { workers.append((w, state)) }
+            #endif
             try loop.submit { state.startSweep() }.wait()
         }
     }
@@ -63,6 +83,12 @@ public final class ProxServer: @unchecked Sendable {
     public func start() throws -> [SocketAddress] {
         var bound: [SocketAddress] = []
         for listener in snapshot.listeners {
+            #if os(Linux)
+            if !workers.isEmpty && listener.tls == nil {
+                do { bound.append(try bindURing(listener)) } catch { throw Self.bindFailure(error, listener) }
+                continue
+            }
+            #endif
             let ch: any Channel
             do { ch = try bind(listener) } catch { throw Self.bindFailure(error, listener) }
             serverChannels.append((listener, ch))
@@ -90,7 +116,65 @@ public final class ProxServer: @unchecked Sendable {
         }
     }
 
-    public var boundPorts: [Int] { serverChannels.compactMap { $0.1.localAddress?.port } }
+    /// The ports bound, in listener order.
+    public var boundPorts: [Int] {
+        var ports: [(Int, Int)] = serverChannels.compactMap { l, ch in ch.localAddress?.port.map { (l.index, $0) } }
+        #if os(Linux)
+        ports += uringListeners.map { ($0.spec.index, $0.port) }
+        #endif
+        return ports.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    #if os(Linux)
+    /// Binds a cleartext listener for the io_uring workers: one socket, a multishot accept armed
+    /// on it by every worker; `max_connections` is counted across workers (`URingListenerGate`).
+    private func bindURing(_ listener: ListenerSpec) throws -> SocketAddress {
+        let address = try SocketAddress.makeAddressResolvingHost(listener.host, port: listener.port)
+        let fd = socket(Int32(address.protocol.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
+        guard rc == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw IOError(errnoCode: e, reason: "bind")
+        }
+        guard Glibc.listen(fd, 4096) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw IOError(errnoCode: e, reason: "listen")
+        }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let local: SocketAddress
+        if Int32(storage.ss_family) == AF_INET6 {
+            local = SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }, host: listener.host)
+        } else {
+            local = SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }, host: listener.host)
+        }
+        let gate = URingListenerGate(max: listener.maxConnections)
+        var acceptors: [URingAcceptor] = []
+        for (worker, state) in workers {
+            acceptors.append(URingAcceptor(fd: fd, worker: worker, state: state, listener: listener, gate: gate))
+        }
+        gate.acceptors = acceptors
+        for a in acceptors { try a.worker.submit { a.arm() }.wait() }
+        uringListeners.append((listener, fd, local.port ?? listener.port, acceptors))
+        return local
+    }
+
+    /// Stops the io_uring listeners: no worker accepts on them any more, and their sockets close.
+    private func closeURingListeners() {
+        for l in uringListeners {
+            for a in l.acceptors { try? a.worker.submit { a.stop() }.wait() }
+            Glibc.shutdown(l.fd, Int32(SHUT_RDWR))
+            Glibc.close(l.fd)
+        }
+        uringListeners = []
+    }
+    #endif
 
     private func bind(_ listener: ListenerSpec) throws -> any Channel {
         let count = NIOLockedValueBox(0)
@@ -313,6 +397,9 @@ public final class ProxServer: @unchecked Sendable {
         logger.info("draining: no new connections; waiting up to \(timeout.nanoseconds / 1_000_000) ms for requests in flight")
         for (_, ch) in serverChannels { try? ch.close().wait() }
         serverChannels = []
+        #if os(Linux)
+        closeURingListeners()
+        #endif
         for (loop, state) in orderedLoops {
             loop.execute {
                 state.draining = true
@@ -343,12 +430,22 @@ public final class ProxServer: @unchecked Sendable {
     public func shutdown() {
         for (_, ch) in serverChannels { try? ch.close().wait() }
         serverChannels = []
+        #if os(Linux)
+        closeURingListeners()
+        #endif
         for (loop, state) in orderedLoops {
             try? loop.submit {
                 for c in Array(state.connections.values) { c.drain() }
                 state.stop()
             }.wait()
         }
+        #if os(Linux)
+        for (w, state) in workers {
+            // Connections still open close now, so their sockets let go before the ring does.
+            try? w.submit { for c in Array(state.connections.values) { c.closeNow() } }.wait()
+            try? w.syncShutdownGracefully()
+        }
+        #endif
         try? group.syncShutdownGracefully()
         if accessLogFD > 2 { close(accessLogFD) }
     }

@@ -45,6 +45,8 @@ struct URing: ~Copyable {
     }
 
     var fd: Int32 { ring.pointee.fd }
+    /// The C record, for the worker's sockets to take SQEs from (on the ring's thread only).
+    var raw: UnsafeMutablePointer<prox_ring> { ring }
     var features: UInt32 { ring.pointee.features }
     /// SQEs prepared and not yet submitted.
     var pending: UInt32 { prox_ring_sq_pending(ring) }

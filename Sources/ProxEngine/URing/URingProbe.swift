@@ -24,10 +24,38 @@ public struct URingProbe: Sendable, Equatable {
         #endif
     }()
 
-    /// Probes as the engine will run: a ring set up `SINGLE_ISSUER | DEFER_TASKRUN`, the
-    /// extended wait argument (timed waits), the opcodes the engine submits, and a provided-buffer
-    /// ring. Each refusal is the reason. Costs one small ring, made and closed.
-    public static func run() -> URingProbe {
+    /// The probe, run once per process (`probeHere` on a thread of its own).
+    ///
+    /// Not on the caller's thread: a `DEFER_TASKRUN` ring's teardown notifies the thread that set
+    /// it up (TIF_NOTIFY_SIGNAL), and a blocking call with a timeout on that thread (a socket
+    /// with SO_RCVTIMEO, say) then fails with EINTR. A thread that ends after the probe takes it.
+    public static func run() -> URingProbe { cached }
+
+    private static let cached: URingProbe = {
+        #if os(Linux)
+        final class Box: @unchecked Sendable { var probe = URingProbe(available: false, reason: "the probe did not run") }
+        let box = Unmanaged.passRetained(Box())
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeUnretainedValue() as! Box
+            b.probe = URingProbe.probeHere()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            return URingProbe(available: false, reason: "the io_uring probe could not start its thread (pthread_create: \(rc))")
+        }
+        pthread_join(tid, nil)
+        return box.takeRetainedValue().probe
+        #else
+        return probeHere()
+        #endif
+    }()
+
+    /// Probes as the engine will run, on this thread: a ring set up `SINGLE_ISSUER | DEFER_TASKRUN`,
+    /// the extended wait argument (timed waits), the opcodes the engine submits, and a
+    /// provided-buffer ring. Each refusal is the reason. Costs one small ring, made and closed.
+    static func probeHere() -> URingProbe {
         #if os(Linux)
         let ring: URing
         do {
@@ -82,9 +110,11 @@ public struct EngineDecision: Sendable, Equatable {
     public var engine: ServerEngine
     public var reason: String
 
-    /// Decides from `server.engine` and, for `auto` and `uring`, the probe. `uring` that cannot
-    /// run is an error naming the reason; `auto` falls back to SwiftNIO and says why.
-    public static func decide(_ configured: ServerEngine, probe: () -> URingProbe = URingProbe.run) throws -> EngineDecision {
+    /// Decides from `server.engine`, the probe and what `snapshot` uses. `uring` that cannot run
+    /// (the kernel or sandbox refuses, or the config uses what the io_uring engine does not carry
+    /// yet) is an error naming the reason; `auto` falls back to SwiftNIO and says why.
+    public static func decide(_ configured: ServerEngine, snapshot: Snapshot? = nil,
+                              probe: () -> URingProbe = URingProbe.run) throws -> EngineDecision {
         switch configured {
         case .nio:
             return EngineDecision(engine: .nio, reason: "server.engine is nio")
@@ -93,11 +123,28 @@ public struct EngineDecision: Sendable, Equatable {
             guard p.available else {
                 return EngineDecision(engine: .nio, reason: "server.engine is auto and \(p.reason): SwiftNIO serves every listener")
             }
-            return EngineDecision(engine: .nio, reason: "server.engine is auto; io_uring is available, but the io_uring engine does not serve HTTP/1 listeners yet in this build: SwiftNIO serves every listener")
+            if let s = snapshot, let missing = uringLacks(s) {
+                return EngineDecision(engine: .nio, reason: "server.engine is auto; io_uring is available, but \(missing): SwiftNIO serves every listener")
+            }
+            return EngineDecision(engine: .uring, reason: "server.engine is auto and \(p.reason): io_uring serves the cleartext HTTP/1 listeners")
         case .uring:
             let p = probe()
             guard p.available else { throw ServerError("server.engine is uring, but \(p.reason); use `auto` or `nio` to run on SwiftNIO") }
-            throw ServerError("server.engine is uring, but the io_uring engine does not serve HTTP/1 listeners yet in this build; use `auto` or `nio`")
+            if let s = snapshot, let missing = uringLacks(s) {
+                throw ServerError("server.engine is uring, but \(missing); use `auto` or `nio`")
+            }
+            return EngineDecision(engine: .uring, reason: "server.engine is uring: io_uring serves the cleartext HTTP/1 listeners")
         }
+    }
+
+    /// What in `snapshot` the io_uring engine does not carry yet, said as a reason; nil if nothing.
+    public static func uringLacks(_ s: Snapshot) -> String? {
+        if let pool = s.pools.first(where: { $0.tls != nil }) {
+            return "pool \(pool.id) uses TLS to its upstreams, which the io_uring engine does not carry yet"
+        }
+        if let route = s.routes.first(where: { $0.chain.stages.contains { $0.kind == "ext_filter" } }) {
+            return "route \(route.id) uses ext_filter, whose client runs on SwiftNIO only"
+        }
+        return nil
     }
 }

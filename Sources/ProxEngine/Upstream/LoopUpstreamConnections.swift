@@ -106,6 +106,27 @@ final class LoopUpstreamConnections {
         #endif
         let tls = pool.tls
         handler.tls = tls
+        #if os(Linux)
+        if let worker = eventLoop as? URingWorker {
+            guard tls == nil else {
+                handler.counted = false
+                ep.open -= 1
+                return eventLoop.makeFailedFuture(UpstreamFailure.connectFailed(
+                    "\(spec.address): pool \(pool.id) uses TLS, which the io_uring engine does not carry yet"))
+            }
+            return URingSocket.connect(on: worker, to: address, timeout: .milliseconds(pool.connectTimeout), describe: spec.address)
+                .map { socket in
+                    socket.delegate = handler
+                    handler.attach(io: socket)
+                    socket.read()
+                    return handler
+                }
+                .flatMapErrorThrowing { error -> UpstreamConnection in
+                    if handler.counted { handler.counted = false; ep.open -= 1 }
+                    throw error
+                }
+        }
+        #endif
         let deadline = NIODeadline.now() + .milliseconds(pool.connectTimeout)
         let connected = ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)

@@ -31,7 +31,10 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// The channel is connected and not yet inactive; tracked here because asking the channel
     /// costs several retains inside SwiftNIO.
     private var active = false
-    private var context: ChannelHandlerContext?
+    /// The connection's I/O: the channel context on SwiftNIO, the socket on io_uring.
+    private var io: (any ConnectionIO)?
+    /// The channel context on SwiftNIO (nil on io_uring): a tunnel takes the channel.
+    private var nio: ChannelHandlerContext?
     private var parser = HTTP1ResponseParser(requestMethod: .get)
     /// Strong, and cleared when the exchange ends (`finish`, `close`, channel inactive): a weak
     /// reference would put the client handler's reference count in a side table.
@@ -87,14 +90,17 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func write(_ buffer: ByteBuffer) {
-        context?.write(NIOAny(buffer), promise: nil)
+        // Straight to SwiftNIO's context when there is one: a direct call, not a witness-table one.
+        if let c = nio { c.write(NIOAny(buffer), promise: nil) } else { io?.send(buffer) }
     }
 
-    func flush() { context?.flush() }
+    func flush() {
+        if let c = nio { c.flush() } else { io?.flush() }
+    }
 
     /// One trip through the pipeline for a write that is also the last before a flush.
     func writeAndFlush(_ buffer: ByteBuffer) {
-        context?.writeAndFlush(NIOAny(buffer), promise: nil)
+        if let c = nio { c.writeAndFlush(NIOAny(buffer), promise: nil) } else { io?.sendAndFlush(buffer) }
     }
 
     private var autoReadOff = false
@@ -105,7 +111,7 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     func setAutoRead(_ on: Bool) {
         guard autoReadOff == on else { return }
         autoReadOff = !on
-        context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        io?.setReading(on)
     }
 
     /// The upstream answered an upgrade with `101`: the connection leaves HTTP for good. Takes
@@ -114,7 +120,7 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// stays counted open for its endpoint until `tunnelClosed()`. Call from the delegate's
     /// `upstreamHead`, on the loop.
     func detachForTunnel() -> (channel: any Channel, rest: ByteBuffer)? {
-        guard let context, active else { return nil }
+        guard let context = nio, active else { return nil }
         let channel = context.channel
         let rest = inbox
         inbox = upstreams.emptyBuffer
@@ -126,6 +132,20 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
         return (channel, rest)
     }
 
+    #if os(Linux)
+    /// `detachForTunnel` on the io_uring engine: the socket, and the bytes after the `101` head.
+    func detachSocketForTunnel() -> (socket: URingSocket, rest: ByteBuffer)? {
+        guard let socket = io as? URingSocket, active, !socket.isClosed else { return nil }
+        let rest = inbox
+        inbox = upstreams.emptyBuffer
+        delegate = nil
+        closing = true
+        upstreamKeepAlive = false
+        io = nil
+        return (socket, rest)
+    }
+    #endif
+
     /// The tunnel this connection became has closed: it no longer counts as open.
     func tunnelClosed() { upstreams.closed(self) }
 
@@ -133,20 +153,32 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
         guard !closing else { return }
         closing = true
         delegate = nil
-        context?.close(promise: nil)
+        io?.close()
     }
 
     // MARK: ChannelInboundHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        nio = context
+        io = context
         active = context.channel.isActive
         isWritable = context.channel.isWritable
     }
 
+    /// The engine may read again (io_uring: after each receive, while reading is on).
+    func readMore() { io?.read() }
+
+    /// The io_uring engine's connection is open on `io`.
+    func attach(io: any ConnectionIO) {
+        self.io = io
+        active = true
+        isWritable = io.isWritable
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         // The context holds this handler strongly: keeping it would be a cycle (issue 6).
-        self.context = nil
+        io = nil
+        nio = nil
         delegate = nil
     }
 
@@ -156,7 +188,10 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func channelInactive(context: ChannelHandlerContext) { connectionClosed() }
+
+    /// The connection closed (the upstream, an error, or Prox).
+    func connectionClosed() {
         active = false
         isWritable = false
         closing = true
@@ -175,11 +210,15 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
             }
             d.upstreamClosed(self, receivedAny: receivedAny)
         }
-        self.context = nil
+        io = nil
+        nio = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buf = unwrapInboundIn(data)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { received(unwrapInboundIn(data)) }
+
+    /// Bytes from the upstream.
+    func received(_ data: ByteBuffer) {
+        var buf = data
         guard delegate != nil else {
             // Bytes while idle: the upstream is not speaking HTTP/1.1 as we expect.
             close()
@@ -216,12 +255,17 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func channelReadComplete(context: ChannelHandlerContext) { readComplete() }
+
+    /// The end of one read event.
+    func readComplete() {
         delegate?.upstreamReadComplete(self)
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        isWritable = context.channel.isWritable
+    func channelWritabilityChanged(context: ChannelHandlerContext) { writabilityChanged(context.channel.isWritable) }
+
+    func writabilityChanged(_ writable: Bool) {
+        isWritable = writable
         delegate?.upstreamWritabilityChanged(self, writable: isWritable)
     }
 

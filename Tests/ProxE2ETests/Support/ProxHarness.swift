@@ -20,10 +20,26 @@ final class ProxHarness: Sendable {
         let snapshot = try ProxHarness.compile(yaml, upstream: upstream, upstream2: upstream2, version: 1)
         var logger = log.map { l in Logger(label: "prox-test") { _ in CapturingLogHandler(log: l) } } ?? Logger(label: "prox-test")
         logger.logLevel = log == nil ? .error : .warning
-        server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger)
+        server = try ProxServer(snapshot: snapshot, threads: threads, logger: logger, engine: ProxHarness.engine(for: snapshot))
         let addrs = try server.start()
         port = addrs[0].port!
     }
+
+    /// The engine end-to-end tests run on: `PROX_TEST_ENGINE=uring` runs them on the io_uring
+    /// engine (CI runs the suite once per engine); a config the io_uring engine does not carry
+    /// runs on SwiftNIO, as `server.engine: auto` would.
+    static func engine(for snapshot: Snapshot) -> ServerEngine {
+        guard ProcessInfo.processInfo.environment["PROX_TEST_ENGINE"] == "uring" else { return .nio }
+        _ = announceURing
+        return (try? EngineDecision.decide(.auto, snapshot: snapshot).engine) ?? .nio
+    }
+
+    /// Said once: whether `PROX_TEST_ENGINE=uring` gets the io_uring engine here.
+    private static let announceURing: Void = {
+        let p = URingProbe.run()
+        FileHandle.standardError.write(Data(("PROX_TEST_ENGINE=uring: " + (p.available ? "end-to-end tests run on the io_uring engine\n"
+            : "\(p.reason); end-to-end tests run on SwiftNIO\n")).utf8))
+    }()
 
     static func compile(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9", version: Int) throws -> Snapshot {
         let text = yaml.replacingOccurrences(of: "{upstream}", with: upstream).replacingOccurrences(of: "{upstream2}", with: upstream2)
