@@ -77,7 +77,11 @@ public enum BehaviourDiff {
     /// its pools and every setting it reads are written identically): a request the router
     /// sends to such a route in both is not run through the chain, which keeps a diff of two
     /// 10,000-route configs to a router lookup per request for the routes nobody touched.
-    public static func compare(_ probes: [Probe], old: Snapshot, new: Snapshot, unchanged: Set<String> = []) -> Report {
+    /// `sameServerAndListeners`: the server settings and the listeners are written identically
+    /// in both; a request no route takes in either, arriving on the same listener, then gets
+    /// the same answer (404 `no_route`) from both, and is not run further either.
+    public static func compare(_ probes: [Probe], old: Snapshot, new: Snapshot, unchanged: Set<String> = [],
+                               sameServerAndListeners: Bool = false) -> Report {
         var changed = 0
         var groups: [String: Group] = [:]
         var order: [String] = []
@@ -91,11 +95,17 @@ public enum BehaviourDiff {
             var found: [Found] = []
             for i in range {
                 let probe = probes[i]
-                if !unchanged.isEmpty,
-                   let ra = routeOnly(probe.request, old), let rb = routeOnly(probe.request, new),
-                   ra == rb, let id = ra, unchanged.contains(id) {
-                    runs += 1
-                    continue
+                if !unchanged.isEmpty || sameServerAndListeners, let wire = head(probe.request),
+                   let ra = routeOnly(wire, probe.request, old), let rb = routeOnly(wire, probe.request, new),
+                   ra.route == rb.route {
+                    if let id = ra.route, unchanged.contains(id) {
+                        runs += 1
+                        continue
+                    }
+                    if ra.route == nil, sameServerAndListeners, ra.listener == rb.listener {
+                        runs += 1
+                        continue
+                    }
                 }
                 let a = outcome(probe.request, old)
                 let b = outcome(probe.request, new)
@@ -176,16 +186,26 @@ public enum BehaviourDiff {
         return o
     }
 
-    /// The route the router picks for `request` (the inner nil: none), found by serve's parser
-    /// and router alone; nil when the request cannot be framed (the full run reports why).
-    static func routeOnly(_ request: DryRunRequest, _ snapshot: Snapshot) -> String?? {
+    /// The request head a client would send for `request` (built once for both snapshots); nil
+    /// for a raw request or one that cannot be written (the full run reports why).
+    static func head(_ request: DryRunRequest) -> ByteBuffer? {
+        guard request.raw == nil else { return nil }
+        var wire = ByteBufferAllocator().buffer(capacity: 64 + request.method.utf8.count + 2 * request.url.utf8.count)
+        do { try DryRun.requestBytes(request, into: &wire) } catch { return nil }
+        return wire
+    }
+
+    /// The route the router picks for the request whose head is `wire` (nil: none), found by
+    /// serve's parser and router alone, and the listener it arrives on; nil when the request
+    /// cannot be framed (the full run reports why).
+    static func routeOnly(_ wire: ByteBuffer, _ request: DryRunRequest, _ snapshot: Snapshot) -> (route: String?, listener: String)? {
         let listener: ListenerSpec?
         if let id = request.listener { listener = snapshot.listeners.first { $0.id == id } } else { listener = snapshot.listeners.first }
-        guard let listener, request.raw == nil, let text = try? DryRun.requestBytes(request) else { return nil }
-        var wire = ByteBuffer(string: text)
+        guard let listener else { return nil }
+        var wire = wire
         var parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         guard case .head(let head)? = parser.next(&wire) else { return nil }
-        return .some(snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id })
+        return (snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id }, listener.id)
     }
 
     /// The draw used when no split is involved: any value gives the same outcome then.

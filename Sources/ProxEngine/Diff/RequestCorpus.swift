@@ -44,14 +44,36 @@ public enum RequestCorpus {
         var variant: String?
 
         func probe(_ source: String) -> BehaviourDiff.Probe {
-            var url = "http://\(host)\(path)"
+            // Each string is sized once (tens of thousands of probes are built).
+            var url = "http://"
+            url.reserveCapacity(7 + host.utf8.count + path.utf8.count + (query.isEmpty ? 0 : 32))
+            url += host
+            url += path
             if !query.isEmpty { url += "?" + query.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&") }
             let request = DryRunRequest(method: method, url: url, headers: headers, cookies: cookies, listener: listener)
-            var label = "\(method) \(host)\(url.dropFirst(7 + host.utf8.count))"
+            var label = ""
+            label.reserveCapacity(method.utf8.count + 1 + url.utf8.count)
+            label += method
+            label += " "
+            label += host
+            if host.utf8.allSatisfy({ $0 < 0x80 }) && path.utf8.first == UInt8(ascii: "/") {
+                // What follows the host in the URL, found by its bytes: with an ASCII host and a
+                // path starting with "/", characters and bytes count the same up to there.
+                label += url.utf8.dropFirst(7 + host.utf8.count).withContiguousStorageIfAvailable { String(decoding: $0, as: UTF8.self) }
+                    ?? String(url.dropFirst(7 + host.utf8.count))
+            } else {
+                label += url.dropFirst(7 + host.utf8.count)
+            }
             for (n, v) in headers { label += " [\(n): \(v)]" }
             for (n, v) in cookies { label += " [cookie \(n)=\(v)]" }
             if let l = listener { label += " [listener \(l)]" }
-            return BehaviourDiff.Probe(request: request, label: label, source: source + (variant.map { ", \($0)" } ?? ""))
+            var from = source
+            if let variant {
+                from.reserveCapacity(source.utf8.count + 2 + variant.utf8.count)
+                from += ", "
+                from += variant
+            }
+            return BehaviourDiff.Probe(request: request, label: label, source: from)
         }
     }
 
