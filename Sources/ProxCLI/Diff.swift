@@ -44,7 +44,7 @@ public enum ConfigDiff {
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let input = i == 0 ? old : new
             let r = ConfigCompiler.compile(text: input.text, fileName: input.name, version: 1, filters: filters,
-                                           workingDirectory: workingDirectory)
+                                           workingDirectory: workingDirectory, jitRegexes: false)
             compiled.set(i, r)
         }
         func result(_ r: CompileResult) -> (ConfigNode, Snapshot)? {

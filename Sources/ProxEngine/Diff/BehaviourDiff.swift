@@ -96,15 +96,20 @@ public enum BehaviourDiff {
             for i in range {
                 let probe = probes[i]
                 if !unchanged.isEmpty || sameServerAndListeners, let wire = head(probe.request),
-                   let ra = routeOnly(wire, probe.request, old), let rb = routeOnly(wire, probe.request, new),
-                   ra.route == rb.route {
-                    if let id = ra.route, unchanged.contains(id) {
-                        runs += 1
-                        continue
-                    }
-                    if ra.route == nil, sameServerAndListeners, ra.listener == rb.listener {
-                        runs += 1
-                        continue
+                   let la = listener(probe.request, old), let lb = listener(probe.request, new),
+                   let ha = parse(wire, la) {
+                    // The same limits parse the same bytes the same way: parsed once for both.
+                    let hb = HTTP1Limits(listener: lb) == HTTP1Limits(listener: la) ? ha : parse(wire, lb)
+                    if let hb {
+                        let ra = route(ha, la, old), rb = route(hb, lb, new)
+                        if ra == rb, let id = ra, unchanged.contains(id) {
+                            runs += 1
+                            continue
+                        }
+                        if ra == nil, rb == nil, sameServerAndListeners, la.id == lb.id {
+                            runs += 1
+                            continue
+                        }
                     }
                 }
                 let a = outcome(probe.request, old)
@@ -195,17 +200,24 @@ public enum BehaviourDiff {
         return wire
     }
 
-    /// The route the router picks for the request whose head is `wire` (nil: none), found by
-    /// serve's parser and router alone, and the listener it arrives on; nil when the request
-    /// cannot be framed (the full run reports why).
-    static func routeOnly(_ wire: ByteBuffer, _ request: DryRunRequest, _ snapshot: Snapshot) -> (route: String?, listener: String)? {
-        let listener: ListenerSpec?
-        if let id = request.listener { listener = snapshot.listeners.first { $0.id == id } } else { listener = snapshot.listeners.first }
-        guard let listener else { return nil }
+    /// The listener `request` arrives on in `snapshot` (nil: none of that id).
+    static func listener(_ request: DryRunRequest, _ snapshot: Snapshot) -> ListenerSpec? {
+        if let id = request.listener { return snapshot.listeners.first { $0.id == id } }
+        return snapshot.listeners.first
+    }
+
+    /// The head serve's parser reads from `wire` on `listener`; nil when it cannot be framed
+    /// (the full run reports why).
+    static func parse(_ wire: ByteBuffer, _ listener: ListenerSpec) -> RequestHead? {
         var wire = wire
         var parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         guard case .head(let head)? = parser.next(&wire) else { return nil }
-        return (snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id }, listener.id)
+        return head
+    }
+
+    /// The route serve's router picks for `head` (nil: none).
+    static func route(_ head: RequestHead, _ listener: ListenerSpec, _ snapshot: Snapshot) -> String? {
+        snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id }
     }
 
     /// The draw used when no split is involved: any value gives the same outcome then.

@@ -44,36 +44,22 @@ public enum RequestCorpus {
         var variant: String?
 
         func probe(_ source: String) -> BehaviourDiff.Probe {
-            // Each string is sized once (tens of thousands of probes are built).
-            var url = "http://"
-            url.reserveCapacity(7 + host.utf8.count + path.utf8.count + (query.isEmpty ? 0 : 32))
-            url += host
-            url += path
+            // Each string is allocated once (tens of thousands of probes are built).
+            var url = concat("http://", host, path)
             if !query.isEmpty { url += "?" + query.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&") }
             let request = DryRunRequest(method: method, url: url, headers: headers, cookies: cookies, listener: listener)
-            var label = ""
-            label.reserveCapacity(method.utf8.count + 1 + url.utf8.count)
-            label += method
-            label += " "
-            label += host
-            if host.utf8.allSatisfy({ $0 < 0x80 }) && path.utf8.first == UInt8(ascii: "/") {
-                // What follows the host in the URL, found by its bytes: with an ASCII host and a
-                // path starting with "/", characters and bytes count the same up to there.
-                label += url.utf8.dropFirst(7 + host.utf8.count).withContiguousStorageIfAvailable { String(decoding: $0, as: UTF8.self) }
-                    ?? String(url.dropFirst(7 + host.utf8.count))
+            var label: String
+            if query.isEmpty && host.utf8.allSatisfy({ $0 < 0x80 }) && path.utf8.first == UInt8(ascii: "/") {
+                // The URL after its host is the path: with an ASCII host and a path starting with
+                // "/", characters and bytes count the same up to there.
+                label = concat(method, " ", host, path)
             } else {
-                label += url.dropFirst(7 + host.utf8.count)
+                label = "\(method) \(host)\(url.dropFirst(7 + host.utf8.count))"
             }
             for (n, v) in headers { label += " [\(n): \(v)]" }
             for (n, v) in cookies { label += " [cookie \(n)=\(v)]" }
             if let l = listener { label += " [listener \(l)]" }
-            var from = source
-            if let variant {
-                from.reserveCapacity(source.utf8.count + 2 + variant.utf8.count)
-                from += ", "
-                from += variant
-            }
-            return BehaviourDiff.Probe(request: request, label: label, source: from)
+            return BehaviourDiff.Probe(request: request, label: label, source: variant.map { concat(source, ", ", $0) } ?? source)
         }
     }
 
@@ -205,6 +191,23 @@ public enum RequestCorpus {
         case .header(let n): return "header \(n.name)"
         case .query(let n): return "query \(n)"
         case .cookie(let n): return "cookie \(n)"
+        }
+    }
+
+    /// The strings joined, in one allocation (appending reallocates as the string grows).
+    static func concat(_ parts: String...) -> String {
+        var count = 0
+        for p in parts { count += p.utf8.count }
+        return String(unsafeUninitializedCapacity: count) { out in
+            var i = 0
+            for var p in parts {
+                p.withUTF8 { src in
+                    guard let from = src.baseAddress else { return }
+                    (out.baseAddress! + i).update(from: from, count: src.count)
+                    i += src.count
+                }
+            }
+            return i
         }
     }
 
