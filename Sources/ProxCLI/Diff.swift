@@ -115,7 +115,7 @@ public enum ConfigDiff {
 
     /// The same request derived from both configs (most of them) runs once.
     static func dedupe(_ probes: [BehaviourDiff.Probe]) -> [BehaviourDiff.Probe] {
-        var seen = Set<RequestKey>()
+        var seen = Set<RequestKey>(minimumCapacity: probes.count)
         var out: [BehaviourDiff.Probe] = []
         out.reserveCapacity(probes.count)
         for p in probes {
