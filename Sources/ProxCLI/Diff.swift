@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import ProxConfig
 import ProxCore
@@ -22,7 +23,7 @@ public enum ConfigDiff {
         case invalid(String, unreadable: Bool)
     }
 
-    public struct Input {
+    public struct Input: Sendable {
         public var name: String
         public var text: String
         public init(name: String, text: String) {
@@ -33,18 +34,27 @@ public enum ConfigDiff {
 
     /// Compares two configs held in memory. `extra` are requests the user gave (check files,
     /// access logs), already parsed.
+    /// `holdUntilExit`: the CLI, which exits next, keeps both configs and the corpus instead of
+    /// freeing them piece by piece (`keepUntilExit`).
     public static func run(old: Input, new: Input, extra: [BehaviourDiff.Probe] = [], derive: Bool = true,
-                           filters: FilterRegistry, workingDirectory: String? = nil) throws(Failure) -> ConfigDiffReport {
+                           filters: FilterRegistry, workingDirectory: String? = nil, holdUntilExit: Bool = false) throws(Failure) -> ConfigDiffReport {
         var failures: [String] = []
-        func compile(_ i: Input) -> (ConfigNode, Snapshot)? {
-            let r = ConfigCompiler.compile(text: i.text, fileName: i.name, version: 1, filters: filters, workingDirectory: workingDirectory)
+        // The two configs compile at once, on two cores (each compile is independent).
+        let compiled = Pair<CompileResult>()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let input = i == 0 ? old : new
+            let r = ConfigCompiler.compile(text: input.text, fileName: input.name, version: 1, filters: filters,
+                                           workingDirectory: workingDirectory, jitRegexes: false)
+            compiled.set(i, r)
+        }
+        func result(_ r: CompileResult) -> (ConfigNode, Snapshot)? {
             guard let snapshot = r.snapshot, let node = r.root else {
                 failures.append(DiagnosticFormatter.text(r.diagnostics))
                 return nil
             }
             return (node, snapshot)
         }
-        let a = compile(old), b = compile(new)
+        let a = result(compiled.results[0]!), b = result(compiled.results[1]!)
         guard let (oldNode, oldSnap) = a, let (newNode, newSnap) = b else {
             throw .invalid(failures.joined(separator: "\n"), unreadable: false)
         }
@@ -52,8 +62,11 @@ public enum ConfigDiff {
         var probes: [BehaviourDiff.Probe] = []
         var corpus: [String: Int] = [:]
         if derive {
-            let fromOld = RequestCorpus.derive(oldSnap, side: "old")
-            let fromNew = RequestCorpus.derive(newSnap, side: "new")
+            let derived = Pair<[BehaviourDiff.Probe]>()
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                derived.set(i, i == 0 ? RequestCorpus.derive(oldSnap, side: "old") : RequestCorpus.derive(newSnap, side: "new"))
+            }
+            let fromOld = derived.results[0]!, fromNew = derived.results[1]!
             corpus["derived from old"] = fromOld.count
             corpus["derived from new"] = fromNew.count
             probes = fromOld + fromNew
@@ -62,8 +75,19 @@ public enum ConfigDiff {
         probes += extra
         probes = dedupe(probes)
         let behaviour = BehaviourDiff.compare(probes, old: oldSnap, new: newSnap,
-                                              unchanged: unchangedRoutes(structure, oldNode, newNode))
+                                              unchanged: unchangedRoutes(structure, oldNode, newNode),
+                                              sameServerAndListeners: !structure.contains { $0.kind == "server" || $0.kind == "listener" })
+        if holdUntilExit { keepUntilExit([oldNode, newNode, oldSnap, newSnap, probes] as [Any]) }
         return ConfigDiffReport(old: old.name, new: new.name, structure: structure, behaviour: behaviour, corpus: corpus)
+    }
+
+    /// Two results computed at once (old and new side), each set once by its own worker.
+    final class Pair<T>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var slots: [T?] = [nil, nil]
+
+        func set(_ i: Int, _ r: T) { lock.withLock { slots[i] = r } }
+        var results: [T?] { lock.withLock { slots } }
     }
 
     /// Routes whose outcome cannot differ: written identically on both sides, and referring to no
@@ -91,17 +115,27 @@ public enum ConfigDiff {
 
     /// The same request derived from both configs (most of them) runs once.
     static func dedupe(_ probes: [BehaviourDiff.Probe]) -> [BehaviourDiff.Probe] {
-        var seen = Set<String>()
+        var seen = Set<RequestKey>(minimumCapacity: probes.count)
         var out: [BehaviourDiff.Probe] = []
         out.reserveCapacity(probes.count)
         for p in probes {
             let r = p.request
-            var key = "\(r.listener ?? "")\u{1}\(r.method)\u{1}\(r.url)\u{1}\(r.clientIP)\u{1}\(r.random.map(String.init) ?? "")"
-            for (n, v) in r.headers { key += "\u{1}h\(n)\u{2}\(v)" }
-            for (n, v) in r.cookies { key += "\u{1}c\(n)\u{2}\(v)" }
+            let key = RequestKey(listener: r.listener ?? "", method: r.method, url: r.url, clientIP: r.clientIP, random: r.random,
+                                 headers: r.headers.map { [$0.0, $0.1] }, cookies: r.cookies.map { [$0.0, $0.1] })
             if seen.insert(key).inserted { out.append(p) }
         }
         return out
+    }
+
+    /// What makes two requests the same request (no key string built per request).
+    struct RequestKey: Hashable {
+        var listener: String
+        var method: String
+        var url: String
+        var clientIP: String
+        var random: UInt64?
+        var headers: [[String]]
+        var cookies: [[String]]
     }
 
     // MARK: given requests
@@ -261,7 +295,7 @@ struct Diff: ParsableCommand {
         let report: ConfigDiffReport
         do {
             report = try ConfigDiff.run(old: .init(name: old, text: oldText), new: .init(name: new, text: newText),
-                                        extra: extra, derive: !givenOnly, filters: ProxCommand.filters)
+                                        extra: extra, derive: !givenOnly, filters: ProxCommand.filters, holdUntilExit: true)
         } catch {
             if case .invalid(let text, unreadable: _) = error {
                 FileHandle.standardError.write(Data(("prox diff: invalid input\n" + text + "\n").utf8))

@@ -32,14 +32,20 @@ struct Validate: ParsableCommand {
             if loaded.unreadable { unreadable = true }
             rules = loaded.policy
         }
+        var results: [CompileResult] = []
         for f in files {
-            let r = ConfigCompiler.compile(file: f, version: 1, filters: ProxCommand.filters)
+            // Nothing is routed here: the regexes are compiled (checked) without their JIT.
+            let r = ConfigCompiler.compile(file: f, version: 1, filters: ProxCommand.filters, jitRegexes: false)
             all += r.diagnostics
             if r.unreadable { unreadable = true }
             if let rules, let snapshot = r.snapshot, let root = r.root {
                 all += rules.check(root: root, snapshot: snapshot)
             }
+            results.append(r)
         }
+        // The process ends after this: freeing each config's tree and snapshot node by node
+        // (3% of validating 10,000 routes) would buy nothing.
+        keepUntilExit(results)
         let errors = all.filter { $0.severity == .error }.count
         switch format {
         case .text:
@@ -94,4 +100,17 @@ struct Schema: ParsableCommand {
         }
         print(ConfigSchema.jsonSchema(filters: registry), terminator: "")
     }
+}
+
+/// Holds what a command built until the process exits, so that it is not freed piece by piece
+/// just before the exit frees it all. Only the last command's values are held (tests run many
+/// commands in one process).
+func keepUntilExit(_ value: Any) {
+    KeptUntilExit.shared.lock.withLock { KeptUntilExit.shared.value = value }
+}
+
+private final class KeptUntilExit: @unchecked Sendable {
+    static let shared = KeptUntilExit()
+    let lock = NSLock()
+    var value: Any?
 }

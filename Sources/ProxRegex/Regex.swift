@@ -49,8 +49,10 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
     /// Size of the compiled pattern in bytes (PCRE2_INFO_SIZE).
     public let compiledSize: Int
 
-    /// Compiles `pattern` (UTF-8, no implicit anchoring) and JIT-compiles it.
-    public init(_ pattern: String, caseless: Bool = false, anchored: Bool = false) throws(RegexError) {
+    /// Compiles `pattern` (UTF-8, no implicit anchoring) and JIT-compiles it. `jit: false` skips
+    /// the JIT (most of the cost of compiling): for a pattern that is only checked, not matched
+    /// (`prox validate`); it still matches, through PCRE2's interpreter.
+    public init(_ pattern: String, caseless: Bool = false, anchored: Bool = false, jit: Bool = true) throws(RegexError) {
         self.pattern = pattern
         self.caseless = caseless
         self.anchoredOption = anchored
@@ -67,7 +69,7 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
             throw RegexError(pattern: pattern, offset: off, message: Regex.message(err))
         }
         self.code = code
-        self.isJIT = pcre2_jit_compile_8(code, UInt32(PCRE2_JIT_COMPLETE)) == 0
+        self.isJIT = jit && pcre2_jit_compile_8(code, UInt32(PCRE2_JIT_COMPLETE)) == 0
         var count: UInt32 = 0
         pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_CAPTURECOUNT), &count)
         self.captureCount = Int(count)

@@ -32,10 +32,13 @@ public struct CompileResult: Sendable {
 /// and reports every problem found.
 public enum ConfigCompiler {
     /// Reads and compiles a file (YAML, or JSON when it ends in `.json` or starts with `{`).
-    public static func compile(file path: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry) -> CompileResult {
+    /// `jitRegexes: false` when the snapshot will not route requests (`prox validate`): see
+    /// `ConfigDecoder.jitRegexes`.
+    public static func compile(file path: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry,
+                               jitRegexes: Bool = true) -> CompileResult {
         switch ConfigLoader.read(file: path) {
         case .failure(let d): return CompileResult(snapshot: nil, diagnostics: [d], unreadable: true)
-        case .success(let text): return compile(text: text, fileName: path, version: version, filters: filters)
+        case .success(let text): return compile(text: text, fileName: path, version: version, filters: filters, jitRegexes: jitRegexes)
         }
     }
 
@@ -44,10 +47,11 @@ public enum ConfigCompiler {
     /// Files the config names (certificates) are read relative to `fileName`'s directory, itself
     /// relative to `workingDirectory` when given (else to the current directory).
     public static func compile(text: String, fileName: String, version: Int, filters: FilterRegistry = BuiltinFilters.registry,
-                               workingDirectory: String? = nil) -> CompileResult {
+                               workingDirectory: String? = nil, jitRegexes: Bool = true) -> CompileResult {
         let (root, loadDiagnostics) = ConfigLoader.load(text: text, fileName: fileName)
         guard let root else { return CompileResult(snapshot: nil, diagnostics: loadDiagnostics.sortedByPosition()) }
         var decoder = ConfigDecoder(filters: filters.descriptors)
+        decoder.jitRegexes = jitRegexes
         let doc = decoder.decode(ProxDocument.self, from: root)
         var diagnostics = loadDiagnostics + decoder.diagnostics
         var snapshot: Snapshot? = nil
@@ -70,6 +74,7 @@ struct Compilation {
     let version: Int
     /// What decoding reported, to keep routes with decode errors out of the shadowing check.
     let decodeDiagnostics: [Diagnostic]
+    let decodeHasErrors: Bool
     var diagnostics: [Diagnostic] = []
     /// Stands in for the current directory when reading files the config names.
     var workingDirectory: String?
@@ -79,11 +84,14 @@ struct Compilation {
         self.file = file
         self.version = version
         self.decodeDiagnostics = decodeDiagnostics
+        self.decodeHasErrors = decodeDiagnostics.hasErrors
     }
 
-    /// Whether decoding reported an error at or under `path`.
-    func hasDecodeErrors(under path: String) -> Bool {
-        decodeDiagnostics.contains { d in
+    /// Whether decoding reported an error at or under `path` (spelled only when it did report one).
+    func hasDecodeErrors(under path: @autoclosure () -> String) -> Bool {
+        guard decodeHasErrors else { return false }
+        let path = path()
+        return decodeDiagnostics.contains { d in
             d.severity == .error && (d.path == path || d.path.hasPrefix(path + ".") || d.path.hasPrefix(path + "["))
         }
     }

@@ -119,13 +119,13 @@ enum Shadowing {
         /// Host keys: 0 for routes with no host, 1 for wildcard and regex hosts, then one per
         /// exact host.
         var hostIDs: [String: UInt64] = [:]
-        var anyPath: [UInt64: [Int]] = [:]
-        var exact: [UInt64: [Int]] = [:]
-        var prefix: [UInt64: [Int]] = [:]
-        var regexPattern: [UInt64: [Int]] = [:]
-        var regexLiteral: [UInt64: [Int]] = [:]
+        var anyPath = Buckets()
+        var exact = Buckets()
+        var prefix = Buckets()
+        var regexPattern = Buckets()
+        var regexLiteral = Buckets()
         /// Regexes with no anchored literal prefix: candidates for every exact path.
-        var regexAny: [UInt64: [Int]] = [:]
+        var regexAny = Buckets()
         var prefixLengths: [Int] = []
         var regexLiteralLengths: [Int] = []
 
@@ -172,7 +172,7 @@ enum Shadowing {
 
         /// Appends to `out`, for each length in `lengths` (ascending) up to the path's length,
         /// the routes filed under the hash of the path's first bytes of that length.
-        static func lookupPrefixes(_ path: String, _ lengths: [Int], _ table: [UInt64: [Int]], key: UInt64, kind: UInt64,
+        static func lookupPrefixes(_ path: String, _ lengths: [Int], _ table: Buckets, key: UInt64, kind: UInt64,
                                    into out: inout [Int]) {
             guard !lengths.isEmpty else { return }
             var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -218,21 +218,82 @@ enum Shadowing {
             for key in keys(of: a) {
                 switch a.path {
                 case nil:
-                    anyPath[key, default: []].append(i)
+                    anyPath.append(i, at: key)
                 case .exact(let x)?:
-                    exact[Self.mix(key, 1, Self.hash(x.utf8)), default: []].append(i)
+                    exact.append(i, at: Self.mix(key, 1, Self.hash(x.utf8)))
                 case .prefix(let x)?:
-                    prefix[Self.mix(key, 2, Self.hash(x.utf8)), default: []].append(i)
+                    prefix.append(i, at: Self.mix(key, 2, Self.hash(x.utf8)))
                     Self.addLength(x.utf8.count, to: &prefixLengths)
                 case .regex(let r)?:
-                    regexPattern[Self.mix(key, 3, Self.hash(r.pattern.utf8)), default: []].append(i)
+                    regexPattern.append(i, at: Self.mix(key, 3, Self.hash(r.pattern.utf8)))
                     if let lp = r.anchoredLiteralPrefix, !lp.isEmpty {
-                        regexLiteral[Self.mix(key, 4, Self.hash(lp)), default: []].append(i)
+                        regexLiteral.append(i, at: Self.mix(key, 4, Self.hash(lp)))
                         Self.addLength(lp.count, to: &regexLiteralLengths)
                     } else {
-                        regexAny[key, default: []].append(i)
+                        regexAny.append(i, at: key)
                     }
                 }
+            }
+        }
+    }
+}
+
+extension Shadowing {
+    /// Route lists by 64-bit key in an open-addressed table. The keys are hashes already (or
+    /// small host ids): a Dictionary would hash each again with SipHash, which was half the
+    /// cost of the check.
+    struct Buckets {
+        private var keys: [UInt64] = []
+        private var lists: [[Int]] = []
+        private var filled: [Bool] = []
+        private var count = 0
+
+        subscript(key: UInt64) -> [Int]? {
+            guard count > 0 else { return nil }
+            let mask = keys.count - 1
+            var i = Self.slot(key, mask)
+            while filled[i] {
+                if keys[i] == key { return lists[i] }
+                i = (i + 1) & mask
+            }
+            return nil
+        }
+
+        mutating func append(_ value: Int, at key: UInt64) {
+            if (count + 1) * 2 > keys.count { grow() }
+            let mask = keys.count - 1
+            var i = Self.slot(key, mask)
+            while filled[i] {
+                if keys[i] == key {
+                    lists[i].append(value)
+                    return
+                }
+                i = (i + 1) & mask
+            }
+            filled[i] = true
+            keys[i] = key
+            lists[i] = [value]
+            count += 1
+        }
+
+        /// Fibonacci hashing: spreads small ids as well as hashes over the table.
+        static func slot(_ key: UInt64, _ mask: Int) -> Int {
+            Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+        }
+
+        private mutating func grow() {
+            let (oldKeys, oldLists, oldFilled) = (keys, lists, filled)
+            let n = max(16, keys.count * 2)
+            keys = Array(repeating: 0, count: n)
+            lists = Array(repeating: [], count: n)
+            filled = Array(repeating: false, count: n)
+            let mask = n - 1
+            for j in oldKeys.indices where oldFilled[j] {
+                var i = Self.slot(oldKeys[j], mask)
+                while filled[i] { i = (i + 1) & mask }
+                filled[i] = true
+                keys[i] = oldKeys[j]
+                lists[i] = oldLists[j]
             }
         }
     }

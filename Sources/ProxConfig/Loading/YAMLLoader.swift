@@ -83,6 +83,8 @@ enum YAMLLoader {
         /// Byte offset of each line's start, lines split at LF only (columns of values checked
         /// against the text, see `valueColumn`).
         private var lineStarts: [Int] = []
+        /// The text is ASCII: a column (in characters) is then a byte offset in its line.
+        private var isASCII = false
         /// Nodes left to build; below 0 the document is refused (see `nodeBudget`).
         var budget: Int
         /// Where the budget ran out.
@@ -108,8 +110,13 @@ enum YAMLLoader {
             yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
             yaml_parser_set_input_string(parser, bytes.baseAddress, bytes.count)
             var starts = [0]
-            for i in 0..<bytes.count where bytes[i] == UInt8(ascii: "\n") { starts.append(i + 1) }
+            var any: UInt8 = 0
+            for i in 0..<bytes.count {
+                any |= bytes[i]
+                if bytes[i] == UInt8(ascii: "\n") { starts.append(i + 1) }
+            }
             lineStarts = starts
+            isASCII = any < 0x80
         }
 
         func close() {
@@ -129,7 +136,7 @@ enum YAMLLoader {
             if e.kind == .streamEnd { return nil }
             // e is the document start; then the root node.
             e = try next()
-            let root = try build(e, path: "")
+            let root = try build(e, at: .root)
             _ = try readLive()  // document end
             let after = try readLive()
             if after.kind != .streamEnd {
@@ -235,49 +242,52 @@ enum YAMLLoader {
 
         // MARK: building
 
-        /// The node that starts with `e`, at `path`.
-        func build(_ e: Event, path: String) throws(Diagnostic) -> ConfigNode {
+        /// The node that starts with `e`, at `location`.
+        func build(_ e: Event, at location: ConfigLocation) throws(Diagnostic) -> ConfigNode {
             if e.kind == .alias {
-                guard exhaustedAt == nil else { return ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path) }
+                guard exhaustedAt == nil else { return ConfigNode(kind: .scalar("", .null), mark: mark(e), location: location) }
                 replaying.append((e.target, 0))
-                return try build(next(), path: path)
+                return try build(next(), at: location)
             }
             budget -= 1
             guard budget >= 0 else {
                 if exhaustedAt == nil { exhaustedAt = mark(e) }
                 try skip(e)
-                return ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path)
+                return ConfigNode(kind: .scalar("", .null), mark: mark(e), location: location)
             }
             depth += 1
             defer { depth -= 1 }
             if depth > YAMLLoader.maxDepth {
-                throw Diagnostic(at: mark(e), path: path, "invalid YAML: aliases nest the document more than \(YAMLLoader.maxDepth) levels deep",
+                throw Diagnostic(at: mark(e), path: location.path, "invalid YAML: aliases nest the document more than \(YAMLLoader.maxDepth) levels deep",
                                  hint: "an alias (*name) repeats what its anchor holds, aliases inside it too")
             }
             let recording = startRecording(e)
             let node: ConfigNode
             switch e.kind {
             case .scalar:
-                node = ConfigNode(kind: .scalar(e.value, e.scalarType), mark: mark(e), path: path, valueColumn: valueColumn(e))
+                node = ConfigNode(kind: .scalar(e.value, e.scalarType), mark: mark(e), location: location, valueColumn: valueColumn(e))
             case .sequenceStart:
                 var items: [ConfigNode] = []
+                var here: ConfigLocation.Parent?  // made at the first item
                 while true {
                     let item = try next()
                     if item.kind == .sequenceEnd { break }
-                    items.append(try build(item, path: ConfigNode.childPath(path, index: items.count)))
+                    if here == nil { here = ConfigLocation.Parent(location) }
+                    items.append(try build(item, at: ConfigLocation(here!, index: items.count)))
                 }
-                node = ConfigNode(kind: .sequence(items), mark: mark(e), path: path)
+                node = ConfigNode(kind: .sequence(items), mark: mark(e), location: location)
             case .mappingStart:
-                node = ConfigNode(kind: .mapping(try buildEntries(path: path)), mark: mark(e), path: path)
+                node = ConfigNode(kind: .mapping(try buildEntries(at: location)), mark: mark(e), location: location)
             default:
-                node = ConfigNode(kind: .scalar("", .null), mark: mark(e), path: path)
+                node = ConfigNode(kind: .scalar("", .null), mark: mark(e), location: location)
             }
             endRecording(e, recording)
             return node
         }
 
         /// The entries of a mapping whose start was just read, up to its end.
-        private func buildEntries(path: String) throws(Diagnostic) -> [ConfigEntry] {
+        private func buildEntries(at location: ConfigLocation) throws(Diagnostic) -> [ConfigEntry] {
+            var here: ConfigLocation.Parent?  // made at the first value
             var entries: [ConfigEntry] = []
             var merged: [ConfigEntry] = []
             var firstMerge: SourceMark?
@@ -293,7 +303,7 @@ enum YAMLLoader {
                     k = try next()
                 }
                 guard k.kind == .scalar else {
-                    diagnostics.append(Diagnostic(at: mark(k), path: path, "keys must be plain strings"))
+                    diagnostics.append(Diagnostic(at: mark(k), path: location.path, "keys must be plain strings"))
                     try skip(k)
                     try skip(try next())
                     continue
@@ -310,17 +320,18 @@ enum YAMLLoader {
                     first = entries.first { $0.key == k.value }?.keyMark
                 }
                 if let first {
-                    diagnostics.append(Diagnostic(at: written, path: ConfigNode.childPath(path, key: k.value), "duplicate key '\(k.value)'",
+                    diagnostics.append(Diagnostic(at: written, path: ConfigNode.childPath(location.path, key: k.value), "duplicate key '\(k.value)'",
                                                   hint: "first written at line \(first.line), column \(first.column); the first value is used"))
                     try skip(try next())
                     continue
                 }
                 if k.isPlain && k.value == "<<" {
                     firstMerge = km
-                    merged += try mergeSources(try next(), path: path)
+                    merged += try mergeSources(try next(), at: location)
                     continue
                 }
-                let value = try build(try next(), path: ConfigNode.childPath(path, key: k.value))
+                if here == nil { here = ConfigLocation.Parent(location) }
+                let value = try build(try next(), at: ConfigLocation(here!, key: k.value))
                 entries.append(ConfigEntry(key: k.value, keyMark: km, value: value))
                 if index != nil {
                     index?[k.value] = entries.count - 1
@@ -335,7 +346,7 @@ enum YAMLLoader {
         }
 
         /// The entries a merge key (`<<: *a` or `<<: [*a, *b]`) brings in; earlier sources win.
-        private func mergeSources(_ v: Event, path: String) throws(Diagnostic) -> [ConfigEntry] {
+        private func mergeSources(_ v: Event, at location: ConfigLocation) throws(Diagnostic) -> [ConfigEntry] {
             var out: [ConfigEntry] = []
             func add(_ src: Event) throws(Diagnostic) {
                 var src = src
@@ -345,11 +356,11 @@ enum YAMLLoader {
                     src = try next()
                 }
                 guard src.kind == .mappingStart else {
-                    diagnostics.append(Diagnostic(at: mark(src), path: path, "a merge key (<<) needs an object or a list of objects"))
+                    diagnostics.append(Diagnostic(at: mark(src), path: location.path, "a merge key (<<) needs an object or a list of objects"))
                     try skip(src)
                     return
                 }
-                let converted = try build(src, path: path)
+                let converted = try build(src, at: location)
                 for e in converted.entries ?? [] where !out.contains(where: { $0.key == e.key }) { out.append(e) }
             }
             var v = v
@@ -413,18 +424,24 @@ enum YAMLLoader {
             let lineEnd = e.line < lineStarts.count ? lineStarts[e.line] - 1 : bytes.count
             // Skip (column - 1 + q) characters of the line.
             var i = lineStarts[e.line - 1], chars = e.column - 1 + q
-            while chars > 0 && i < lineEnd {
-                i += 1
-                while i < lineEnd && bytes[i] & 0xC0 == 0x80 { i += 1 }
-                chars -= 1
+            if isASCII {
+                guard i + chars <= lineEnd else { return nil }
+                i += chars
+            } else {
+                while chars > 0 && i < lineEnd {
+                    i += 1
+                    while i < lineEnd && bytes[i] & 0xC0 == 0x80 { i += 1 }
+                    chars -= 1
+                }
+                guard chars == 0 else { return nil }
             }
-            guard chars == 0 else { return nil }
-            var j = i
-            for b in e.value.utf8 {
-                if j >= lineEnd || bytes[j] != b || b == UInt8(ascii: "\n") { return nil }
-                j += 1
+            var value = e.value
+            let same = value.withUTF8 { v in
+                guard v.count <= lineEnd - i else { return false }
+                for k in 0..<v.count where bytes[i + k] != v[k] || v[k] == UInt8(ascii: "\n") { return false }
+                return true
             }
-            return e.column + q
+            return same ? e.column + q : nil
         }
     }
 
@@ -478,6 +495,15 @@ enum YAMLLoader {
 
     /// YAML 1.2 core schema resolution of a plain scalar.
     static func resolvePlain(_ t: String) -> ScalarType {
+        // Most plain scalars are names, paths and hosts: their first byte already says string
+        // (every null, boolean and number starts with one of these).
+        switch t.utf8.first ?? 0 {
+        case 0, UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "~"),
+             UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"):
+            break
+        default:
+            return .string
+        }
         switch t {
         case "", "~", "null", "Null", "NULL": return .null
         case "true", "True", "TRUE", "false", "False", "FALSE": return .boolean

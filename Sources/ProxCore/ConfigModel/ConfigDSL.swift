@@ -104,6 +104,9 @@ public struct ConfigDecoder {
     public var diagnostics: [Diagnostic] = []
     /// The filters a chain entry may name.
     public let filters: [FilterDescriptor]
+    /// JIT-compile the regexes decoded. False when the config is only checked (`prox
+    /// validate`): a regex then still matches, interpreted, and compiling is several times cheaper.
+    public var jitRegexes = true
 
     /// Each object type's fields, built once per decoder: `T.fields` builds its declarations
     /// (and their closures) anew at every call, which cost more than the decoding itself when a
@@ -117,10 +120,10 @@ public struct ConfigDecoder {
     public var hasErrors: Bool { diagnostics.hasErrors }
 
     /// `T.fields`, built on first use.
-    func fieldTable<T: ConfigObject>(_ type: T.Type) -> FieldTable<T> {
+    func fieldTable<T: ConfigObject>(_ type: T.Type) -> FieldTable {
         let id = ObjectIdentifier(T.self)
-        if let t = fieldTables.tables[id] { return unsafeDowncast(t, to: FieldTable<T>.self) }
-        let t = FieldTable<T>(T.fields)
+        if let t = fieldTables.tables[id] { return t }
+        let t = FieldTable(T.fields)
         fieldTables.tables[id] = t
         return t
     }
@@ -145,10 +148,10 @@ public struct ConfigDecoder {
         var node = node
         if case .scalar(_, let st) = node.kind {
             if st == .null && T.acceptsNull {
-                node = ConfigNode(kind: .mapping([]), mark: node.mark, path: node.path)
+                node = ConfigNode(kind: .mapping([]), mark: node.mark, location: node.location)
             } else if let key = T.shorthand, st != .null {
                 node = ConfigNode(kind: .mapping([ConfigEntry(key: key, keyMark: node.mark, value: node)]),
-                                  mark: node.mark, path: node.path)
+                                  mark: node.mark, location: node.location)
             }
         }
         guard let entries = node.entries else {
@@ -157,28 +160,27 @@ public struct ConfigDecoder {
             return nil
         }
         let table = fieldTable(T.self)
-        let fields = table.fields
         var value = T()
         for e in entries {
-            guard let f = table.field(e.key) else {
+            guard let i = table.index[e.key] else {
                 var hint: String? = T.hint(forUnknownKey: e.key)
                 if hint == nil {
-                    if let c = suggestion(for: e.key, in: fields.map(\.key)) {
+                    if let c = suggestion(for: e.key, in: table.keys) {
                         hint = "did you mean '\(c)'?"
                     } else {
-                        hint = "known keys: " + fields.map(\.key).joined(separator: ", ")
+                        hint = "known keys: " + table.keys.joined(separator: ", ")
                     }
                 }
                 error(at: e.keyMark, path: ConfigNode.childPath(node.path, key: e.key), "unknown key '\(e.key)'", hint: hint)
                 continue
             }
-            f.apply(e.value, &value, &self)
+            withUnsafeMutablePointer(to: &value) { table.apply[i](e.value, UnsafeMutableRawPointer($0), &self) }
         }
-        for f in fields where f.isRequired && !entries.contains(where: { $0.key == f.key }) {
-            error(node, "missing required key '\(f.key)'", hint: f.doc.isEmpty ? nil : "\(f.key): \(f.doc)")
+        for (key, doc) in table.required where !entries.contains(where: { $0.key == key }) {
+            error(node, "missing required key '\(key)'", hint: doc.isEmpty ? nil : "\(key): \(doc)")
         }
-        for rule in T.rules {
-            checkRule(rule, entries: entries, node: node)
+        if !table.rules.isEmpty {
+            for rule in table.rules { checkRule(rule, entries: entries, node: node) }
         }
         value.validate(node, &self)
         return value
@@ -188,13 +190,17 @@ public struct ConfigDecoder {
         func list(_ k: [String]) -> String { k.map { "'\($0)'" }.joined(separator: ", ") }
         switch rule {
         case .exactlyOne(let keys), .atMostOne(let keys):
-            let present = entries.filter { keys.contains($0.key) }
-            if present.count > 1 {
-                let e = present[1]
+            // The first two entries present (no array of copies: this runs for every object).
+            var first = -1, second = -1
+            for i in entries.indices where keys.contains(entries[i].key) {
+                if first < 0 { first = i } else { second = i; break }
+            }
+            if second >= 0 {
+                let e = entries[second]
                 error(at: e.keyMark, path: ConfigNode.childPath(node.path, key: e.key),
-                      "'\(e.key)' cannot be used together with '\(present[0].key)'",
+                      "'\(e.key)' cannot be used together with '\(entries[first].key)'",
                       hint: "use \(rule.isExactlyOne ? "exactly" : "at most") one of \(list(keys))")
-            } else if present.isEmpty, rule.isExactlyOne {
+            } else if first < 0, rule.isExactlyOne {
                 error(node, "needs one of \(list(keys))")
             }
         case .requires(let key, let others):
@@ -208,23 +214,37 @@ public struct ConfigDecoder {
 
 /// The field tables a decoder has built, by object type.
 final class FieldTables {
-    var tables: [ObjectIdentifier: AnyObject] = [:]
+    var tables: [ObjectIdentifier: FieldTable] = [:]
 }
 
-/// One object type's fields, and an index of them by key.
-final class FieldTable<Root> {
-    let fields: [ConfigField<Root>]
-    private let index: [String: Int]
+/// One object type's fields as decoding needs them, with nothing generic left: decoding runs
+/// unspecialised (the object types live in other modules), where every use of a generic
+/// `ConfigField<Root>` value fetches its type metadata at run time (a lookup of several hundred
+/// instructions, once per field per object decoded).
+final class FieldTable {
+    /// Decodes a node into the field of the object at the pointer (a `Root`).
+    typealias Apply = (ConfigNode, UnsafeMutableRawPointer, inout ConfigDecoder) -> Void
 
-    init(_ fields: [ConfigField<Root>]) {
-        self.fields = fields
+    /// The keys in declaration order (for did-you-mean and "known keys").
+    let keys: [String]
+    /// Key -> its field's position in `apply` (the first declaration of a key).
+    let index: [String: Int]
+    let apply: [Apply]
+    /// Required keys, with their docs (for the hint).
+    let required: [(key: String, doc: String)]
+    let rules: [ConfigRule]
+
+    init<Root: ConfigObject>(_ fields: [ConfigField<Root>]) {
+        keys = fields.map(\.key)
         var index: [String: Int] = [:]
         for (i, f) in fields.enumerated() where index[f.key] == nil { index[f.key] = i }
         self.index = index
-    }
-
-    func field(_ key: String) -> ConfigField<Root>? {
-        index[key].map { fields[$0] }
+        apply = fields.map { f in
+            let apply = f.apply
+            return { node, root, d in apply(node, &root.assumingMemoryBound(to: Root.self).pointee, &d) }
+        }
+        required = fields.filter(\.isRequired).map { ($0.key, $0.doc) }
+        rules = Root.rules
     }
 }
 
@@ -401,9 +421,10 @@ extension ConfigType {
             decode: { node, d in
                 guard let entries = node.entries else { ConfigType.typeMismatch("an object", node, &d); return nil }
                 var out: [ConfigMapEntry<Value>] = []
+                let here = ConfigLocation.Parent(node.location)
                 for e in entries {
                     let keyNode = ConfigNode(kind: .scalar(e.key, .string), mark: e.keyMark,
-                                             path: ConfigNode.childPath(node.path, key: e.key))
+                                             location: ConfigLocation(here, key: e.key))
                     if let check = key, !check(e.key, keyNode, &d) { continue }
                     if let v = item.decodeNode(e.value, &d) { out.append(ConfigMapEntry(key: e.key, keyNode: keyNode, value: v)) }
                 }

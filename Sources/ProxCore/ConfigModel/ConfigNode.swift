@@ -32,9 +32,8 @@ public struct ConfigNode: Sendable {
 
     public var kind: Kind
     public var mark: SourceMark
-    /// Path from the document root: `listeners[0].address`, `routes[2].match.headers.X-Env`.
-    /// Empty for the root.
-    public var path: String
+    /// Where the node sits in the document; `path` spells it.
+    public var location: ConfigLocation
     /// For a scalar written on one line exactly as its value (plain, or quoted without
     /// escapes): the column of the value's first character, so that an offset inside the value
     /// (a regex error, a template error) maps to an exact column. nil otherwise.
@@ -43,8 +42,22 @@ public struct ConfigNode: Sendable {
     public init(kind: Kind, mark: SourceMark, path: String, valueColumn: Int? = nil) {
         self.kind = kind
         self.mark = mark
-        self.path = path
+        self.location = ConfigLocation(path: path)
         self.valueColumn = valueColumn
+    }
+
+    public init(kind: Kind, mark: SourceMark, location: ConfigLocation, valueColumn: Int? = nil) {
+        self.kind = kind
+        self.mark = mark
+        self.location = location
+        self.valueColumn = valueColumn
+    }
+
+    /// Path from the document root: `listeners[0].address`, `routes[2].match.headers.X-Env`.
+    /// Empty for the root. Spelled on each read (`location`).
+    public var path: String {
+        get { location.path }
+        set { location = ConfigLocation(path: newValue) }
     }
 
     // MARK: reading
@@ -135,6 +148,70 @@ public struct ConfigNode: Sendable {
     /// A scalar node (for synthesised values and tests).
     public static func scalar(_ text: String, _ type: ScalarType = .string, at mark: SourceMark, path: String) -> ConfigNode {
         ConfigNode(kind: .scalar(text, type), mark: mark, path: path)
+    }
+}
+
+/// Where a node sits in its document: its container's location and its key or index there.
+/// The path text (`routes[1234].match.path.exact`) is spelled only when read, which is when a
+/// diagnostic names it: a loader building one path string per node spent more on them than on
+/// the rest of the node.
+public struct ConfigLocation: Sendable {
+    /// A container's location, shared by all its children (one allocation per container).
+    public final class Parent: Sendable {
+        public let location: ConfigLocation
+        public init(_ location: ConfigLocation) { self.location = location }
+    }
+
+    enum Step: Sendable {
+        /// A path given whole (the root, synthesised nodes).
+        case whole(String)
+        case key(String)
+        case index(Int)
+    }
+
+    let parent: Parent?
+    let step: Step
+
+    /// A location given by its path text.
+    public init(path: String) {
+        parent = nil
+        step = .whole(path)
+    }
+
+    /// The value under `key` of the mapping at `parent`.
+    public init(_ parent: Parent, key: String) {
+        self.parent = parent
+        step = .key(key)
+    }
+
+    /// Item `index` of the list at `parent`.
+    public init(_ parent: Parent, index: Int) {
+        self.parent = parent
+        step = .index(index)
+    }
+
+    /// The document's root.
+    public static let root = ConfigLocation(path: "")
+
+    /// The path text, as `ConfigNode.childPath` spells it. Spelled from the root down without
+    /// recursion: a diagnostic may be reported 1,500 levels deep (`YAMLLoader.maxDepth`).
+    public var path: String {
+        if case .whole(let p) = step { return p }
+        var steps = [step]
+        var up = parent
+        while let p = up {
+            steps.append(p.location.step)
+            up = p.location.parent
+        }
+        var path = ""
+        for s in steps.reversed() {
+            switch s {
+            case .whole(let p): path = p
+            case .key(let k): path = ConfigNode.childPath(path, key: k)
+            case .index(let i): path = ConfigNode.childPath(path, index: i)
+            }
+        }
+        return path
     }
 }
 

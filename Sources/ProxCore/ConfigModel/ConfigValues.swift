@@ -391,6 +391,7 @@ public struct AddressError: Error, Sendable {
 }
 
 /// RFC 1123 host name: dot-separated labels of letters, digits and '-'.
+@inlinable  // specialised where it is called: generic, it costs several thousand instructions per name
 public func isHostName<S: StringProtocol>(_ s: S) -> Bool {
     // One pass over the bytes (it runs for every route's host when a config compiles).
     let utf8 = s.utf8
@@ -515,7 +516,7 @@ extension ConfigType where Value == Positioned<Regex> {
                 let prefix = anchoredWhole ? "^(?:" : ""
                 let full = anchoredWhole ? prefix + text + ")\\z" : text
                 do throws(RegexError) {
-                    return Positioned(try Regex(full, caseless: caseless), node: node)
+                    return Positioned(try Regex(full, caseless: caseless, jit: d.jitRegexes), node: node)
                 } catch {
                     let offset = min(max(0, error.offset - prefix.utf8.count), text.utf8.count)
                     d.error(at: node.mark(atOffset: offset), path: node.path,

@@ -6,7 +6,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// Parses dotted IPv4 or RFC 4291 IPv6 text (with `::`, and an embedded IPv4 tail).
     public init?(_ text: some StringProtocol) {
         let s = String(text)
-        if s.contains(":") {
+        if s.utf8.contains(UInt8(ascii: ":")) {
             guard let v = IPAddress.parseV6(s) else { return nil }
             self = v
         } else {
@@ -15,16 +15,28 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Four dot-separated decimal octets: one to three ASCII digits each, no leading zero
+    /// (no octal ambiguity). One pass over the bytes (`prox diff` parses one per request run).
     static func parseV4(_ s: String) -> UInt32? {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var v: UInt32 = 0
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt32(p), n <= 255 else { return nil }
-            if p.count > 1 && p.first == "0" { return nil }  // no octal ambiguity
-            v = v << 8 | n
+        var v: UInt32 = 0, octet: UInt32 = 0
+        var dots = 0, digits = 0, leadingZero = false
+        for b in s.utf8 {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                v = v << 8 | octet
+                dots += 1
+                octet = 0
+                digits = 0
+            } else {
+                guard b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") else { return nil }
+                if digits == 0 { leadingZero = b == UInt8(ascii: "0") } else if leadingZero { return nil }
+                digits += 1
+                octet = octet * 10 + UInt32(b - UInt8(ascii: "0"))
+                guard digits <= 3, octet <= 255 else { return nil }
+            }
         }
-        return v
+        guard dots == 3, digits > 0 else { return nil }
+        return v << 8 | octet
     }
 
     static func parseV6(_ s: String) -> IPAddress? {

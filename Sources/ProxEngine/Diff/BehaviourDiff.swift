@@ -77,7 +77,11 @@ public enum BehaviourDiff {
     /// its pools and every setting it reads are written identically): a request the router
     /// sends to such a route in both is not run through the chain, which keeps a diff of two
     /// 10,000-route configs to a router lookup per request for the routes nobody touched.
-    public static func compare(_ probes: [Probe], old: Snapshot, new: Snapshot, unchanged: Set<String> = []) -> Report {
+    /// `sameServerAndListeners`: the server settings and the listeners are written identically
+    /// in both; a request no route takes in either, arriving on the same listener, then gets
+    /// the same answer (404 `no_route`) from both, and is not run further either.
+    public static func compare(_ probes: [Probe], old: Snapshot, new: Snapshot, unchanged: Set<String> = [],
+                               sameServerAndListeners: Bool = false) -> Report {
         var changed = 0
         var groups: [String: Group] = [:]
         var order: [String] = []
@@ -91,11 +95,22 @@ public enum BehaviourDiff {
             var found: [Found] = []
             for i in range {
                 let probe = probes[i]
-                if !unchanged.isEmpty,
-                   let ra = routeOnly(probe.request, old), let rb = routeOnly(probe.request, new),
-                   ra == rb, let id = ra, unchanged.contains(id) {
-                    runs += 1
-                    continue
+                if !unchanged.isEmpty || sameServerAndListeners, let wire = head(probe.request),
+                   let la = listener(probe.request, old), let lb = listener(probe.request, new),
+                   let ha = parse(wire, la) {
+                    // The same limits parse the same bytes the same way: parsed once for both.
+                    let hb = HTTP1Limits(listener: lb) == HTTP1Limits(listener: la) ? ha : parse(wire, lb)
+                    if let hb {
+                        let ra = route(ha, la, old), rb = route(hb, lb, new)
+                        if ra == rb, let id = ra, unchanged.contains(id) {
+                            runs += 1
+                            continue
+                        }
+                        if ra == nil, rb == nil, sameServerAndListeners, la.id == lb.id {
+                            runs += 1
+                            continue
+                        }
+                    }
                 }
                 let a = outcome(probe.request, old)
                 let b = outcome(probe.request, new)
@@ -176,16 +191,33 @@ public enum BehaviourDiff {
         return o
     }
 
-    /// The route the router picks for `request` (the inner nil: none), found by serve's parser
-    /// and router alone; nil when the request cannot be framed (the full run reports why).
-    static func routeOnly(_ request: DryRunRequest, _ snapshot: Snapshot) -> String?? {
-        let listener: ListenerSpec?
-        if let id = request.listener { listener = snapshot.listeners.first { $0.id == id } } else { listener = snapshot.listeners.first }
-        guard let listener, request.raw == nil, let text = try? DryRun.requestBytes(request) else { return nil }
-        var wire = ByteBuffer(string: text)
+    /// The request head a client would send for `request` (built once for both snapshots); nil
+    /// for a raw request or one that cannot be written (the full run reports why).
+    static func head(_ request: DryRunRequest) -> ByteBuffer? {
+        guard request.raw == nil else { return nil }
+        var wire = ByteBufferAllocator().buffer(capacity: 64 + request.method.utf8.count + 2 * request.url.utf8.count)
+        do { try DryRun.requestBytes(request, into: &wire) } catch { return nil }
+        return wire
+    }
+
+    /// The listener `request` arrives on in `snapshot` (nil: none of that id).
+    static func listener(_ request: DryRunRequest, _ snapshot: Snapshot) -> ListenerSpec? {
+        if let id = request.listener { return snapshot.listeners.first { $0.id == id } }
+        return snapshot.listeners.first
+    }
+
+    /// The head serve's parser reads from `wire` on `listener`; nil when it cannot be framed
+    /// (the full run reports why).
+    static func parse(_ wire: ByteBuffer, _ listener: ListenerSpec) -> RequestHead? {
+        var wire = wire
         var parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
         guard case .head(let head)? = parser.next(&wire) else { return nil }
-        return .some(snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id })
+        return head
+    }
+
+    /// The route serve's router picks for `head` (nil: none).
+    static func route(_ head: RequestHead, _ listener: ListenerSpec, _ snapshot: Snapshot) -> String? {
+        snapshot.router.match(head, listener: listener.index).map { snapshot.routes[$0.routeIndex].id }
     }
 
     /// The draw used when no split is involved: any value gives the same outcome then.

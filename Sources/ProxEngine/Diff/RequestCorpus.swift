@@ -44,14 +44,22 @@ public enum RequestCorpus {
         var variant: String?
 
         func probe(_ source: String) -> BehaviourDiff.Probe {
-            var url = "http://\(host)\(path)"
+            // Each string is allocated once (tens of thousands of probes are built).
+            var url = concat("http://", host, path)
             if !query.isEmpty { url += "?" + query.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&") }
             let request = DryRunRequest(method: method, url: url, headers: headers, cookies: cookies, listener: listener)
-            var label = "\(method) \(host)\(url.dropFirst(7 + host.utf8.count))"
+            var label: String
+            if query.isEmpty && host.utf8.allSatisfy({ $0 < 0x80 }) && path.utf8.first == UInt8(ascii: "/") {
+                // The URL after its host is the path: with an ASCII host and a path starting with
+                // "/", characters and bytes count the same up to there.
+                label = concat(method, " ", host, path)
+            } else {
+                label = "\(method) \(host)\(url.dropFirst(7 + host.utf8.count))"
+            }
             for (n, v) in headers { label += " [\(n): \(v)]" }
             for (n, v) in cookies { label += " [cookie \(n)=\(v)]" }
             if let l = listener { label += " [listener \(l)]" }
-            return BehaviourDiff.Probe(request: request, label: label, source: source + (variant.map { ", \($0)" } ?? ""))
+            return BehaviourDiff.Probe(request: request, label: label, source: variant.map { concat(source, ", ", $0) } ?? source)
         }
     }
 
@@ -183,6 +191,23 @@ public enum RequestCorpus {
         case .header(let n): return "header \(n.name)"
         case .query(let n): return "query \(n)"
         case .cookie(let n): return "cookie \(n)"
+        }
+    }
+
+    /// The strings joined, in one allocation (appending reallocates as the string grows).
+    static func concat(_ parts: String...) -> String {
+        var count = 0
+        for p in parts { count += p.utf8.count }
+        return String(unsafeUninitializedCapacity: count) { out in
+            var i = 0
+            for var p in parts {
+                p.withUTF8 { src in
+                    guard let from = src.baseAddress else { return }
+                    (out.baseAddress! + i).update(from: from, count: src.count)
+                    i += src.count
+                }
+            }
+            return i
         }
     }
 

@@ -213,8 +213,7 @@ public enum DryRun {
             let firstLine = raw.prefix { $0 != 13 && $0 != 10 }
             label = "raw: " + String(decoding: firstLine, as: UTF8.self)
         } else {
-            let built = try requestBytes(request)
-            wire.writeString(built)
+            try requestBytes(request, into: &wire)
             label = "\(request.method) \(request.url)" + (request.versionMinor == 0 ? " HTTP/1.0" : "")
                 + (request.absoluteForm ? " (absolute-form)" : "")
         }
@@ -579,10 +578,11 @@ public enum DryRun {
     /// `--random`'s value: a decimal in [0, 1) or an integer taken as the 64-bit draw.
     public static func parseRandom(_ text: String) -> UInt64? { TrafficSplit.parseDraw(text) }
 
-    /// The bytes a client would send for `request` (the head only). Nothing is invented: Host
-    /// comes from the URL's authority or from a header given; a path without either has none
-    /// (serve answers an HTTP/1.1 request without Host with 400).
-    static func requestBytes(_ request: DryRunRequest) throws -> String {
+    /// The bytes a client would send for `request` (the head only), written into `out`. Nothing
+    /// is invented: Host comes from the URL's authority or from a header given; a path without
+    /// either has none (serve answers an HTTP/1.1 request without Host with 400). Written as
+    /// bytes, not built as a String: `prox diff` builds tens of thousands of these.
+    static func requestBytes(_ request: DryRunRequest, into out: inout ByteBuffer) throws {
         func clean(_ s: String, _ what: String) throws {
             if s.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
                 throw DryRunError.badRequest("\(what) contains a line break; give arbitrary bytes with --raw")
@@ -590,32 +590,108 @@ public enum DryRun {
         }
         try clean(request.method, "the method")
         try clean(request.url, "the URL")
-        var target = request.url
-        var headers = request.headers
-        let hasHost = headers.contains { $0.0.lowercased() == "host" }
-        if let r = request.url.firstRange(of: "://") {
-            let rest = request.url[r.upperBound...]
-            let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-            let authority = String(rest[..<slash])
+        var target = Substring(request.url)
+        var slash = false  // the origin-form target starts with "/" only after it
+        var host: Substring? = nil
+        if let (authority, rest) = splitURL(request.url) {
             if !request.absoluteForm {
-                target = String(rest[slash...])
-                if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
+                target = rest
+                slash = target.isEmpty || target.utf8.first == UInt8(ascii: "?")
             }
             // As a browser (origin-form) or curl through a proxy (absolute-form) would send it.
-            if !hasHost { headers.insert(("Host", authority), at: 0) }
+            if !request.headers.contains(where: { isHost($0.0) }) { host = authority }
         } else if request.absoluteForm {
             throw DryRunError.badRequest("--absolute-form needs an absolute URL (http://host/path)")
         }
-        var out = "\(request.method) \(target) HTTP/1.\(request.versionMinor)\r\n"
-        for (n, v) in headers {
-            try clean(n + v, "a header")
-            out += "\(n): \(v)\r\n"
+        for (n, v) in request.headers {
+            try clean(n, "a header")
+            try clean(v, "a header")
+        }
+        out.writeString(request.method)
+        out.writeStaticString(" ")
+        if slash { out.writeStaticString("/") }
+        out.writeSubstring(target)
+        out.writeStaticString(" HTTP/1.")
+        out.writeString(String(request.versionMinor))
+        out.writeStaticString("\r\n")
+        if let host {
+            out.writeStaticString("Host: ")
+            out.writeSubstring(host)
+            out.writeStaticString("\r\n")
+        }
+        for (n, v) in request.headers {
+            out.writeString(n)
+            out.writeStaticString(": ")
+            out.writeString(v)
+            out.writeStaticString("\r\n")
         }
         if !request.cookies.isEmpty {
-            out += "Cookie: " + request.cookies.map { "\($0.0)=\($0.1)" }.joined(separator: "; ") + "\r\n"
+            out.writeStaticString("Cookie: ")
+            for (i, (n, v)) in request.cookies.enumerated() {
+                if i > 0 { out.writeStaticString("; ") }
+                out.writeString(n)
+                out.writeStaticString("=")
+                out.writeString(v)
+            }
+            out.writeStaticString("\r\n")
         }
-        if let n = request.bodyBytes { out += "Content-Length: \(n)\r\n" }
-        return out + "\r\n"
+        if let n = request.bodyBytes {
+            out.writeStaticString("Content-Length: ")
+            out.writeString(String(n))
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    /// `scheme://authority/rest?query`: the authority and the rest (from the first `/` or `?`
+    /// after it); nil without `://`. Compared as characters (a `/` followed by a combining mark
+    /// is not a `/`); in an ASCII URL every byte is one, so its bytes are searched directly.
+    static func splitURL(_ url: String) -> (authority: Substring, rest: Substring)? {
+        var text = url
+        // Byte offsets of the authority's start and end; (-1, 0) without "://"; nil: not ASCII.
+        let found: (Int, Int)? = text.withUTF8 { u in
+            let n = u.count
+            var i = 0, start = -1
+            while i < n {
+                let b = u[i]
+                if b >= 0x80 || b == 13 { return nil }
+                if start < 0 && b == UInt8(ascii: ":") && i + 2 < n && u[i + 1] == UInt8(ascii: "/") && u[i + 2] == UInt8(ascii: "/") {
+                    start = i + 3
+                    i = start
+                    while i < n && u[i] != UInt8(ascii: "/") && u[i] != UInt8(ascii: "?") {
+                        if u[i] >= 0x80 || u[i] == 13 { return nil }
+                        i += 1
+                    }
+                    let end = i
+                    while i < n {
+                        if u[i] >= 0x80 || u[i] == 13 { return nil }
+                        i += 1
+                    }
+                    return (start, end)
+                }
+                i += 1
+            }
+            return (-1, 0)
+        }
+        if let (start, end) = found {
+            guard start >= 0 else { return nil }
+            let u = url.utf8
+            let a = u.index(u.startIndex, offsetBy: start), e = u.index(u.startIndex, offsetBy: end)
+            return (url[a..<e], url[e...])
+        }
+        guard let r = url.firstRange(of: "://") else { return nil }
+        let rest = url[r.upperBound...]
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        return (rest[..<slash], rest[slash...])
+    }
+
+    /// `name` is `Host`, in any case.
+    static func isHost(_ name: String) -> Bool {
+        let u = name.utf8
+        guard u.contains(where: { $0 >= 0x80 }) else {
+            return u.count == 4 && u.elementsEqual("host".utf8) { $0 | 0x20 == $1 }
+        }
+        return name.lowercased() == "host"
     }
 }
 
