@@ -125,6 +125,16 @@ public struct HeaderFields: Sendable {
         }
     }
 
+    /// Whether some received, not removed line's name is `length` bytes long: a filter before a
+    /// lookup by name that most heads fail.
+    @inlinable
+    public func hasLine(nameLength length: UInt32) -> Bool {
+        slots.withUnsafeBufferPointer { ss in
+            for s in ss where s.nameLength == length && !s.removed { return true }
+            return false
+        }
+    }
+
     /// The value of a received line as a `String`.
     public func value(ofSlot i: Int) -> String {
         let s = slots[i]

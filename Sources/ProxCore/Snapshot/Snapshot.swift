@@ -256,6 +256,9 @@ public struct ServerSettings: Sendable {
     /// `server.trace`: the header that asks for a live trace and the token it must carry; nil
     /// when live traces are off (the request path then pays one nil check).
     public let liveTrace: LiveTraceSettings?
+    /// The length of the trace header's name (0: no `server.trace`): a request whose head has no
+    /// line of that length is passed over with a walk of the line lengths, nothing retained.
+    public let liveTraceNameLength: UInt32
     /// Whether proxied responses get a `Via` line (`server.response_via`).
     public let responseVia: Bool
     /// The lines written as bytes, made once: `Via: 1.1 <name>` for a proxied response (from an
@@ -274,6 +277,7 @@ public struct ServerSettings: Sendable {
         self.serverName = serverName
         self.drainTimeout = drainTimeout
         self.liveTrace = liveTrace
+        self.liveTraceNameLength = UInt32(truncatingIfNeeded: liveTrace?.header.lowercased.count ?? 0)
         self.via11 = "1.1 " + serverName
         self.via10 = "1.0 " + serverName
         self.responseVia = responseVia

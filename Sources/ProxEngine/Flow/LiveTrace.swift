@@ -13,8 +13,13 @@ enum LiveTrace {
     /// `server.trace`.
     @inline(never)
     static func activate(_ ctx: RequestContext) {
+        // Most requests carry no line whose name is as long as the trace header's: they leave
+        // after a walk of the line lengths, before the settings (and their retains) are touched.
+        let length = ctx.snapshot.settings.liveTraceNameLength
+        guard ctx.withHead({ $0.fields.hasLine(nameLength: length) }) else { return }
+        // Only received lines: no stage has run yet.
         guard let live = ctx.snapshot.settings.liveTrace,
-              let value = ctx.withHead({ $0.fields.first(live.header) }) else { return }
+              let value = ctx.withHead({ h in h.fields.firstSlot(live.header).map { h.fields.value(ofSlot: $0) } }) else { return }
         ctx.withHead { $0.fields.remove(live.header) }
         guard !ctx.dryRun, live.accepts(value) else { return }
         ctx.trace = Trace(live: ())
