@@ -217,10 +217,11 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         armWake(ring)
         while true {
             runDueTimers()
-            runTasks()
-            let stop = lock.withLock { stopRequested && remoteTasks.isEmpty }
-            if stop && localTasks.isEmpty { break }
-            if !localTasks.isEmpty || hasRemoteTasks() {
+            // One lock round trip per turn: the hand-over and the stop request are read together.
+            // Work handed over after it wakes the wait below through the eventfd (`wakeSignalled`
+            // was cleared), so the remote queue need not be looked at again before waiting.
+            if runTasks() && localTasks.isEmpty && lock.withLock({ remoteTasks.isEmpty }) { break }
+            if !localTasks.isEmpty {
                 // More to do: submit what is prepared and collect what completed, without waiting.
                 ring.submit()
             } else {
@@ -244,19 +245,19 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         finish(ring)
     }
 
-    private func hasRemoteTasks() -> Bool { lock.withLock { !remoteTasks.isEmpty } }
-
     private func armWake(_ ring: borrowing URing) {
         prox_prep_read(ring.sqe(), eventFD, wakeBuffer, 8, 0, Self.wakeTag)
     }
 
-    private func runTasks() {
-        let remote: [() -> Void] = lock.withLock {
+    /// Runs the tasks handed over and those queued on this thread; returns whether a stop was
+    /// requested.
+    private func runTasks() -> Bool {
+        let (remote, stop): ([() -> Void], Bool) = lock.withLock {
             let r = remoteTasks
             remoteTasks = []
             // Awake now: what is handed over from here on is seen before the next wait, or wakes it.
             wakeSignalled = false
-            return r
+            return (r, stopRequested)
         }
         for t in remote { t() }
         // Tasks queued by these tasks run in the next turn, after completions are collected.
@@ -264,6 +265,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         localTasks = []
         for t in local { t() }
         local.removeAll()
+        return stop
     }
 
     private func runDueTimers() {
@@ -285,7 +287,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         timers = [:]
         for (_, t) in pending { t.fail(EventLoopError.shutdown) }
         // Failing promises may queue callbacks on this loop: they run, then the loop is gone.
-        while !localTasks.isEmpty { runTasks() }
+        while !localTasks.isEmpty { _ = runTasks() }
         self.ring = nil
         _ = consume ring
         Glibc.close(eventFD)
