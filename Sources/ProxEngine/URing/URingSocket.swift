@@ -464,6 +464,8 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let (ip, port) = Self.peer(fd)
         let socket = URingSocket(fd: fd, worker: worker)
+        // The lifetime tests count it as SwiftNIO's channel: it must go when the connection does.
+        state.track(socket, .channel)
         let gate = self.gate
         socket.onClosed = { gate.release() }
         let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: port)

@@ -283,6 +283,17 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
             stopped = true
             return shutdownCallbacks
         }
+        // Sockets closed on the way out have cancels in flight: collect those completions, so the
+        // sockets close their descriptors and are freed, before the ring goes. Bounded: until a
+        // 10 ms wait brings nothing, at most 50 waits.
+        for _ in 0..<50 {
+            ring.submit(wait: 1, timeoutNanos: 10_000_000)
+            let n = ring.drainCompletions { c in
+                if c.userData != Self.wakeTag { URingTarget.deliver(c) }
+            }
+            while !localTasks.isEmpty { _ = runTasks() }
+            if n == 0 { break }
+        }
         let pending = timers
         timers = [:]
         for (_, t) in pending { t.fail(EventLoopError.shutdown) }

@@ -115,7 +115,10 @@ final class LoopUpstreamConnections {
                     "\(spec.address): pool \(pool.id) uses TLS, which the io_uring engine does not carry yet"))
             }
             return URingSocket.connect(on: worker, to: address, timeout: .milliseconds(pool.connectTimeout), describe: spec.address)
-                .map { socket in
+                .map { [self] socket in
+                    #if DEBUG
+                    tracker?.track(socket, .channel)
+                    #endif
                     socket.delegate = handler
                     handler.attach(io: socket)
                     socket.read()
