@@ -88,18 +88,21 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         }, box.toOpaque())
         guard rc == 0 else {
             box.release()
-            Glibc.close(efd)
-            throw URingError(call: "pthread_create", errno: rc)
+            throw URingError(call: "pthread_create", errno: rc)  // deinit closes the eventfd
         }
         pthread_detach(tid)
         started.wait()
         if let error = setupError.withLockedValue({ $0 }) {
-            Glibc.close(efd)
-            throw error
+            throw error  // deinit closes the eventfd
         }
     }
 
     deinit {
+        // Closed here, not when the loop stops: a thread that handed over work just before the
+        // stop may still be about to write its wake-up, and a closed descriptor's number can
+        // already belong to another socket, which would get those 8 bytes. Whoever writes holds
+        // the worker, so the descriptor outlives every write.
+        Glibc.close(eventFD)
         wakeBuffer.deallocate()
     }
 
@@ -301,7 +304,6 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         while !localTasks.isEmpty { _ = runTasks() }
         self.ring = nil
         _ = consume ring
-        Glibc.close(eventFD)
         for cb in callbacks { cb(DispatchQueue.global(), nil) }
     }
 }
