@@ -246,6 +246,10 @@ final class ServerProcess: @unchecked Sendable {
         logger.info("reloading (\(reason))")
         switch loader.load(version: next) {
         case .success(let s):
+            if let why = server.refusal(of: s) {
+                logger.error("reload rejected; the running snapshot \(version) keeps serving: \(why)")
+                return
+            }
             version = next
             server.swap(s)
         case .failure(let f):

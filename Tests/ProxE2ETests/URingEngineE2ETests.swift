@@ -1,12 +1,14 @@
 #if os(Linux)
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import ProxCore
 @testable import ProxEngine
 import Testing
 
-/// The io_uring engine as `prox serve` picks it. The whole end-to-end suite also runs on it
-/// (`PROX_TEST_ENGINE=uring`, as CI does); these are the engine's own cases.
+/// The io_uring engine as `prox serve` picks it. The whole end-to-end suite runs on it by default
+/// where io_uring is available (and again on SwiftNIO with `PROX_TEST_ENGINE=nio`, as CI does);
+/// these are the engine's own cases.
 @Suite(.serialized) struct URingEngineE2ETests {
     static let passed = URingProbe(available: true, reason: "io_uring is available (test)")
 
@@ -37,16 +39,7 @@ import Testing
         let config = simpleProxyConfig.replacingOccurrences(of: "{upstream}", with: up.address)
             .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(port)")
             .replacingOccurrences(of: "  access_log: \"off\"", with: "  access_log: \"off\"\n  engine: uring")
-        let f = try CLITests.temp("uring.yaml", config)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = ["serve", "--config", f, "--threads", "2", "--no-watch"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
-        #expect(try CLITests.eventually { (try? TestClient(port: port)) != nil })
+        let prox = try Serve(config: CLITests.temp("uring.yaml", config), port: port)
         let c = try TestClient(port: port)
         try c.send("GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: a\r\n\r\n")
         for i in 1...2 {
@@ -54,11 +47,70 @@ import Testing
             #expect(r.status == 200)
             #expect(r.text.contains("target=/echo/\(i)\n"))
         }
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let log = prox.stop()
         #expect(log.contains("engine: uring (server.engine is uring"), "\(log)")
         #expect(up.connections.withLockedValue { $0 } == 1)
+    }
+
+    /// The default (`auto`) serves on io_uring; a reload that brings a TLS pool, which the engine
+    /// does not carry, is refused like an invalid config and the running snapshot keeps serving.
+    @Test(.enabled(if: URingProbe.run().available, "io_uring is not available here"))
+    func reloadTheEngineCannotCarryIsRefused() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let port = CLITests.freePort()
+        let config = simpleProxyConfig.replacingOccurrences(of: "{upstream}", with: up.address)
+            .replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(port)")
+        let file = try CLITests.temp("uring-reload.yaml", config)
+        let prox = try Serve(config: file, port: port)
+        try config.replacingOccurrences(of: "      - address: \"\(up.address)\"",
+                                        with: "      - address: \"\(up.address)\"\n    tls: { insecure_skip_verify: true }")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        kill(prox.process.processIdentifier, SIGHUP)
+        #expect(try CLITests.eventually { prox.log.contains("reload rejected") })
+        let c = try TestClient(port: port)
+        try c.send("GET /echo/after HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try c.readResponse().status == 200)
+        let log = prox.stop()
+        #expect(log.contains("engine: uring (server.engine is auto"), "\(log)")
+        #expect(log.contains("reload rejected; the running snapshot 1 keeps serving: this process serves on the io_uring engine, and pool backend uses TLS"), "\(log)")
+        #expect(!log.contains("snapshot 2 is live"), "\(log)")
+    }
+
+    /// `prox serve --config F` on its own process; its standard error is collected.
+    final class Serve: @unchecked Sendable {
+        let process = Process()
+        private let err = Pipe()
+        private let collected = NIOLockedValueBox(Data())
+
+        init(config: String, port: Int) throws {
+            process.executableURL = URL(fileURLWithPath: CLITests.binary)
+            process.arguments = ["serve", "--config", config, "--threads", "2", "--no-watch"]
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            let box = collected
+            err.fileHandleForReading.readabilityHandler = { h in
+                let d = h.availableData
+                box.withLockedValue { $0.append(d) }
+            }
+            try process.run()
+            guard try CLITests.eventually(tries: 200, { (try? TestClient(port: port)) != nil }) else {
+                _ = stop()
+                throw TestError("prox serve did not listen on \(port)")
+            }
+        }
+
+        var log: String { String(decoding: collected.withLockedValue { $0 }, as: UTF8.self) }
+
+        /// Stops the process (SIGTERM, drain) and returns everything it logged.
+        func stop() -> String {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            process.waitUntilExit()
+            err.fileHandleForReading.readabilityHandler = nil
+            let rest = err.fileHandleForReading.readDataToEndOfFile()
+            collected.withLockedValue { $0.append(rest) }
+            return log
+        }
     }
 }
 #endif

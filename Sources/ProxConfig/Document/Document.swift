@@ -52,7 +52,7 @@ struct ServerConfig: ConfigObject {
     var trustedProxies: [CIDR] = []
     var trace: LiveTraceConfig?
     var responseVia = true
-    var engine = ServerEngine.nio
+    var engine = ServerEngine.auto
 
     static let schemaName = "Server"
     static let doc = "Process-wide settings."
@@ -74,7 +74,7 @@ struct ServerConfig: ConfigObject {
         .field("response_via", \.responseVia, .bool,
                doc: "Add `Via: 1.1 <name>` to proxied responses, as RFC 9110 §7.6.3 asks of proxies (a gateway may leave it out; nginx does by default). Requests sent upstream always carry `Via`."),
         .field("engine", \.engine, .enumeration(ServerEngine.self),
-               doc: "What carries the cleartext HTTP/1 listeners: `nio` (SwiftNIO), `auto` (io_uring where the start-up probe passes and the io_uring engine serves the config, else SwiftNIO, with one log line saying which engine runs and why) or `uring` (the io_uring engine, or a refusal naming the reason). The io_uring engine does not carry yet: pools with `tls` and routes with `ext_filter`; a config with either runs on SwiftNIO under `auto` and is refused at start under `uring`. TLS listeners, L4 routes, the admin side and everything else stay on SwiftNIO. Read at start: a reload does not move listeners between engines."),
+               doc: "What carries the cleartext HTTP/1 listeners: `auto` (the default: io_uring where the start-up probe passes and the io_uring engine serves the config, else SwiftNIO; one log line at start says which engine runs and why), `uring` (the io_uring engine, or a refusal to start naming the reason) or `nio` (SwiftNIO). The io_uring engine does not carry yet: pools with `tls` and routes with `ext_filter`; a config with either runs on SwiftNIO under `auto` and is refused at start under `uring`, and a reload that brings either to a process serving on io_uring is refused (restart to move to SwiftNIO). TLS listeners, L4 routes, the admin side and everything else stay on SwiftNIO. Read at start: a reload does not move listeners between engines."),
         .field("trace", \.trace, .object(LiveTraceConfig.self), default: "off",
                doc: "Live chain traces: a request carrying the trace header with the secret token gets its real trace (the stages of `prox dry-run --format json`, with timings) in its access-log line."),
     ]}

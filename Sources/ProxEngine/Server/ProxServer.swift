@@ -300,6 +300,15 @@ public final class ProxServer: @unchecked Sendable {
     /// code, work that must not land on an event loop when its last request lets go.
     private var retired: [Snapshot] = []
 
+    /// Why `next` cannot be swapped into this server, or nil. On the io_uring engine, a config
+    /// that uses what the engine does not carry (`EngineDecision.uringLacks`) is refused: its
+    /// requests would fail on every connection, and moving listeners between engines takes a
+    /// restart, where `auto` picks SwiftNIO.
+    public func refusal(of next: Snapshot) -> String? {
+        guard engine == .uring, let missing = EngineDecision.uringLacks(next) else { return nil }
+        return "this process serves on the io_uring engine, and \(missing); restart prox to serve it on SwiftNIO (`server.engine: auto` picks SwiftNIO for such a config)"
+    }
+
     /// Swaps in a new snapshot: every loop's new requests read it from now on. Each loop gets
     /// the new reference with one task (a pointer store on the loop), so a request's one
     /// snapshot read is a plain load with no cross-core reference counting. Call it off the

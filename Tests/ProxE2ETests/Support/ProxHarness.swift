@@ -25,20 +25,20 @@ final class ProxHarness: Sendable {
         port = addrs[0].port!
     }
 
-    /// The engine end-to-end tests run on: `PROX_TEST_ENGINE=uring` runs them on the io_uring
-    /// engine (CI runs the suite once per engine); a config the io_uring engine does not carry
-    /// runs on SwiftNIO, as `server.engine: auto` would.
+    /// The engine end-to-end tests run on: what `prox serve`'s default, `server.engine: auto`,
+    /// picks (io_uring where the probe passes and the engine carries the config, else SwiftNIO);
+    /// `PROX_TEST_ENGINE=nio` runs them on SwiftNIO. CI runs the suite once each way.
     static func engine(for snapshot: Snapshot) -> ServerEngine {
-        guard ProcessInfo.processInfo.environment["PROX_TEST_ENGINE"] == "uring" else { return .nio }
-        _ = announceURing
+        if ProcessInfo.processInfo.environment["PROX_TEST_ENGINE"] == "nio" { return .nio }
+        _ = announceEngine
         return (try? EngineDecision.decide(.auto, snapshot: snapshot).engine) ?? .nio
     }
 
-    /// Said once: whether `PROX_TEST_ENGINE=uring` gets the io_uring engine here.
-    private static let announceURing: Void = {
+    /// Said once: whether the end-to-end tests get the io_uring engine here.
+    private static let announceEngine: Void = {
         let p = URingProbe.run()
-        FileHandle.standardError.write(Data(("PROX_TEST_ENGINE=uring: " + (p.available ? "end-to-end tests run on the io_uring engine\n"
-            : "\(p.reason); end-to-end tests run on SwiftNIO\n")).utf8))
+        FileHandle.standardError.write(Data((p.available ? "end-to-end tests run on the io_uring engine (PROX_TEST_ENGINE=nio: on SwiftNIO)\n"
+            : "\(p.reason); end-to-end tests run on SwiftNIO\n").utf8))
     }()
 
     static func compile(_ yaml: String, upstream: String, upstream2: String = "127.0.0.1:9", version: Int) throws -> Snapshot {
