@@ -1,5 +1,6 @@
 #if os(Linux)
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import ProxCore
@@ -75,6 +76,48 @@ import Testing
         #expect(log.contains("engine: uring (server.engine is auto"), "\(log)")
         #expect(log.contains("reload rejected; the running snapshot 1 keeps serving: this process serves on the io_uring engine, and pool backend uses TLS"), "\(log)")
         #expect(!log.contains("snapshot 2 is live"), "\(log)")
+    }
+
+    /// Every worker takes connections: each accepts on a socket of its own (SO_REUSEPORT). With
+    /// one shared socket, one worker took all of them and a second thread sat idle.
+    @Test(.enabled(if: URingProbe.run().available, "io_uring is not available here"))
+    func connectionsSpreadOverTheWorkers() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let snapshot = try ProxHarness.compile(simpleProxyConfig, upstream: up.address, version: 1)
+        let server = try ProxServer(snapshot: snapshot, threads: 2, logger: Logger(label: "test"), engine: .uring)
+        defer { server.shutdown() }
+        let port = try server.start()[0].port!
+        var clients: [TestClient] = []
+        for i in 0..<32 {
+            let c = try TestClient(port: port)
+            try c.send("GET /echo/\(i) HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            clients.append(c)
+        }
+        // SwiftNIO's two loops carry no cleartext listener here; the two workers come last.
+        let perLoop = server.openConnectionsPerLoop()
+        #expect(perLoop.count == 4 && perLoop.reduce(0, +) == 32, "\(perLoop)")
+        #expect(perLoop.suffix(2).allSatisfy { $0 > 0 }, "connections per loop: \(perLoop)")
+    }
+
+    /// Sharing the port among the workers does not let a second server share it: the port in
+    /// use is refused as on SwiftNIO.
+    @Test(.enabled(if: URingProbe.run().available, "io_uring is not available here"))
+    func aSecondServerOnTheSamePortIsRefused() throws {
+        let first = try ProxServer(snapshot: ProxHarness.compile(simpleProxyConfig, upstream: "127.0.0.1:9", version: 1),
+                                   threads: 2, logger: Logger(label: "test"), engine: .uring)
+        defer { first.shutdown() }
+        let port = try first.start()[0].port!
+        let config = simpleProxyConfig.replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:\(port)")
+        let second = try ProxServer(snapshot: ProxHarness.compile(config, upstream: "127.0.0.1:9", version: 1),
+                                    threads: 2, logger: Logger(label: "test"), engine: .uring)
+        defer { second.shutdown() }
+        #expect {
+            try second.start()
+        } throws: { error in
+            "\(error)".contains("cannot listen on 127.0.0.1:\(port): the address is already in use")
+        }
     }
 
     /// `prox serve --config F` on its own process; its standard error is collected.

@@ -26,7 +26,7 @@ public final class ProxServer: @unchecked Sendable {
     /// The io_uring engine's workers (none on SwiftNIO) and their loop states.
     private var workers: [(URingWorker, LoopState)] = []
     /// Listeners on the io_uring engine: the socket the workers accept on, and each worker's acceptor.
-    private var uringListeners: [(spec: ListenerSpec, fd: Int32, port: Int, acceptors: [URingAcceptor])] = []
+    private var uringListeners: [(spec: ListenerSpec, fds: [Int32], port: Int, acceptors: [URingAcceptor])] = []
     #endif
     private let lock = NIOLock()
     private var current: Snapshot
@@ -126,51 +126,86 @@ public final class ProxServer: @unchecked Sendable {
     }
 
     #if os(Linux)
-    /// Binds a cleartext listener for the io_uring workers: one socket, a multishot accept armed
-    /// on it by every worker; `max_connections` is counted across workers (`URingListenerGate`).
+    /// Binds a cleartext listener for the io_uring workers: a socket per worker sharing the port,
+    /// each with a multishot accept armed; `max_connections` is counted across workers
+    /// (`URingListenerGate`).
     private func bindURing(_ listener: ListenerSpec) throws -> SocketAddress {
-        let address = try SocketAddress.makeAddressResolvingHost(listener.host, port: listener.port)
+        var address = try SocketAddress.makeAddressResolvingHost(listener.host, port: listener.port)
+        // Each worker accepts on a socket of its own, all bound with SO_REUSEPORT: the kernel
+        // spreads new connections over them. (A multishot accept per worker on one shared socket
+        // gave every connection to the same worker: the first waiter in the socket's queue is
+        // woken each time.) SO_REUSEPORT would let this bind share the port with another process
+        // of the same user that set it too; a plain bind first keeps a busy port an error.
+        if listener.port != 0 {
+            let probe = try Self.listeningSocket(address, reusePort: false, listen: false)
+            Glibc.close(probe)
+        }
+        var fds: [Int32] = []
+        var acceptors: [URingAcceptor] = []
+        let gate = URingListenerGate(max: listener.maxConnections)
+        var local: SocketAddress? = nil
+        do {
+            for (worker, state) in workers {
+                let fd = try Self.listeningSocket(address, reusePort: true, listen: true)
+                fds.append(fd)
+                if local == nil {
+                    // Port 0: the first socket's port is the one every other socket binds.
+                    let bound = Self.localAddress(fd, host: listener.host)
+                    local = bound
+                    if let port = bound.port { address.port = port }
+                }
+                acceptors.append(URingAcceptor(fd: fd, worker: worker, state: state, listener: listener, gate: gate))
+            }
+        } catch {
+            for fd in fds { Glibc.close(fd) }
+            throw error
+        }
+        gate.acceptors = acceptors
+        for a in acceptors { try a.worker.submit { a.arm() }.wait() }
+        let bound = local ?? address
+        uringListeners.append((listener, fds, bound.port ?? listener.port, acceptors))
+        return bound
+    }
+
+    /// A TCP socket bound to `address` (SO_REUSEADDR; SO_REUSEPORT when asked), listening when asked.
+    private static func listeningSocket(_ address: SocketAddress, reusePort: Bool, listen: Bool) throws -> Int32 {
         let fd = socket(Int32(address.protocol.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
         let rc = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
         guard rc == 0 else {
             let e = errno
             Glibc.close(fd)
             throw IOError(errnoCode: e, reason: "bind")
         }
-        guard Glibc.listen(fd, 4096) == 0 else {
+        guard !listen || Glibc.listen(fd, 4096) == 0 else {
             let e = errno
             Glibc.close(fd)
             throw IOError(errnoCode: e, reason: "listen")
         }
+        return fd
+    }
+
+    private static func localAddress(_ fd: Int32, host: String) -> SocketAddress {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let local: SocketAddress
         if Int32(storage.ss_family) == AF_INET6 {
-            local = SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }, host: listener.host)
-        } else {
-            local = SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }, host: listener.host)
+            return SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }, host: host)
         }
-        let gate = URingListenerGate(max: listener.maxConnections)
-        var acceptors: [URingAcceptor] = []
-        for (worker, state) in workers {
-            acceptors.append(URingAcceptor(fd: fd, worker: worker, state: state, listener: listener, gate: gate))
-        }
-        gate.acceptors = acceptors
-        for a in acceptors { try a.worker.submit { a.arm() }.wait() }
-        uringListeners.append((listener, fd, local.port ?? listener.port, acceptors))
-        return local
+        return SocketAddress(withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }, host: host)
     }
 
     /// Stops the io_uring listeners: no worker accepts on them any more, and their sockets close.
     private func closeURingListeners() {
         for l in uringListeners {
             for a in l.acceptors { try? a.worker.submit { a.stop() }.wait() }
-            Glibc.shutdown(l.fd, Int32(SHUT_RDWR))
-            Glibc.close(l.fd)
+            for fd in l.fds {
+                Glibc.shutdown(fd, Int32(SHUT_RDWR))
+                Glibc.close(fd)
+            }
         }
         uringListeners = []
     }
@@ -370,12 +405,11 @@ public final class ProxServer: @unchecked Sendable {
     var retiredCount: Int { lock.withLock { retired.count } }
 
     /// Open client connections across loops (for drain and tests).
-    public func openConnections() -> Int {
-        var total = 0
-        for (loop, state) in orderedLoops {
-            total += (try? loop.submit { state.connections.count }.wait()) ?? 0
-        }
-        return total
+    public func openConnections() -> Int { openConnectionsPerLoop().reduce(0, +) }
+
+    /// Open client connections on each loop, in loop order (SwiftNIO's, then io_uring workers').
+    func openConnectionsPerLoop() -> [Int] {
+        orderedLoops.map { loop, state in (try? loop.submit { state.connections.count }.wait()) ?? 0 }
     }
 
     #if DEBUG

@@ -395,9 +395,9 @@ final class URingListenerGate: @unchecked Sendable {
     }
 }
 
-/// One worker's accepting on a listener's socket (shared by the workers; each keeps a multishot
-/// accept armed on it, and the kernel hands each connection to one of them). An accepted
-/// connection gets its `ClientConnectionHandler` on this worker.
+/// One worker's accepting on its own socket of a listener (the workers' sockets share the port
+/// through SO_REUSEPORT, and the kernel spreads connections over them): a multishot accept stays
+/// armed on it. An accepted connection gets its `ClientConnectionHandler` on this worker.
 final class URingAcceptor: URingTarget, @unchecked Sendable {
     static let acceptTag: UInt64 = 4
 
