@@ -662,7 +662,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         switch machine.upstreamResponseHead(attempt: c.attempt, status: head.status, framing: head.framing, now: now) {
         case .writeResponseHead(let framing, let keepAlive, let noBody):
             ex.status = head.status
-            var out = state.responseHeadBuffer.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
+            var out = state.responseHeads.take() ?? allocator.buffer(capacity: 1024)  // head plus a small coalesced body
             out.clear()
             // The proxy's `Via` (RFC 9110 §7.6.3), made once per snapshot.
             if head.dated {
@@ -847,7 +847,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 ex.bytesOut += 5
             }
             sendAndFlush(h)
-            if h.capacity <= ScratchBuffers.maxCapacity { state.responseHeadBuffer = h }
+            state.responseHeads.give(h)
         } else {
             if lastChunk {
                 var b = allocator.buffer(capacity: 5)

@@ -29,9 +29,9 @@ final class LoopState {
     /// Upstream request head and client response head buffers, reused across requests on this
     /// loop. Kept per loop, not per connection, so an idle keep-alive connection holds none.
     var upstreamHeadBuffers = ScratchBuffers()
-    /// One is enough for response heads: a small response's head goes back in the same read
-    /// event that took it.
-    var responseHeadBuffer: ByteBuffer?
+    /// Response heads (with a small body coalesced): given back when sent, taken again once
+    /// the socket has let go (at once on SwiftNIO, after the send's completion on io_uring).
+    var responseHeads = RecycledBuffers(count: 256, maxCapacity: 4096)
     /// Header arrays of finished request heads, lent to the parser of the next head on this loop.
     var headerSpares = HeaderSparePool()
     /// An empty buffer to drop consumed read buffers for: `ByteBuffer()` goes through a lazily
@@ -113,6 +113,83 @@ struct ScratchBuffers {
     mutating func give(_ b: consuming ByteBuffer) {
         guard b.capacity > 0, b.capacity <= Self.maxCapacity, free.count < Self.maxCount else { return }
         free.append(b)
+    }
+}
+
+/// Buffers given back while something else may still hold them (a send in flight, a request's
+/// slices of a receive buffer); one is taken again only when nobody else holds it, so its memory
+/// is reused without copy-on-write. Sends on io_uring complete after the loop turn that queued
+/// them, so without this each response head and each client receive buffer was a fresh
+/// allocation (two `malloc`s and two `free`s each per request).
+///
+/// The newest given back is looked at first: on SwiftNIO a send usually completes before its
+/// call returns, so that buffer is free again and the take costs one check. Otherwise the
+/// ring, first in first out (the longest given back is the likeliest let go): a take looks at
+/// its four oldest at most, and a give to a full ring drops the oldest, whose other holder then
+/// frees it as usual. At most `count` + 1 buffers of at most `maxCapacity` bytes each.
+struct RecycledBuffers {
+    private var newest: ByteBuffer?
+    private var slots: [ByteBuffer] = []
+    /// The oldest in `slots`, and how many are held there.
+    private var head = 0
+    private var held = 0
+    let count: Int
+    let maxCapacity: Int
+    private let empty = ByteBuffer()
+
+    init(count: Int, maxCapacity: Int) {
+        self.count = count
+        self.maxCapacity = maxCapacity
+    }
+
+    @inline(__always) private func wrap(_ i: Int) -> Int { i >= count ? i - count : i }
+
+    /// A buffer nobody else holds, emptied; nil when the newest and the four oldest are held.
+    @inline(__always)
+    mutating func take() -> ByteBuffer? {
+        if var b = newest.take() {
+            if b.modifyIfUniquelyOwned({ $0.clear() }) != nil { return b }
+            push(b)
+        }
+        return held == 0 ? nil : takeFromRing()
+    }
+
+    @inline(__always)
+    mutating func give(_ b: ByteBuffer) {
+        guard b.capacity > 0, b.capacity <= maxCapacity else { return }
+        if let previous = newest.take() { push(previous) }
+        newest = b
+    }
+
+    private mutating func takeFromRing() -> ByteBuffer? {
+        var k = 0
+        while k < held && k < 4 {
+            let i = wrap(head + k)
+            if slots[i].modifyIfUniquelyOwned({ $0.clear() }) != nil {
+                // Out of the ring (the oldest takes its slot): the taker is the only holder and
+                // writes without a copy.
+                let b = slots[i]
+                slots[i] = slots[head]
+                slots[head] = empty
+                head = wrap(head + 1)
+                held -= 1
+                return b
+            }
+            k += 1
+        }
+        return nil
+    }
+
+    private mutating func push(_ b: ByteBuffer) {
+        if slots.isEmpty { slots = Array(repeating: empty, count: count) }
+        if held == count {
+            // Full: the oldest goes.
+            slots[head] = b
+            head = wrap(head + 1)
+        } else {
+            slots[wrap(head + held)] = b
+            held += 1
+        }
     }
 }
 

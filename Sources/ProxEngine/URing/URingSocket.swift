@@ -119,8 +119,14 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     func read() {
         guard !receiving, !isClosed else { return }
         // Unique storage to receive into: the buffer's own memory again when the connection let
-        // go of the last bytes, new memory when it still holds them.
-        receiveBuffer.clear(minimumCapacity: receiveSize)
+        // go of the last bytes; when it still holds them (a request's slices), the buffer goes to
+        // the worker's ring and one that its holders let go of comes back, or new memory.
+        if receiveBuffer.modifyIfUniquelyOwned({ $0.clear(minimumCapacity: receiveSize) }) == nil {
+            let held = receiveBuffer
+            receiveBuffer = worker.receiveBuffers.take() ?? ByteBufferAllocator().buffer(capacity: receiveSize)
+            worker.receiveBuffers.give(held)
+            receiveBuffer.clear(minimumCapacity: receiveSize)
+        }
         let (base, count) = receiveBuffer.withUnsafeMutableWritableBytes { ($0.baseAddress!, $0.count) }
         prox_prep_recv(worker.sqe(), fd, base, UInt32(count), 0, retainedUserData(Self.recvTag))
         receiving = true
@@ -274,6 +280,8 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
         guard isClosed, opsInFlight == 0, !descriptorClosed else { return }
         descriptorClosed = true
         sending.removeAll()
+        // The next connection on this worker may receive into it.
+        worker.receiveBuffers.give(receiveBuffer)
         receiveBuffer = ByteBuffer()
         Glibc.close(fd)
         if let c = onClosed {

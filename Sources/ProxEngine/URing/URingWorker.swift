@@ -42,6 +42,9 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     private var ring: UnsafeMutablePointer<prox_ring>?
     /// The eventfd's counter, read into by the armed READ.
     private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    /// Receive buffers its sockets gave back while a connection still held their bytes, taken
+    /// again once it let go (and those of closed sockets): no allocation per read.
+    var receiveBuffers = RecycledBuffers(count: 256, maxCapacity: 4096)
 
     /// `PROX_URING_MAX_WAIT_MS`: the longest the ring's wait may last (0: no bound). For
     /// valgrind, which holds its one big lock through `io_uring_enter` (3.19 does not know the
