@@ -165,7 +165,7 @@ public struct ConfigDecoder {
         let table = fieldTable(T.self)
         var value = T()
         for e in entries {
-            guard let i = table.index[e.key] else {
+            guard let i = table.field(e.key) else {
                 var hint: String? = T.hint(forUnknownKey: e.key)
                 if hint == nil {
                     if let c = suggestion(for: e.key, in: table.keys) {
@@ -230,8 +230,9 @@ final class FieldTable {
 
     /// The keys in declaration order (for did-you-mean and "known keys").
     let keys: [String]
-    /// Key -> its field's position in `apply` (the first declaration of a key).
-    let index: [String: Int]
+    /// Each key's length and first bytes (`signature`), to find a key by comparing integers:
+    /// hashing the key of every entry decoded cost more than the rest of finding its field.
+    let signatures: [UInt64]
     let apply: [Apply]
     /// Required keys, with their docs (for the hint).
     let required: [(key: String, doc: String)]
@@ -239,15 +240,31 @@ final class FieldTable {
 
     init<Root: ConfigObject>(_ fields: [ConfigField<Root>]) {
         keys = fields.map(\.key)
-        var index: [String: Int] = [:]
-        for (i, f) in fields.enumerated() where index[f.key] == nil { index[f.key] = i }
-        self.index = index
+        signatures = keys.map(Self.signature)
         apply = fields.map { f in
             let apply = f.apply
             return { node, root, d in apply(node, &root.assumingMemoryBound(to: Root.self).pointee, &d) }
         }
         required = fields.filter(\.isRequired).map { ($0.key, $0.doc) }
         rules = Root.rules
+    }
+
+    /// The position in `apply` of the field declared first with `key`.
+    func field(_ key: String) -> Int? {
+        let sig = Self.signature(key)
+        for i in signatures.indices where signatures[i] == sig && keys[i] == key { return i }
+        return nil
+    }
+
+    /// The key's UTF-8 length in the top byte and its first seven bytes below.
+    static func signature(_ key: String) -> UInt64 {
+        func sign(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+            var sig = UInt64(truncatingIfNeeded: bytes.count) << 56
+            for i in 0..<min(7, bytes.count) { sig |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+            return sig
+        }
+        if let s = key.utf8.withContiguousStorageIfAvailable(sign) { return s }
+        return Array(key.utf8).withUnsafeBufferPointer(sign)
     }
 }
 
