@@ -287,7 +287,25 @@ public struct ConfigField<Root> {
     let defaultValue: (Root) -> JSONValue?
     let apply: (ConfigNode, inout Root, inout ConfigDecoder) -> Void
 
+    // The builders below are `@inlinable`, so that their closures are specialised where a
+    // config type declares its fields: run generic, each decoded value looked up the metadata
+    // of `Optional<V>`, `Positioned<V>` or `[V]` at run time (several hundred instructions each).
+    @usableFromInline
+    init(key: String, doc: String, isRequired: Bool, typeDocName: String, defaultDoc: @escaping (Root) -> String?,
+         schema: @escaping (inout SchemaContext) -> JSONValue, defaultValue: @escaping (Root) -> JSONValue?,
+         apply: @escaping (ConfigNode, inout Root, inout ConfigDecoder) -> Void) {
+        self.key = key
+        self.doc = doc
+        self.isRequired = isRequired
+        self.typeDocName = typeDocName
+        self.defaultDoc = defaultDoc
+        self.schema = schema
+        self.defaultValue = defaultValue
+        self.apply = apply
+    }
+
     /// A field whose value always exists (the default comes from `Root.init()`).
+    @inlinable
     public static func field<V>(_ key: String, _ path: WritableKeyPath<Root, V>, _ type: ConfigType<V>,
                                 required: Bool = false, default defaultText: String? = nil, doc: String) -> ConfigField {
         ConfigField(
@@ -303,6 +321,7 @@ public struct ConfigField<Root> {
     }
 
     /// A field that may be absent (nil).
+    @inlinable
     public static func field<V>(_ key: String, _ path: WritableKeyPath<Root, V?>, _ type: ConfigType<V>,
                                 required: Bool = false, default defaultText: String? = nil, doc: String) -> ConfigField {
         ConfigField(
@@ -318,6 +337,7 @@ public struct ConfigField<Root> {
     }
 }
 
+@usableFromInline
 func docText(_ v: JSONValue) -> String {
     switch v {
     case .string(let s): return s
@@ -330,9 +350,9 @@ func docText(_ v: JSONValue) -> String {
 /// How one kind of value is decoded, described in the schema, and shown in the docs.
 public struct ConfigType<Value> {
     public let docName: String
-    let makeSchema: (inout SchemaContext) -> JSONValue
-    let decodeNode: (ConfigNode, inout ConfigDecoder) -> Value?
-    let renderValue: (Value) -> JSONValue?
+    @usableFromInline let makeSchema: (inout SchemaContext) -> JSONValue
+    @usableFromInline let decodeNode: (ConfigNode, inout ConfigDecoder) -> Value?
+    @usableFromInline let renderValue: (Value) -> JSONValue?
 
     /// - Parameters:
     ///   - docName: the type as the docs show it.
@@ -353,6 +373,7 @@ public struct ConfigType<Value> {
 
     /// The same type with an extra check on each decoded value; return false (after reporting)
     /// to reject it.
+    @inlinable
     public func checked(_ check: @escaping (Value, ConfigNode, inout ConfigDecoder) -> Bool) -> ConfigType<Value> {
         let inner = decodeNode
         return ConfigType(docName: docName, schema: makeSchema, decode: { node, d in
@@ -362,6 +383,7 @@ public struct ConfigType<Value> {
     }
 
     /// The same type converted after decoding; `transform` may report and return nil.
+    @inlinable
     public func map<U>(docName: String? = nil, _ transform: @escaping (Value, ConfigNode, inout ConfigDecoder) -> U?,
                        render: @escaping (U) -> JSONValue? = { _ in nil }) -> ConfigType<U> {
         let inner = decodeNode
@@ -377,6 +399,7 @@ public struct ConfigType<Value> {
     }
 
     /// The value together with the node it came from.
+    @inlinable
     public var positioned: ConfigType<Positioned<Value>> {
         let inner = decodeNode, render = renderValue
         return ConfigType<Positioned<Value>>(docName: docName, schema: makeSchema, decode: { node, d in
@@ -386,6 +409,7 @@ public struct ConfigType<Value> {
 }
 
 extension ConfigType {
+    @usableFromInline
     static func typeMismatch(_ expected: String, _ node: ConfigNode, _ d: inout ConfigDecoder, hint: String? = nil) {
         var found = node.kindDescription
         if case .scalar(let s, let t) = node.kind, t != .null, t != .string { found += " (\(s))" }
@@ -393,6 +417,7 @@ extension ConfigType {
     }
 
     /// A list of these.
+    @inlinable
     public func list(minItems: Int = 0) -> ConfigType<[Value]> {
         let item = self
         return ConfigType<[Value]>(
@@ -418,6 +443,7 @@ extension ConfigType {
     }
 
     /// A list of these, or a single one standing for a list of one.
+    @inlinable
     public func listOrSingle(minItems: Int = 1) -> ConfigType<[Value]> {
         let item = self, asList = list(minItems: minItems)
         return ConfigType<[Value]>(
@@ -479,6 +505,7 @@ extension ConfigMapEntry: Sendable where Value: Sendable {}
 
 extension ConfigType where Value: ConfigObject {
     /// A nested object, declared with its own fields.
+    @inlinable
     public static func object(_ type: Value.Type) -> ConfigType<Value> {
         ConfigType(
             docName: "[\(Value.schemaName)](#\(Value.schemaName.lowercased()))",
