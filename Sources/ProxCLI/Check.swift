@@ -214,6 +214,7 @@ public enum CheckRunner {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Run a file of requests with expectations against a config; report route coverage.",
         discussion: "Exit 0 when every test passes, 1 when any expectation fails or coverage is below --min-coverage, 2 when the config or the tests file cannot be read or is invalid. See docs/CLI.md for the file format."
     )

@@ -244,6 +244,7 @@ public enum ConfigDiff {
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "Compare two configs: what changed in structure, and which requests change outcome.",
         discussion: """
         Requests are derived from both configs' match specs (on and beside every host, path, method, header, query and cookie condition) and run through both compiled configs with the real router and chain, as dry-run does; nothing is sent. Add your own with --requests (a prox check file) and --access-log (Prox access-log lines). Exit 0 when no request changes outcome, 1 when some do, 2 when an input is invalid or unreadable. See docs/CLI.md.

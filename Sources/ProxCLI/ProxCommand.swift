@@ -4,6 +4,8 @@ import ProxFilters
 
 /// `prox`: the reverse proxy whose configuration is a declaration.
 public struct ProxCommand: ParsableCommand {
+    // Every command names itself: ArgumentParser would derive the name with
+    // `String(describing:)`, whose first cast per type scans the binary's conformances.
     public static let configuration = CommandConfiguration(
         commandName: "prox",
         abstract: "A reverse proxy whose configuration is a declaration, not a program.",

@@ -8,6 +8,7 @@ import ProxEngine
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the proxy.",
         discussion: """
         With no --config, serves the embedded default config (listener 127.0.0.1:8080; try \

@@ -9,6 +9,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check config files: schema, references, regexes, templates, shadowed routes.",
         discussion: "Exit 0 when every file is valid, 1 when any is not, 2 when a file cannot be read."
     )
@@ -65,6 +66,7 @@ struct Validate: ParsableCommand {
 
 struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "schema",
         abstract: "Print the JSON Schema (2020-12) of the config document, or of one filter's config.",
         discussion: """
         The document's schema is committed at schemas/prox.schema.json, each filter's at \

@@ -108,6 +108,7 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
         pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMETABLE), &table)
         guard let t = table else { return [:] }
         var out: [String: Int] = [:]
+        out.reserveCapacity(Int(count))
         for i in 0..<Int(count) {
             let e = t + i * Int(entrySize)
             let n = Int(e[0]) << 8 | Int(e[1])

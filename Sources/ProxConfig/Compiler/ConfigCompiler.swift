@@ -109,14 +109,13 @@ struct Compilation {
     /// Indices by id; reports duplicates at the later one.
     mutating func index(_ ids: [Positioned<String>?], what: String) -> [String: Int] {
         var out: [String: Int] = [:]
-        var nodes: [String: ConfigNode] = [:]
+        out.reserveCapacity(ids.count)
         for (i, id) in ids.enumerated() {
             guard let id else { continue }
-            if let first = nodes[id.value] {
-                error(id.node, "duplicate \(what) id '\(id.value)'", hint: "first defined at \(position(first)); ids must be unique")
+            if let first = out[id.value] {
+                error(id.node, "duplicate \(what) id '\(id.value)'", hint: "first defined at \(position(ids[first]!.node)); ids must be unique")
             } else {
                 out[id.value] = i
-                nodes[id.value] = id.node
             }
         }
         return out

@@ -12,8 +12,10 @@ struct RouteCompiler {
     let poolIndex: [String: Int]
     let chains: [String: ConfigMapEntry<[DecodedFilter]>]
     let pools: [PoolSpec]
-    var usedChains = Set<String>()
-    var usedPools = Set<String>()
+    /// The chains and pools the route names, repeats included (a set per route cost more than
+    /// the caller's union of them).
+    var usedChains: [String] = []
+    var usedPools: [String] = []
     /// The match spec, when the route's `listeners` and `match` compiled without error (for the
     /// shadowing check, which must only judge what is certain).
     var spec: RouteMatchSpec?
@@ -93,7 +95,7 @@ struct RouteCompiler {
         switch route.chain {
         case .named(let ref)?:
             if let chain = chains[ref.value] {
-                usedChains.insert(ref.value)
+                usedChains.append(ref.value)
                 entries = chain.value
                 note = "chain '\(ref.value)' as used by route '\(id.value)'"
             } else {
@@ -149,7 +151,7 @@ struct RouteCompiler {
             if let ref = p.pool {
                 if let pi = poolIndex[ref.value] {
                     action = .proxy(pool: pi)
-                    usedPools.insert(ref.value)
+                    usedPools.append(ref.value)
                 } else {
                     c.unknown(ref, "pool", known: poolIndex.keys)
                 }
@@ -163,7 +165,7 @@ struct RouteCompiler {
                         indices.append(pi)
                         names.append(ref.value)
                         weights.append(UInt64(max(0, e.weight)))
-                        usedPools.insert(ref.value)
+                        usedPools.append(ref.value)
                     } else {
                         c.unknown(ref, "pool", known: poolIndex.keys)
                         known = false

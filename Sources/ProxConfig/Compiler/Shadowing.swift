@@ -164,47 +164,81 @@ enum Shadowing {
             return x &* 0xBF58_476D_1CE4_E5B9
         }
 
-        static func hash(_ bytes: some Sequence<UInt8>) -> UInt64 {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        static let fnvBasis: UInt64 = 0xcbf2_9ce4_8422_2325, fnvPrime: UInt64 = 0x100_0000_01b3
+
+        static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+            var h = fnvBasis
+            for b in bytes { h = (h ^ UInt64(b)) &* fnvPrime }
             return h
         }
 
-        /// Appends to `out`, for each length in `lengths` (ascending) up to the path's length,
-        /// the routes filed under the hash of the path's first bytes of that length.
-        static func lookupPrefixes(_ path: String, _ lengths: [Int], _ table: Buckets, key: UInt64, kind: UInt64,
-                                   into out: inout [Int]) {
+        static func hash(_ s: String) -> UInt64 { withBytes(s) { hash($0) } }
+
+        static func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBufferPointer { hash($0) } }
+
+        /// The string's UTF-8 in place: iterating `String.UTF8View` cost four times as much.
+        static func withBytes<R>(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+            if let r = s.utf8.withContiguousStorageIfAvailable(body) { return r }
+            return Array(s.utf8).withUnsafeBufferPointer(body)
+        }
+
+        /// Sets `out` to the hashes of the path's first bytes, one for each length in `lengths`
+        /// (ascending) up to the path's length.
+        static func prefixHashes(_ path: UnsafeBufferPointer<UInt8>, _ lengths: [Int], into out: inout [UInt64]) {
+            out.removeAll(keepingCapacity: true)
             guard !lengths.isEmpty else { return }
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            var h = fnvBasis
             var n = 0, next = 0
-            if lengths[0] == 0, let hits = table[mix(key, kind, h)] { out += hits }
-            if lengths[0] == 0 { next = 1 }
-            for b in path.utf8 {
+            if lengths[0] == 0 {
+                out.append(h)
+                next = 1
+            }
+            for b in path {
                 guard next < lengths.count else { return }
-                h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+                h = (h ^ UInt64(b)) &* fnvPrime
                 n += 1
                 if n == lengths[next] {
                     next += 1
-                    if let hits = table[mix(key, kind, h)] { out += hits }
+                    out.append(h)
                 }
             }
         }
 
-        func candidates(for b: RouteMatchSpec, into out: inout [Int]) {
+        /// Hashes of the route looked up, kept between calls (no arrays made per route).
+        var prefixScratch: [UInt64] = [], literalScratch: [UInt64] = []
+
+        /// The path's hashes do not depend on the host key: they are made once per route, then
+        /// mixed with each key.
+        mutating func candidates(for b: RouteMatchSpec, into out: inout [Int]) {
+            var pathHash: UInt64 = 0
+            switch b.path {
+            case nil:
+                break
+            case .exact(let q)?:
+                Self.withBytes(q) { bytes in
+                    pathHash = Self.hash(bytes)
+                    Self.prefixHashes(bytes, prefixLengths, into: &prefixScratch)
+                    Self.prefixHashes(bytes, regexLiteralLengths, into: &literalScratch)
+                }
+            case .prefix(let q)?:
+                Self.withBytes(q) { Self.prefixHashes($0, prefixLengths, into: &prefixScratch) }
+            case .regex(let r)?:
+                pathHash = Self.hash(r.pattern)
+            }
             for key in lookupKeys(of: b) {
                 if let hits = anyPath[key] { out += hits }
                 switch b.path {
                 case nil:
                     break
-                case .exact(let q)?:
-                    if let hits = exact[Self.mix(key, 1, Self.hash(q.utf8))] { out += hits }
-                    Self.lookupPrefixes(q, prefixLengths, prefix, key: key, kind: 2, into: &out)
-                    Self.lookupPrefixes(q, regexLiteralLengths, regexLiteral, key: key, kind: 4, into: &out)
+                case .exact?:
+                    if let hits = exact[Self.mix(key, 1, pathHash)] { out += hits }
+                    for h in prefixScratch { if let hits = prefix[Self.mix(key, 2, h)] { out += hits } }
+                    for h in literalScratch { if let hits = regexLiteral[Self.mix(key, 4, h)] { out += hits } }
                     if let hits = regexAny[key] { out += hits }
-                case .prefix(let q)?:
-                    Self.lookupPrefixes(q, prefixLengths, prefix, key: key, kind: 2, into: &out)
-                case .regex(let r)?:
-                    if let hits = regexPattern[Self.mix(key, 3, Self.hash(r.pattern.utf8))] { out += hits }
+                case .prefix?:
+                    for h in prefixScratch { if let hits = prefix[Self.mix(key, 2, h)] { out += hits } }
+                case .regex?:
+                    if let hits = regexPattern[Self.mix(key, 3, pathHash)] { out += hits }
                 }
             }
         }
@@ -220,12 +254,12 @@ enum Shadowing {
                 case nil:
                     anyPath.append(i, at: key)
                 case .exact(let x)?:
-                    exact.append(i, at: Self.mix(key, 1, Self.hash(x.utf8)))
+                    exact.append(i, at: Self.mix(key, 1, Self.hash(x)))
                 case .prefix(let x)?:
-                    prefix.append(i, at: Self.mix(key, 2, Self.hash(x.utf8)))
+                    prefix.append(i, at: Self.mix(key, 2, Self.hash(x)))
                     Self.addLength(x.utf8.count, to: &prefixLengths)
                 case .regex(let r)?:
-                    regexPattern.append(i, at: Self.mix(key, 3, Self.hash(r.pattern.utf8)))
+                    regexPattern.append(i, at: Self.mix(key, 3, Self.hash(r.pattern)))
                     if let lp = r.anchoredLiteralPrefix, !lp.isEmpty {
                         regexLiteral.append(i, at: Self.mix(key, 4, Self.hash(lp)))
                         Self.addLength(lp.count, to: &regexLiteralLengths)

@@ -172,28 +172,33 @@ struct HostMatchConfig: ConfigObject {
     ]}
 
     static func checkHostName(_ s: String, _ node: ConfigNode, _ d: inout ConfigDecoder) -> Bool {
-        // Byte tests: this runs for every route's host.
-        if s.utf8.contains(UInt8(ascii: ":")) && s.utf8.first != UInt8(ascii: "[") {
-            d.error(node, "host patterns have no port", hint: "the port is the listener's; write the host alone")
-            return false
-        }
-        if s.utf8.first == UInt8(ascii: "[") {
-            guard s.hasSuffix("]"), case .v6? = IPAddress(s.dropFirst().dropLast()) else {
-                d.error(node, "'\(s)' is not an IPv6 address in brackets"); return false
+        // Byte tests on the UTF-8 in place: this runs for every route's host.
+        var text = s
+        return text.withUTF8 { b in
+            if b.contains(UInt8(ascii: ":")) && b.first != UInt8(ascii: "[") {
+                d.error(node, "host patterns have no port", hint: "the port is the listener's; write the host alone")
+                return false
+            }
+            if b.first == UInt8(ascii: "[") {
+                guard s.hasSuffix("]"), case .v6? = IPAddress(s.dropFirst().dropLast()) else {
+                    d.error(node, "'\(s)' is not an IPv6 address in brackets"); return false
+                }
+                return true
+            }
+            // `hasPrefix("*.")`: a character after the dot that is not ASCII may join it.
+            let wildcard = b.count >= 2 && b[0] == UInt8(ascii: "*") && b[1] == UInt8(ascii: ".")
+                && (b.count == 2 || b[2] < 0x80 || s.hasPrefix("*."))
+            let rest = UnsafeBufferPointer(rebasing: b[(wildcard ? 2 : 0)...])
+            if rest.contains(UInt8(ascii: "*")) {
+                d.error(node, "'\(s)': '*' is only allowed as the whole first label", hint: "write *.example.com, or use {regex: ...}")
+                return false
+            }
+            if !isHostName(utf8: rest) {
+                d.error(node, "'\(s)' is not a valid host name", hint: "for a pattern, use {regex: ...}")
+                return false
             }
             return true
         }
-        var rest = Substring(s)
-        if s.hasPrefix("*.") { rest = rest.dropFirst(2) }
-        if rest.utf8.contains(UInt8(ascii: "*")) {
-            d.error(node, "'\(s)': '*' is only allowed as the whole first label", hint: "write *.example.com, or use {regex: ...}")
-            return false
-        }
-        if !isHostName(rest) {
-            d.error(node, "'\(s)' is not a valid host name", hint: "for a pattern, use {regex: ...}")
-            return false
-        }
-        return true
     }
 }
 

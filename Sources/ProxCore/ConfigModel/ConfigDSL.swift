@@ -40,7 +40,10 @@ public protocol ConfigObject {
 }
 
 extension ConfigObject {
-    public static var schemaName: String { String(describing: Self.self) }
+    /// `_typeName`, which `String(describing:)` comes to for a type, without its dynamic casts:
+    /// the first cast per type scans every protocol conformance in the binary (1.2 M
+    /// instructions; filter registration asks for each filter's config).
+    public static var schemaName: String { _typeName(Self.self, qualified: false) }
     public static var rules: [ConfigRule] { [] }
     public static var shorthand: String? { nil }
     public static var acceptsNull: Bool { false }
@@ -162,7 +165,7 @@ public struct ConfigDecoder {
         let table = fieldTable(T.self)
         var value = T()
         for e in entries {
-            guard let i = table.index[e.key] else {
+            guard let i = table.field(e.key) else {
                 var hint: String? = T.hint(forUnknownKey: e.key)
                 if hint == nil {
                     if let c = suggestion(for: e.key, in: table.keys) {
@@ -227,8 +230,9 @@ final class FieldTable {
 
     /// The keys in declaration order (for did-you-mean and "known keys").
     let keys: [String]
-    /// Key -> its field's position in `apply` (the first declaration of a key).
-    let index: [String: Int]
+    /// Each key's length and first bytes (`signature`), to find a key by comparing integers:
+    /// hashing the key of every entry decoded cost more than the rest of finding its field.
+    let signatures: [UInt64]
     let apply: [Apply]
     /// Required keys, with their docs (for the hint).
     let required: [(key: String, doc: String)]
@@ -236,15 +240,31 @@ final class FieldTable {
 
     init<Root: ConfigObject>(_ fields: [ConfigField<Root>]) {
         keys = fields.map(\.key)
-        var index: [String: Int] = [:]
-        for (i, f) in fields.enumerated() where index[f.key] == nil { index[f.key] = i }
-        self.index = index
+        signatures = keys.map(Self.signature)
         apply = fields.map { f in
             let apply = f.apply
             return { node, root, d in apply(node, &root.assumingMemoryBound(to: Root.self).pointee, &d) }
         }
         required = fields.filter(\.isRequired).map { ($0.key, $0.doc) }
         rules = Root.rules
+    }
+
+    /// The position in `apply` of the field declared first with `key`.
+    func field(_ key: String) -> Int? {
+        let sig = Self.signature(key)
+        for i in signatures.indices where signatures[i] == sig && keys[i] == key { return i }
+        return nil
+    }
+
+    /// The key's UTF-8 length in the top byte and its first seven bytes below.
+    static func signature(_ key: String) -> UInt64 {
+        func sign(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+            var sig = UInt64(truncatingIfNeeded: bytes.count) << 56
+            for i in 0..<min(7, bytes.count) { sig |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+            return sig
+        }
+        if let s = key.utf8.withContiguousStorageIfAvailable(sign) { return s }
+        return Array(key.utf8).withUnsafeBufferPointer(sign)
     }
 }
 
@@ -267,7 +287,25 @@ public struct ConfigField<Root> {
     let defaultValue: (Root) -> JSONValue?
     let apply: (ConfigNode, inout Root, inout ConfigDecoder) -> Void
 
+    // The builders below are `@inlinable`, so that their closures are specialised where a
+    // config type declares its fields: run generic, each decoded value looked up the metadata
+    // of `Optional<V>`, `Positioned<V>` or `[V]` at run time (several hundred instructions each).
+    @usableFromInline
+    init(key: String, doc: String, isRequired: Bool, typeDocName: String, defaultDoc: @escaping (Root) -> String?,
+         schema: @escaping (inout SchemaContext) -> JSONValue, defaultValue: @escaping (Root) -> JSONValue?,
+         apply: @escaping (ConfigNode, inout Root, inout ConfigDecoder) -> Void) {
+        self.key = key
+        self.doc = doc
+        self.isRequired = isRequired
+        self.typeDocName = typeDocName
+        self.defaultDoc = defaultDoc
+        self.schema = schema
+        self.defaultValue = defaultValue
+        self.apply = apply
+    }
+
     /// A field whose value always exists (the default comes from `Root.init()`).
+    @inlinable
     public static func field<V>(_ key: String, _ path: WritableKeyPath<Root, V>, _ type: ConfigType<V>,
                                 required: Bool = false, default defaultText: String? = nil, doc: String) -> ConfigField {
         ConfigField(
@@ -283,6 +321,7 @@ public struct ConfigField<Root> {
     }
 
     /// A field that may be absent (nil).
+    @inlinable
     public static func field<V>(_ key: String, _ path: WritableKeyPath<Root, V?>, _ type: ConfigType<V>,
                                 required: Bool = false, default defaultText: String? = nil, doc: String) -> ConfigField {
         ConfigField(
@@ -298,6 +337,7 @@ public struct ConfigField<Root> {
     }
 }
 
+@usableFromInline
 func docText(_ v: JSONValue) -> String {
     switch v {
     case .string(let s): return s
@@ -310,9 +350,9 @@ func docText(_ v: JSONValue) -> String {
 /// How one kind of value is decoded, described in the schema, and shown in the docs.
 public struct ConfigType<Value> {
     public let docName: String
-    let makeSchema: (inout SchemaContext) -> JSONValue
-    let decodeNode: (ConfigNode, inout ConfigDecoder) -> Value?
-    let renderValue: (Value) -> JSONValue?
+    @usableFromInline let makeSchema: (inout SchemaContext) -> JSONValue
+    @usableFromInline let decodeNode: (ConfigNode, inout ConfigDecoder) -> Value?
+    @usableFromInline let renderValue: (Value) -> JSONValue?
 
     /// - Parameters:
     ///   - docName: the type as the docs show it.
@@ -333,6 +373,7 @@ public struct ConfigType<Value> {
 
     /// The same type with an extra check on each decoded value; return false (after reporting)
     /// to reject it.
+    @inlinable
     public func checked(_ check: @escaping (Value, ConfigNode, inout ConfigDecoder) -> Bool) -> ConfigType<Value> {
         let inner = decodeNode
         return ConfigType(docName: docName, schema: makeSchema, decode: { node, d in
@@ -342,6 +383,7 @@ public struct ConfigType<Value> {
     }
 
     /// The same type converted after decoding; `transform` may report and return nil.
+    @inlinable
     public func map<U>(docName: String? = nil, _ transform: @escaping (Value, ConfigNode, inout ConfigDecoder) -> U?,
                        render: @escaping (U) -> JSONValue? = { _ in nil }) -> ConfigType<U> {
         let inner = decodeNode
@@ -357,6 +399,7 @@ public struct ConfigType<Value> {
     }
 
     /// The value together with the node it came from.
+    @inlinable
     public var positioned: ConfigType<Positioned<Value>> {
         let inner = decodeNode, render = renderValue
         return ConfigType<Positioned<Value>>(docName: docName, schema: makeSchema, decode: { node, d in
@@ -366,6 +409,7 @@ public struct ConfigType<Value> {
 }
 
 extension ConfigType {
+    @usableFromInline
     static func typeMismatch(_ expected: String, _ node: ConfigNode, _ d: inout ConfigDecoder, hint: String? = nil) {
         var found = node.kindDescription
         if case .scalar(let s, let t) = node.kind, t != .null, t != .string { found += " (\(s))" }
@@ -373,6 +417,7 @@ extension ConfigType {
     }
 
     /// A list of these.
+    @inlinable
     public func list(minItems: Int = 0) -> ConfigType<[Value]> {
         let item = self
         return ConfigType<[Value]>(
@@ -387,12 +432,18 @@ extension ConfigType {
                 if items.count < minItems {
                     d.error(node, "needs at least \(minItems) item\(minItems == 1 ? "" : "s")")
                 }
-                return items.compactMap { item.decodeNode($0, &d) }
+                // Sized once: a list of routes grown by doubling copied each (over 2 KB) several
+                // times and left a third of its buffer unused.
+                var out: [Value] = []
+                out.reserveCapacity(items.count)
+                for i in items { if let v = item.decodeNode(i, &d) { out.append(v) } }
+                return out
             },
             render: { values in .array(values.compactMap { item.renderValue($0) }) })
     }
 
     /// A list of these, or a single one standing for a list of one.
+    @inlinable
     public func listOrSingle(minItems: Int = 1) -> ConfigType<[Value]> {
         let item = self, asList = list(minItems: minItems)
         return ConfigType<[Value]>(
@@ -454,6 +505,7 @@ extension ConfigMapEntry: Sendable where Value: Sendable {}
 
 extension ConfigType where Value: ConfigObject {
     /// A nested object, declared with its own fields.
+    @inlinable
     public static func object(_ type: Value.Type) -> ConfigType<Value> {
         ConfigType(
             docName: "[\(Value.schemaName)](#\(Value.schemaName.lowercased()))",

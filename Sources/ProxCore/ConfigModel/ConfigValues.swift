@@ -16,19 +16,24 @@ extension ConfigType where Value == String {
                 if minLength > 0 { s.append(("minLength", .int(Int64(minLength)))) }
                 return .object(s)
             },
-            decode: { node, d in
-                guard let s = node.string else {
-                    let hint = node.scalar != nil && !node.isNull ? "quote it: \"\(node.scalar!)\"" : nil
-                    typeMismatch("a string", node, &d, hint: hint)
-                    return nil
-                }
-                if s.count < minLength {
-                    d.error(node, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters long")
-                    return nil
-                }
-                return s
-            },
+            decode: { node, d in decodeString(node, minLength: minLength, &d) },
             render: { .string($0) })
+    }
+
+    /// What `string(minLength:)` decodes, for the types built on it to call without building
+    /// that type (and its closures) for every value.
+    static func decodeString(_ node: ConfigNode, minLength: Int, _ d: inout ConfigDecoder) -> String? {
+        guard let s = node.string else {
+            let hint = node.scalar != nil && !node.isNull ? "quote it: \"\(node.scalar!)\"" : nil
+            typeMismatch("a string", node, &d, hint: hint)
+            return nil
+        }
+        // Fewer than `minLength` characters, counting no further (`count` walks them all).
+        if s.index(s.startIndex, offsetBy: minLength, limitedBy: s.endIndex) == nil {
+            d.error(node, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters long")
+            return nil
+        }
+        return s
     }
 
     /// One of a fixed set of strings.
@@ -37,7 +42,7 @@ extension ConfigType where Value == String {
             docName: values.map { "`\($0)`" }.joined(separator: " \\| "),
             schema: { _ in .object([("type", .string("string")), ("enum", .array(values.map { .string($0) }))]) },
             decode: { node, d in
-                guard let s = ConfigType<String>.string.decodeNode(node, &d) else { return nil }
+                guard let s = ConfigType<String>.decodeString(node, minLength: 0, &d) else { return nil }
                 guard values.contains(s) else {
                     let hint = suggestion(for: s, in: values).map { "did you mean '\($0)'?" }
                     d.error(node, "'\(s)' is not one of \(values.joined(separator: ", "))", hint: hint)
@@ -56,7 +61,7 @@ extension ConfigType where Value == String {
             schema: { _ in .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9][A-Za-z0-9_.-]*$")),
                                     ("maxLength", .int(128))]) },
             decode: { node, d in
-                guard let s = ConfigType<String>.string.decodeNode(node, &d) else { return nil }
+                guard let s = ConfigType<String>.decodeString(node, minLength: 0, &d) else { return nil }
                 guard isIdentifier(s) else {
                     d.error(node, "'\(s)' is not a valid id", hint: "ids use letters, digits, '_', '-' and '.', start with a letter or digit, and are at most 128 characters long")
                     return nil
@@ -393,8 +398,14 @@ public struct AddressError: Error, Sendable {
 /// RFC 1123 host name: dot-separated labels of letters, digits and '-'.
 @inlinable  // specialised where it is called: generic, it costs several thousand instructions per name
 public func isHostName<S: StringProtocol>(_ s: S) -> Bool {
+    // The bytes in place: walking `utf8` cost four times as much.
+    s.utf8.withContiguousStorageIfAvailable { isHostName(utf8: $0) } ?? isHostName(utf8: s.utf8)
+}
+
+/// `isHostName` of a name's UTF-8.
+@inlinable
+public func isHostName<C: Collection<UInt8>>(utf8: C) -> Bool {
     // One pass over the bytes (it runs for every route's host when a config compiles).
-    let utf8 = s.utf8
     guard !utf8.isEmpty, utf8.count <= 253 else { return false }
     var length = 0
     var last: UInt8 = 0
@@ -421,7 +432,7 @@ extension ConfigType where Value == HostPort {
             docName: "address",
             schema: { _ in .object([("type", .string("string")), ("pattern", .string(allowEmptyHost ? "^.*:[0-9]+$" : "^.+:[0-9]+$"))]) },
             decode: { node, d in
-                guard let text = ConfigType<String>.string.decodeNode(node, &d) else { return nil }
+                guard let text = ConfigType<String>.decodeString(node, minLength: 0, &d) else { return nil }
                 switch HostPort.parse(text, allowNames: allowNames, allowEmptyHost: allowEmptyHost, allowPortZero: allowPortZero) {
                 case .success(let hp): return hp
                 case .failure(let e): d.error(node, "invalid address: " + e.message, hint: e.hint); return nil
@@ -440,7 +451,7 @@ extension ConfigType where Value == CIDR {
             docName: "CIDR",
             schema: { _ in .object([("type", .string("string")), ("pattern", .string("^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$"))]) },
             decode: { node, d in
-                guard let text = ConfigType<String>.string.decodeNode(node, &d) else { return nil }
+                guard let text = ConfigType<String>.decodeString(node, minLength: 0, &d) else { return nil }
                 guard let c = CIDR(text) else {
                     d.error(node, "'\(text)' is not an IP address or CIDR block",
                             hint: "write an address (192.168.1.7, ::1) or a block (10.0.0.0/8, 2001:db8::/32)")
@@ -512,7 +523,7 @@ extension ConfigType where Value == Positioned<Regex> {
             docName: "regex",
             schema: { _ in .object([("type", .string("string")), ("format", .string("regex")), ("minLength", .int(1))]) },
             decode: { node, d in
-                guard let text = ConfigType<String>.string(minLength: 1).decodeNode(node, &d) else { return nil }
+                guard let text = ConfigType<String>.decodeString(node, minLength: 1, &d) else { return nil }
                 let prefix = anchoredWhole ? "^(?:" : ""
                 let full = anchoredWhole ? prefix + text + ")\\z" : text
                 do throws(RegexError) {

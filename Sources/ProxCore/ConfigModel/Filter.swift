@@ -42,7 +42,7 @@ public struct FilterDescriptor: Sendable {
     public init<F: FilterFactory>(_ factory: F.Type) {
         name = F.name
         summary = F.summary
-        factoryTypeName = String(reflecting: F.self)
+        factoryTypeName = _typeName(F.self, qualified: true)  // `String(reflecting:)`'s text, without its casts (`schemaName`)
         worksWithDefaults = {
             var d = ConfigDecoder()
             let empty = ConfigNode(kind: .mapping([]), mark: SourceMark(file: "", line: 0, column: 0), path: "")

@@ -161,7 +161,13 @@ final class RouterTable: @unchecked Sendable {
         func add(_ b: Int32, _ r: Int32) {
             if bucketRoutes[Int(b)].last != r { bucketRoutes[Int(b)].append(r) }
         }
-        var exact: [[UInt8]: Int32] = [:]
+        /// Byte strings hashed in one call (`[UInt8]` as a key hashes byte by byte).
+        struct HostKey: Hashable {
+            let bytes: [UInt8]
+            init(_ bytes: [UInt8]) { self.bytes = bytes }
+            func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+        }
+        var exact: [HostKey: Int32] = [:]
         var suffix: [[UInt8]: Int32] = [:]
         var other: [[UInt8]: Int32] = [:]
         var otherOrder: [[UInt8]] = []
@@ -179,10 +185,14 @@ final class RouterTable: @unchecked Sendable {
             for h in spec.hosts {
                 switch h {
                 case .exact(let s):
-                    let k = Array(s.utf8)
-                    let b = exact[k] ?? newBucket()
-                    exact[k] = b
-                    add(b, r)
+                    let k = HostKey(Array(s.utf8))
+                    if let b = exact[k] {
+                        add(b, r)
+                    } else {
+                        let b = newBucket()
+                        exact[k] = b
+                        add(b, r)
+                    }
                 case .wildcard(let s):
                     let k = Array(s.utf8)
                     if k.first == UInt8(ascii: ".") {
@@ -209,7 +219,7 @@ final class RouterTable: @unchecked Sendable {
             }
         }
         buckets = bucketRoutes.map { PathTable(routes: $0, specs: specs) }
-        exactHosts = ByteTable(exact.map { ($0.key, $0.value) })
+        exactHosts = ByteTable(exact.map { ($0.key.bytes, $0.value) })
         suffixHosts = ByteTable(suffix.map { ($0.key, $0.value) })
         otherSuffixes = otherOrder.map { ($0, other[$0]!) }
         hostRegexes = regexOrder.isEmpty ? nil : RegexSet(regexOrder.map(\.0))

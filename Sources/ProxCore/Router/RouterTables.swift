@@ -188,7 +188,10 @@ final class PathTable {
     /// Builder node: a radix tree with edge labels.
     final class BuildNode {
         var label: [UInt8]
-        var children: [UInt8: BuildNode] = [:]
+        /// Each child's first label byte, and the child: few per node, so found by a scan (a
+        /// dictionary per node cost more to hash into and to free than the rest of the build).
+        var childBytes: [UInt8] = []
+        var children: [BuildNode] = []
         var exact: [Int32] = []
         var prefix: [Int32] = []
         var regex: [(route: Int32, regex: Regex)] = []
@@ -199,11 +202,13 @@ final class PathTable {
         var node = root
         var k = key[...]
         while let first = k.first {
-            guard let child = node.children[first] else {
+            guard let c = node.childBytes.firstIndex(of: first) else {
                 let n = BuildNode(Array(k))
-                node.children[first] = n
+                node.childBytes.append(first)
+                node.children.append(n)
                 return n
             }
+            let child = node.children[c]
             var l = 0
             let label = child.label
             while l < label.count && l < k.count && label[l] == k[k.startIndex + l] { l += 1 }
@@ -211,8 +216,9 @@ final class PathTable {
                 // Split the edge: node -> mid(label[..<l]) -> child(label[l...]).
                 let mid = BuildNode(Array(label[..<l]))
                 child.label = Array(label[l...])
-                mid.children[child.label[0]] = child
-                node.children[first] = mid
+                mid.childBytes.append(child.label[0])
+                mid.children.append(child)
+                node.children[c] = mid
                 node = mid
             } else {
                 node = child
@@ -268,7 +274,7 @@ final class PathTable {
                 sources.append(RegexSource(b.regex))
             }
             n.subtreeMin = min(b.exact.first ?? .max, b.prefix.first ?? .max, b.regex.first?.route ?? .max)
-            let kids = b.children.sorted { $0.key < $1.key }
+            let kids = zip(b.childBytes, b.children).sorted { $0.0 < $1.0 }
             n.childStart = Int32(childBytes.count)
             n.childCount = Int32(kids.count)
             for (byte, child) in kids {
