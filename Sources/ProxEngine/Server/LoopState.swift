@@ -97,7 +97,8 @@ final class LoopState {
 /// flight. Bounded in count and per-buffer size, so its memory stays constant per loop.
 struct ScratchBuffers {
     private var free: [ByteBuffer] = []
-    static let maxCount = 128
+    /// As many as a loop's requests in flight at c256 (128 left half of them allocating).
+    static let maxCount = 256
     static let maxCapacity = 16 * 1024
 
     init() { free.reserveCapacity(Self.maxCount) }
@@ -197,7 +198,8 @@ struct RecycledBuffers {
 /// without allocating while an idle connection holds no arrays at all.
 struct HeaderSparePool {
     private var free: [H1Spares] = []
-    static let maxCount = 128
+    /// As `ScratchBuffers.maxCount`.
+    static let maxCount = 256
 
     init() { free.reserveCapacity(Self.maxCount) }
 
