@@ -32,6 +32,9 @@ public final class ProxServer: @unchecked Sendable {
     private var current: Snapshot
     private var connectionCounts: [String: NIOLockedValueBox<Int>] = [:]
     private let accessLogFD: Int32
+    /// Set by the first `shutdown`: a second one does nothing (it would close the access log's
+    /// descriptor again, and by then that number may be another file's).
+    private var isShutDown = false
 
     /// Starts `threads` event loops with `snapshot`, on `engine` (`.nio` or `.uring`, as
     /// `EngineDecision` decided: on `.uring`, `threads` io_uring workers carry the cleartext
@@ -471,6 +474,8 @@ public final class ProxServer: @unchecked Sendable {
 
     /// Closes everything and stops the event loops.
     public func shutdown() {
+        if isShutDown { return }
+        isShutDown = true
         for (_, ch) in serverChannels { try? ch.close().wait() }
         serverChannels = []
         #if os(Linux)

@@ -23,7 +23,10 @@ final class TestClient {
         let rc = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if rc != 0 { close(fd); throw TestError("connect to \(port) failed: errno \(errno)") }
+        // No close here: a class initializer that throws once every property is set still runs
+        // `deinit`, which closes the socket. Closing it here too closed the descriptor twice,
+        // and the second close could hit a socket another test had just been given that number.
+        if rc != 0 { let e = errno; throw TestError("connect to \(port) failed: errno \(e)") }
     }
 
     deinit { close(fd) }
