@@ -186,9 +186,10 @@ void prox_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned
     prep_rw(sqe, IORING_OP_WRITE, fd, buf, len, offset, data);
 }
 
-void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, uint64_t data) {
+void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, int poll_first, uint64_t data) {
     prep_rw(sqe, IORING_OP_RECV, fd, buf, len, 0, data);
     sqe->msg_flags = (uint32_t)flags;
+    if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 
 void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data) {

@@ -77,7 +77,9 @@ int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned ent
 void prox_prep_nop(struct io_uring_sqe *sqe, uint64_t data);
 void prox_prep_read(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, uint64_t offset, uint64_t data);
 void prox_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, uint64_t offset, uint64_t data);
-void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, uint64_t data);
+/// `poll_first`: the socket is believed empty, so the kernel arms its poll at once instead of
+/// first trying a receive that would fail (IORING_RECVSEND_POLL_FIRST, Linux 5.19).
+void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, int poll_first, uint64_t data);
 void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data);
 void prox_prep_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data);
 /// An accept that stays armed: one completion per connection, with IORING_CQE_F_MORE while it

@@ -77,6 +77,12 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     private var receiveBuffer = ByteBuffer()
     private var receiveSize = URingSocket.firstReceive
     private var receiving = false
+    /// Whether the next receive should wait for data before trying (`IORING_RECVSEND_POLL_FIRST`).
+    /// A receive armed after a request or response was handled nearly always finds the socket
+    /// empty, and trying first costs a whole failed `tcp_recvmsg` before the poll is armed. Off
+    /// when the last receive said more was waiting (`IORING_CQE_F_SOCK_NONEMPTY`) or filled the
+    /// buffer, and for a socket's first receive (an accepted client has usually sent already).
+    private var receiveWaitsFirst = false
     /// Reading stays on (another receive after each) until `setReading(false)`.
     private var reading = true
 
@@ -128,7 +134,7 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             receiveBuffer.clear(minimumCapacity: receiveSize)
         }
         let (base, count) = receiveBuffer.withUnsafeMutableWritableBytes { ($0.baseAddress!, $0.count) }
-        prox_prep_recv(worker.sqe(), fd, base, UInt32(count), 0, retainedUserData(Self.recvTag))
+        prox_prep_recv(worker.sqe(), fd, base, UInt32(count), 0, receiveWaitsFirst ? 1 : 0, retainedUserData(Self.recvTag))
         receiving = true
         opsInFlight += 1
     }
@@ -149,7 +155,10 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             return
         }
         let n = Int(result)
-        if n == receiveBuffer.writableBytes && receiveSize < Self.maxReceive { receiveSize *= 2 }
+        if n == receiveBuffer.writableBytes {
+            receiveWaitsFirst = false
+            if receiveSize < Self.maxReceive { receiveSize *= 2 }
+        }
         receiveBuffer.moveWriterIndex(forwardBy: n)
         guard let d = delegate else { return }
         d.socketReceived(receiveBuffer)
@@ -295,7 +304,9 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     override func complete(tag: UInt64, result: Int32, flags: UInt32) {
         opsInFlight -= 1
         switch tag {
-        case Self.recvTag: received(result)
+        case Self.recvTag:
+            receiveWaitsFirst = flags & UInt32(IORING_CQE_F_SOCK_NONEMPTY) == 0
+            received(result)
         case Self.sendTag: sent(result)
         case Self.connectTag: connectDone(result)
         default: break
