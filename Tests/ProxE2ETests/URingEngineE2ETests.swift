@@ -126,9 +126,17 @@ import Testing
         private let err = Pipe()
         private let collected = NIOLockedValueBox(Data())
 
-        init(config: String, port: Int) throws {
-            process.executableURL = URL(fileURLWithPath: CLITests.binary)
-            process.arguments = ["serve", "--config", config, "--threads", "2", "--no-watch"]
+        /// `fileLimit`: the process runs under `ulimit -n fileLimit` (a shell sets it, then
+        /// becomes `prox`, so the process is still prox's).
+        init(config: String, port: Int, fileLimit: Int? = nil) throws {
+            let serve = ["serve", "--config", config, "--threads", "2", "--no-watch"]
+            if let fileLimit {
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$0\" \"$@\"", CLITests.binary] + serve
+            } else {
+                process.executableURL = URL(fileURLWithPath: CLITests.binary)
+                process.arguments = serve
+            }
             process.standardError = err
             process.standardOutput = FileHandle.nullDevice
             let box = collected

@@ -146,7 +146,7 @@ struct ListenerLimits: ConfigObject {
                doc: "Largest request head (request line and headers) accepted."),
         .field("max_headers", \.maxHeaders, .int(min: 1, max: 10_000), doc: "Most header lines accepted in a request."),
         .field("max_connections", \.maxConnections, .int(min: 1, max: 1_000_000),
-               doc: "Most client connections open at once; beyond it the listener stops accepting and new connections wait in the kernel's accept queue until one closes."),
+               doc: "Most client connections open at once; beyond it the listener stops accepting and new connections wait in the kernel's accept queue until one closes. Each client connection holds a file descriptor, and a proxied one a second for its upstream: keep this below the process's descriptor limit (`ulimit -n`). When descriptors run out anyway, accepting pauses 500 ms at a time, with one warning per pause."),
         .field("max_uri_bytes", \.maxURIBytes, .sizeInt(min: 256, max: 1024 * 1024), doc: "Longest request target accepted."),
         .field("client_hello_max_bytes", \.clientHelloMaxBytes, .sizeInt(min: 512, max: 64 * 1024),
                doc: "With `l4_routes`: most bytes of TLS records held to find a whole ClientHello; a larger one closes the connection. 16KiB holds any ClientHello seen in practice (post-quantum key shares make them ~2KiB)."),

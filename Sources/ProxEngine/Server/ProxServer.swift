@@ -119,6 +119,24 @@ public final class ProxServer: @unchecked Sendable {
         }
     }
 
+    /// How long a listener stops accepting after `accept` failed with `errno`: 500 ms (as nginx)
+    /// when the process or system is out of descriptors or memory, since the connection stays
+    /// queued and the next attempt would fail the same way at once; nil (accept again now) for an
+    /// error that used up its connection, such as one aborted before it was accepted.
+    static func acceptBackoff(errno: Int32) -> TimeAmount? {
+        switch errno {
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM: return .milliseconds(500)
+        default: return nil
+        }
+    }
+
+    /// The warning logged when accepting pauses: once per pause, so a full descriptor table
+    /// does not flood the log.
+    static func acceptPauseMessage(_ listener: ListenerSpec, errno: Int32, pause: TimeAmount) -> String {
+        let what = errno == EMFILE ? " (the process's descriptor limit: raise `ulimit -n`, or lower the listener's `limits.max_connections` below it)" : ""
+        return "listener \(listener.id): accept failed: \(String(cString: strerror(errno)))\(what); accepting pauses for \(pause.nanoseconds / 1_000_000) ms"
+    }
+
     /// The ports bound, in listener order.
     public var boundPorts: [Int] {
         var ports: [(Int, Int)] = serverChannels.compactMap { l, ch in ch.localAddress?.port.map { (l.index, $0) } }
@@ -226,6 +244,15 @@ public final class ProxServer: @unchecked Sendable {
         // is closed.
         let server = NIOLockedValueBox<(any Channel)?>(nil)
         let ch = try ServerBootstrap(group: group)
+            .serverChannelInitializer { server in
+                // Out of descriptors or memory, accepting again at once fails again at once: the
+                // loop would spin on the queued connection. Accepting pauses instead.
+                server.eventLoop.makeCompletedFuture {
+                    try server.pipeline.syncOperations.addHandler(AcceptPauseHandler(listener: listener, logger: logger) {
+                        count.withLockedValue { $0 } < max
+                    })
+                }
+            }
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)

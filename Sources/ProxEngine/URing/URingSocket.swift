@@ -428,6 +428,9 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
     private var stopped = false
     private var paused = false
     private var armed = false
+    /// Accepting waits out a back-off after running out of descriptors or memory
+    /// (`ProxServer.acceptBackoff`).
+    private var backingOff = false
 
     init(fd: Int32, worker: URingWorker, state: LoopState, listener: ListenerSpec, gate: URingListenerGate) {
         self.fd = fd
@@ -439,7 +442,7 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
 
     /// On the worker's thread.
     func arm() {
-        guard !stopped, !paused, !armed else { return }
+        guard !stopped, !paused, !armed, !backingOff else { return }
         armed = true
         prox_prep_multishot_accept(worker.sqe(), fd, Int32(SOCK_CLOEXEC.rawValue), retainedUserData(Self.acceptTag))
     }
@@ -465,8 +468,19 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
         if flags & UInt32(IORING_CQE_F_MORE) == 0 { armed = false }
         if result >= 0 {
             accepted(result)
+        } else if let pause = ProxServer.acceptBackoff(errno: -result) {
+            // The connection stays queued, and accepting again now would fail again now: the
+            // loop would spin (and log) until a descriptor frees. It pauses instead, as nginx does.
+            state.logger.warning("\(ProxServer.acceptPauseMessage(listener, errno: -result, pause: pause))")
+            backingOff = true
+            if armed { prox_prep_cancel(worker.sqe(), userData(Self.acceptTag), 0) }
+            worker.assumeIsolatedUnsafeUnchecked().scheduleTask(in: pause) { [self] in
+                backingOff = false
+                arm()
+            }
         } else if result != -ECANCELED && result != -EINVAL && result != -EBADF {
-            // Out of descriptors and the like: logged, and accepting goes on.
+            // An error that used up its connection (aborted before it was accepted, refused by a
+            // security module): logged, and accepting goes on.
             state.logger.warning("listener \(listener.id): accept failed: \(String(cString: strerror(-result)))")
         }
         if !armed && result != -EINVAL && result != -EBADF { arm() }
