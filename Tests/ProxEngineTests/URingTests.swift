@@ -1,4 +1,5 @@
 #if os(Linux)
+import CProxURing
 import Dispatch
 import Glibc
 import NIOConcurrencyHelpers
@@ -70,6 +71,24 @@ struct URingWorkerTests {
         defer { try? w.syncShutdownGracefully() }
         #expect(!w.inEventLoop)
         #expect(try w.submit { w.inEventLoop }.wait())
+    }
+
+    /// More operations prepared in one turn than the submission queue holds: each SQE taken
+    /// from a full queue first sends what is in it to the kernel, and every operation completes.
+    @Test func moreOperationsThanTheQueueHoldsInOneTurn() throws {
+        final class Counter: URingTarget, @unchecked Sendable {
+            let done = NIOLockedValueBox(0)
+            override func complete(tag: UInt64, result: Int32, flags: UInt32) { done.withLockedValue { $0 += 1 } }
+        }
+        let w = try URingWorker()
+        defer { try? w.syncShutdownGracefully() }
+        let counter = Counter()
+        let n = Int(URingWorker.ringEntries) * 3 + 7
+        try w.submit {
+            for _ in 0..<n { prox_prep_nop(w.sqe(), counter.retainedUserData(1)) }
+        }.wait()
+        for _ in 0..<200 where counter.done.withLockedValue({ $0 }) < n { usleep(10_000) }
+        #expect(counter.done.withLockedValue { $0 } == n)
     }
 
     /// The worker sleeps in the ring's wait with no timer: only the eventfd wakes it.

@@ -55,9 +55,7 @@ struct URing: ~Copyable {
     /// goes to the kernel first (submission never waits for completions, so this cannot block).
     func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
         if let s = prox_ring_get_sqe(ring) { return s }
-        _ = prox_ring_submit(ring, 0, -1)
-        // Submitted SQEs are consumed by the kernel at once (no SQPOLL): there is room now.
-        return prox_ring_get_sqe(ring)!
+        return uringSQEAfterSubmitting(ring)
     }
 
     /// Submits what is prepared and, with `wait` > 0, waits for that many completions or until
@@ -102,5 +100,21 @@ struct URing: ~Copyable {
         let r = prox_ring_try_pbuf_ring(ring, mem, entries, group)
         if r < 0 { throw URingError(call: "io_uring_register(PBUF_RING)", errno: -r) }
     }
+}
+/// The submission queue is full: what is in it goes to the kernel, which consumes submitted SQEs
+/// at once (no SQPOLL), so there is room after. The kernel may refuse for a moment (`EAGAIN` when
+/// it cannot allocate a request, `EINTR`): it is asked again, yielding the CPU in between. A ring
+/// that stays full for a second of retries is a broken kernel state, reported as such (before,
+/// this was an unexplained crash on the first refusal).
+@inline(never)
+func uringSQEAfterSubmitting(_ ring: UnsafeMutablePointer<prox_ring>) -> UnsafeMutablePointer<io_uring_sqe> {
+    var last: Int32 = 0
+    for attempt in 0..<10_000 {
+        let r = prox_ring_submit(ring, 0, -1)
+        if r < 0 { last = r }
+        if let s = prox_ring_get_sqe(ring) { return s }
+        if attempt > 0 { usleep(100) } else { sched_yield() }
+    }
+    fatalError("io_uring: the submission queue stays full; the kernel refuses submissions (\(String(cString: strerror(-last))))")
 }
 #endif

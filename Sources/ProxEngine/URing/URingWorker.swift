@@ -214,8 +214,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
         let r = ring.unsafelyUnwrapped
         if let s = prox_ring_get_sqe(r) { return s }
-        _ = prox_ring_submit(r, 0, -1)
-        return prox_ring_get_sqe(r)!
+        return uringSQEAfterSubmitting(r)
     }
 
     private func run(_ ring: consuming URing) {
