@@ -101,6 +101,7 @@ struct URing: ~Copyable {
         if r < 0 { throw URingError(call: "io_uring_register(PBUF_RING)", errno: -r) }
     }
 }
+
 /// The submission queue is full: what is in it goes to the kernel, which consumes submitted SQEs
 /// at once (no SQPOLL), so there is room after. The kernel may refuse for a moment (`EAGAIN` when
 /// it cannot allocate a request, `EINTR`): it is asked again, yielding the CPU in between. A ring
