@@ -188,6 +188,10 @@ public final class Route: Sendable {
     public let chain: RouteChain
     /// Looked up after the chain passed, for proxied routes only; nil: no cache (pass-through).
     public let cache: (any CacheStage)?
+    /// `cache != nil`, decided once: testing the optional existential itself on the hot path
+    /// copied it through the runtime's generic witnesses (about 150 instructions a request for
+    /// a route without a cache).
+    public let hasCache: Bool
     /// Picks the pool per request, for proxied routes; nil: the action's pool.
     public let split: SplitTable?
     /// With a split, `.proxy(pool:)` holds the split's first pool: the split decides.
@@ -211,6 +215,7 @@ public final class Route: Sendable {
         self.match = match
         self.chain = chain
         self.cache = cache
+        self.hasCache = cache != nil
         self.split = split
         self.action = action
         self.needsPathCaptures = needsPathCaptures

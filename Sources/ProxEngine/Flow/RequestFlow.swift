@@ -152,8 +152,8 @@ public enum RequestFlow {
     static func action(_ ctx: RequestContext, _ route: Route) -> FlowStep {
         switch route.action {
         case .proxy(let pool):
-            // Cache slot: an empty slot is pass-through (one nil check).
-            if let cache = route.cache {
+            // Cache slot: an empty slot is pass-through (one flag test; see `Route.hasCache`).
+            if route.hasCache, let cache = route.cache {
                 switch cache.lookup(ctx) {
                 case .hit(let r):
                     ctx.record("cache", looked: "route \(route.id)", decided: "hit: answer \(r.status)", why: "\(cache.kind) has it")

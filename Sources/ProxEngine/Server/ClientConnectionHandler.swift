@@ -655,7 +655,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             // The cache slot is offered the head as the client will get it; a route without one
             // pays this nil check.
-            if let cache = route.cache { cache.store(ex.ctx, head) }
+            if route.hasCache, let cache = route.cache { cache.store(ex.ctx, head) }
         } else {
             ex.phases = []
         }
