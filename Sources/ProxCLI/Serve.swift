@@ -157,6 +157,10 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     func start(watch: Bool) throws {
+        // The watcher's first look, taken before the listeners open: taken on the watcher's own
+        // thread (which starts later, at a lower priority), an edit made as soon as the first
+        // request was answered could land before it, and that edit was never noticed.
+        let firstStamps = watch && loader.path != nil ? watchedStamps(loader.path!) : [:]
         let addrs = try server.start()
         if let f = pidFile {
             do {
@@ -181,7 +185,7 @@ final class ServerProcess: @unchecked Sendable {
         ])
         if watch, let path = loader.path {
             let t = Thread { [self] in
-                var last = watchedStamps(path)
+                var last = firstStamps
                 while true {
                     Thread.sleep(forTimeInterval: 1)
                     let now = watchedStamps(path)
