@@ -75,6 +75,12 @@ struct Serve: ParsableCommand {
         }
         logger.info("engine: \(engine.engine.rawValue) (\(engine.reason))")
         let threadCount = threads ?? System.coreCount
+        do {
+            try DescriptorLimit.prepare(snapshot, threads: threadCount, logger: logger)
+        } catch let e as ServerError {
+            FileHandle.standardError.write(Data("prox: \(e)\n".utf8))
+            throw ExitCode(1)
+        }
         let server = try ServerProcess(snapshot: snapshot, threads: threadCount, engine: engine.engine, loader: loader, logger: logger)
         server.pidFile = pidFile
         do {
@@ -290,5 +296,46 @@ struct FileStamp: Equatable {
         mtimeNanos = Int(st.st_mtim.tv_nsec)
         size = Int(st.st_size)
         inode = UInt64(st.st_ino)
+    }
+}
+
+/// The process's file descriptor limit, set up before the server starts. The soft limit is raised
+/// to the hard one (as Go's runtime does at start): distributions start services at 1024, which a
+/// proxy holding two descriptors per proxied connection outgrows at about 500 connections. A
+/// limit too small to start is an error that says so (SwiftNIO would otherwise crash creating
+/// its event loops); one below what the listeners' `max_connections` allow is a warning.
+enum DescriptorLimit {
+    /// Descriptors the server needs before any connection: standard streams, logs, each event
+    /// loop's or worker's own (epoll, eventfd, timerfd, ring), each listener's socket per thread.
+    static func baseline(threads: Int, listeners: Int) -> Int { 32 + threads * 8 + listeners * threads }
+
+    static func prepare(_ snapshot: Snapshot, threads: Int, logger: Logger) throws {
+        #if os(Linux)
+        var rl = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return }
+        if rl.rlim_cur < rl.rlim_max {
+            let before = rl.rlim_cur
+            var raised = rl
+            raised.rlim_cur = rl.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 {
+                rl = raised
+                logger.info("file descriptor limit raised from \(before) to \(rl.rlim_max) (the hard limit)")
+            }
+        }
+        let limit = rl.rlim_cur == rlim_t.max ? Int.max : Int(clamping: rl.rlim_cur)
+        let base = baseline(threads: threads, listeners: snapshot.listeners.count)
+        if limit < base {
+            throw ServerError("this process may open only \(limit) file descriptors (`ulimit -n`), too few to start: "
+                + "\(threads) thread(s) and \(snapshot.listeners.count) listener(s) need about \(base) before any connection. "
+                + "Raise the limit (`ulimit -n 65536`, or `LimitNOFILE=65536` in a systemd unit), or give fewer --threads.")
+        }
+        let allowed = snapshot.listeners.reduce(0) { $0 + $1.maxConnections }
+        if allowed > (limit - base) / 2 {
+            let text = "the listeners allow \(allowed) connections (max_connections; a proxied one holds 2 file descriptors), "
+                + "but this process may open only \(limit) (`ulimit -n`): past about \(max(0, (limit - base) / 2)) connections, "
+                + "accepting pauses until descriptors free. Raise the limit (`LimitNOFILE=` in a systemd unit) or lower max_connections."
+            logger.warning("\(text)")
+        }
+        #endif
     }
 }

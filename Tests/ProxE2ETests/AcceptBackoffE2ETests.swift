@@ -50,6 +50,51 @@ import Testing
         // At most one warning per worker per 500 ms pause (about 2.5 s out of descriptors).
         #expect(pauses.count <= 20, "\(pauses.count) accept warnings")
     }
+
+    /// `prox serve` under a shell's `ulimit` (`limit` is the shell's `ulimit` arguments), stopped
+    /// after `seconds`: its exit status and standard error.
+    static func serveUnder(limit: String, config: String, seconds: Double) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "ulimit \(limit) && exec \"$0\" serve --config \"$1\" --threads 2 --no-watch", CLITests.binary, config]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    static func helloConfig(_ name: String, port: Int) throws -> String {
+        try CLITests.temp(name, """
+        version: 1
+        server: {access_log: "off"}
+        listeners: [{id: main, address: "127.0.0.1:\(port)"}]
+        routes: [{id: hello, respond: {status: 200, body: "hi"}}]
+        """)
+    }
+
+    /// Too few descriptors to start is said plainly (SwiftNIO crashed creating its event loops).
+    @Test func tooFewDescriptorsToStartIsAClearError() throws {
+        let (status, log) = try Self.serveUnder(limit: "-n 10", config: try Self.helloConfig("fd-few.yaml", port: CLITests.freePort()),
+                                                seconds: 10)
+        #expect(status == 1)
+        #expect(log.contains("this process may open only 10 file descriptors (`ulimit -n`), too few to start"), "\(log)")
+        #expect(!log.contains("Fatal error") && !log.contains("Backtracing"), "\(log)")
+    }
+
+    /// A soft limit below the hard one is raised to it at start, and said once.
+    @Test func theSoftDescriptorLimitIsRaisedToTheHardOne() throws {
+        var rl = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_max > 256 else { return }
+        let (_, log) = try Self.serveUnder(limit: "-S -n 256", config: try Self.helloConfig("fd-soft.yaml", port: CLITests.freePort()),
+                                           seconds: 1.5)
+        #expect(log.contains("file descriptor limit raised from 256 to \(rl.rlim_max) (the hard limit)"), "\(log)")
+        #expect(log.contains("prox started"), "\(log)")
+    }
 }
 
 typealias Serve = URingEngineE2ETests.Serve
