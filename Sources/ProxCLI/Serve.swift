@@ -329,11 +329,14 @@ enum DescriptorLimit {
                 + "\(threads) thread(s) and \(snapshot.listeners.count) listener(s) need about \(base) before any connection. "
                 + "Raise the limit (`ulimit -n 65536`, or `LimitNOFILE=65536` in a systemd unit), or give fewer --threads.")
         }
+        // Warned when the listeners' limits cannot be reached even at one descriptor a
+        // connection (an idle keep-alive client holds one; a request in flight upstream, two).
         let allowed = snapshot.listeners.reduce(0) { $0 + $1.maxConnections }
-        if allowed > (limit - base) / 2 {
-            let text = "the listeners allow \(allowed) connections (max_connections; a proxied one holds 2 file descriptors), "
-                + "but this process may open only \(limit) (`ulimit -n`): past about \(max(0, (limit - base) / 2)) connections, "
-                + "accepting pauses until descriptors free. Raise the limit (`LimitNOFILE=` in a systemd unit) or lower max_connections."
+        if allowed > limit - base {
+            let text = "the listeners allow \(allowed) connections (max_connections), but this process may open only \(limit) "
+                + "file descriptors (`ulimit -n`; each connection holds one, two while its request is proxied): past about "
+                + "\(max(0, limit - base)) connections, accepting pauses until descriptors free. Raise the limit "
+                + "(`LimitNOFILE=` in a systemd unit) or lower max_connections."
             logger.warning("\(text)")
         }
         #endif

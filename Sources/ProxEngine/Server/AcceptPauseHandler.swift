@@ -16,7 +16,7 @@ final class AcceptPauseHandler: ChannelInboundHandler {
     /// Whether accepting may resume: false while the listener is at `max_connections` (that
     /// limit turns reading back on itself when a connection closes).
     private let mayResume: () -> Bool
-    private var pausedUntil: NIODeadline?
+    private var paused = false
 
     init(listener: ListenerSpec, logger: Logger, mayResume: @escaping () -> Bool) {
         self.listener = listener
@@ -24,23 +24,19 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         self.mayResume = mayResume
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(data)
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let code = (error as? IOError)?.errnoCode, let pause = ProxServer.acceptBackoff(errno: code) else {
             context.fireErrorCaught(error)
             return
         }
-        guard pausedUntil == nil else { return }
-        logger.warning("\(ProxServer.acceptPauseMessage(listener, errno: code, pause: pause))")
-        pausedUntil = .now() + pause
         let channel = context.channel
+        // Off even when already paused: `max_connections` may have turned reading back on.
         channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        let loop = context.eventLoop.assumeIsolatedUnsafeUnchecked()
-        loop.scheduleTask(in: pause) { [self] in
-            pausedUntil = nil
+        guard !paused else { return }
+        paused = true
+        logger.warning("\(ProxServer.acceptPauseMessage(listener, errno: code, pause: pause))")
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: pause) { [self] in
+            paused = false
             if channel.isActive && mayResume() {
                 channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             }

@@ -471,6 +471,8 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
         } else if let pause = ProxServer.acceptBackoff(errno: -result) {
             // The connection stays queued, and accepting again now would fail again now: the
             // loop would spin (and log) until a descriptor frees. It pauses instead, as nginx does.
+            // (A second failure already in the completion queue changes nothing.)
+            guard !backingOff else { return }
             state.logger.warning("\(ProxServer.acceptPauseMessage(listener, errno: -result, pause: pause))")
             backingOff = true
             if armed { prox_prep_cancel(worker.sqe(), userData(Self.acceptTag), 0) }
