@@ -77,7 +77,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.clientIPText = client.description
         self.scheme = listener.scheme
         self.parser = HTTP1RequestParser(limits: HTTP1Limits(listener: listener))
-        self.machine = Machine(now: .now())
+        self.machine = Machine(now: state.now())
     }
 
     // MARK: channel events
@@ -163,7 +163,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func received(_ data: ByteBuffer) {
         var buf = data
         if inbox.readableBytes == 0 { inbox = buf } else { inbox.writeBuffer(&buf) }
-        machine.clientBytesArrived(now: .now())
+        machine.clientBytesArrived(now: state.now())
         process()
     }
 
@@ -285,14 +285,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         // still holds it would take the next request for its own (`exchange === ex`).
         if isKnownUniquelyReferenced(&spare) {
             let ex = spare.take().unsafelyUnwrapped
-            ex.begin(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), now: .now())
+            ex.begin(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), now: state.now())
             return ex
         }
         spare = nil
         let ctx = RequestContext(head: head, snapshot: snapshot, listener: listenerSpec(snapshot), client: client,
                                  clientPort: clientPort, clientIPText: clientIPText, scheme: scheme, tlsClient: tlsClient,
                                  eventLoop: io.eventLoop)
-        let ex = Exchange(ctx: ctx, now: .now())
+        let ex = Exchange(ctx: ctx, now: state.now())
         state.track(ex, .exchange)
         state.track(ctx, .requestContext)
         return ex
@@ -397,7 +397,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func requestEnd() {
         guard let ex = exchange else { return }
-        switch machine.requestEnd(now: .now()) {
+        switch machine.requestEnd(now: state.now()) {
         case .endUpstreamBody(let lastChunk):
             if lastChunk, let up = ex.upstream {
                 writeLastChunkUpstream(up)
@@ -606,7 +606,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func attach(_ ex: Exchange, _ c: UpstreamConnection, attempt: Int, reused: Bool) {
-        let now = NIODeadline.now()
+        let now = state.now()
         guard case .sendUpstreamHead(let pendingBody, let lastChunk) = machine.upstreamConnected(attempt: attempt, reused: reused, now: now)
         else {
             // Not the attempt in flight any more: the connection goes back.
@@ -643,7 +643,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func upstreamHead(_ c: UpstreamConnection, _ head: consuming ResponseHead) {
         guard let ex = exchange, ex.upstream === c else { return }
-        let now = NIODeadline.now()
+        let now = state.now()
         ex.upstreamDoneAt = now
         if let route = ex.ctx.route {
             ex.phases = route.chain.phasesUsed
@@ -790,7 +790,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func upstreamBody(_ c: UpstreamConnection, _ body: ByteBuffer) {
         guard let ex = exchange, ex.upstream === c,
               case .writeResponseBody(let chunked) = machine.upstreamResponseBodyPart(attempt: c.attempt, bytes: body.readableBytes,
-                                                                                     now: .now())
+                                                                                     now: state.now())
         else { return }
         ex.bytesOut += Int64(body.readableBytes)
         if phases(ex).contains(.responseBody), let route = ex.ctx.route {
@@ -927,7 +927,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         // Nothing reads the request's header lines from here on: their arrays serve the next head.
         ex.ctx.withHead { state.headerSpares.keep(&$0.fields) }
         if exchange === ex { exchange = nil }
-        machine.exchangeFinished(now: .now())
+        machine.exchangeFinished(now: state.now())
         switch after {
         case .nothing:
             return
@@ -974,7 +974,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// What the completion phase is told: the figures the access log gets.
     private func summary(_ ex: Exchange) -> ExchangeSummary {
-        let now = NIODeadline.now()
+        let now = state.now()
         var upstreamMicros: Int64 = -1
         if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
         return ExchangeSummary(status: ex.status, bytesIn: machine.bodyBytes, bytesOut: ex.bytesOut,
@@ -984,7 +984,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func writeAccessLog(_ ex: Exchange) {
         let c = ex.ctx
-        let now = NIODeadline.now()
+        let now = state.now()
         var upstreamMicros: Int64 = -1
         if let s = ex.upstreamSentAt { upstreamMicros = ((ex.upstreamDoneAt ?? now) - s).nanoseconds / 1000 }
         let isBare = bare == ObjectIdentifier(ex)

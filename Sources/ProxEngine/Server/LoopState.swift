@@ -48,16 +48,30 @@ final class LoopState {
     }
     #endif
 
+    /// The io_uring worker's clock, read once per turn (nil on SwiftNIO, which has no hook for
+    /// it: there `now()` reads the clock).
+    private let turnClock: TurnClock?
+
     init(eventLoop: any EventLoop, snapshot: Snapshot, seed: UInt64, accessLog: AccessLog, loopCount: Int,
-         logger: Logger = Logger(label: "prox")) {
+         logger: Logger = Logger(label: "prox"), turnClock: TurnClock? = nil) {
         self.eventLoop = eventLoop
+        self.turnClock = turnClock
         self.logger = logger
         self.loopCount = loopCount
         self.snapshot = snapshot
         self.balancers = BalancerRegistry(seed: seed)
-        self.upstreams = LoopUpstreamConnections(eventLoop: eventLoop)
+        self.upstreams = LoopUpstreamConnections(eventLoop: eventLoop, turnClock: turnClock)
         self.dispatch = UpstreamDispatch(upstreams: upstreams, balancers: balancers, loopCount: loopCount)
         self.accessLog = accessLog
+    }
+
+    /// Now, for a connection's timestamps (arrival, deadlines, durations): the io_uring worker's
+    /// time of this turn, as nginx caches its time per event loop iteration (at most one turn's
+    /// work stale, well under a millisecond at load), or the clock on SwiftNIO.
+    @inline(__always)
+    func now() -> NIODeadline {
+        if let c = turnClock { return c.time }
+        return .now()
     }
 
     /// The `Date` line for an answer made now: the cached one, remade when the second changed.
@@ -89,6 +103,12 @@ final class LoopState {
         upstreams.closeAll()
         accessLog.flush()
     }
+}
+
+/// The time an io_uring worker's turn began, set by the worker on its thread (`URingWorker.clock`)
+/// and read there by its connections through `LoopState.now()`.
+final class TurnClock {
+    var time = NIODeadline.now()
 }
 
 /// A free list of buffers to write heads into. Once SwiftNIO has written a buffer it lets go,

@@ -55,8 +55,13 @@ public final class ProxServer: @unchecked Sendable {
         for loop in loops {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
             // Per-endpoint connection limits are split among the loops that carry HTTP.
+            var turnClock: TurnClock?
+            #if os(Linux)
+            turnClock = (loop as? URingWorker)?.clock
+            #endif
             let state = LoopState(eventLoop: loop, snapshot: snapshot, seed: seed,
-                                  accessLog: AccessLog(fd: accessLogFD), loopCount: max(1, threads), logger: logger)
+                                  accessLog: AccessLog(fd: accessLogFD), loopCount: max(1, threads), logger: logger,
+                                  turnClock: turnClock)
             loopStates[ObjectIdentifier(loop)] = state
             orderedLoops.append((loop, state))
             #if os(Linux)

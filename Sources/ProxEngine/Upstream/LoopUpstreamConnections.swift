@@ -53,7 +53,13 @@ final class LoopUpstreamConnections {
     var tracker: ObjectTracker?
     #endif
 
-    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    /// The io_uring worker's turn clock (`LoopState.now()`), nil on SwiftNIO.
+    private let turnClock: TurnClock?
+
+    init(eventLoop: any EventLoop, turnClock: TurnClock? = nil) {
+        self.eventLoop = eventLoop
+        self.turnClock = turnClock
+    }
 
     /// The endpoint state for `spec` (by its connection key), made on first use.
     func endpoint(_ spec: EndpointSpec) -> EndpointConnections {
@@ -219,7 +225,7 @@ final class LoopUpstreamConnections {
         guard c.isUsable, !c.closing else { c.close(); return }
         let ep = c.connections
         if ep.idle.count >= pool.maxIdlePerEndpoint { c.close(); return }
-        ep.idle.append(.init(connection: c, expires: .now() + .milliseconds(pool.idleTimeout)))
+        ep.idle.append(.init(connection: c, expires: (turnClock?.time ?? .now()) + .milliseconds(pool.idleTimeout)))
     }
 
     /// Called when a connection's channel closed.
