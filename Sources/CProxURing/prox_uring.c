@@ -166,6 +166,15 @@ int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned ent
     return r < 0 ? r : 0;
 }
 
+int prox_ring_register_file_slots(struct prox_ring *ring, unsigned count) {
+    struct io_uring_rsrc_register reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.nr = count;
+    reg.flags = IORING_RSRC_REGISTER_SPARSE;
+    int r = prox_uring_register(ring->fd, IORING_REGISTER_FILES2, &reg, sizeof(reg));
+    return r < 0 ? r : 0;
+}
+
 static inline void prep_rw(struct io_uring_sqe *sqe, uint8_t op, int fd, const void *addr, unsigned len, uint64_t off,
                            uint64_t data) {
     sqe->opcode = op;
@@ -222,6 +231,17 @@ void prox_prep_close(struct io_uring_sqe *sqe, int fd, uint64_t data) { prep_rw(
 void prox_prep_timeout(struct io_uring_sqe *sqe, struct __kernel_timespec *ts, uint64_t data) {
     prep_rw(sqe, IORING_OP_TIMEOUT, -1, ts, 1, 0, data);
 }
+
+void prox_prep_files_update(struct io_uring_sqe *sqe, int *fds, int slot, uint64_t data) {
+    prep_rw(sqe, IORING_OP_FILES_UPDATE, -1, fds, 1, (uint64_t)slot, data);
+}
+
+void prox_sqe_fixed_file(struct io_uring_sqe *sqe, int slot) {
+    sqe->fd = slot;
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+void prox_sqe_link(struct io_uring_sqe *sqe) { sqe->flags |= IOSQE_IO_LINK; }
 
 void prox_prep_cancel(struct io_uring_sqe *sqe, uint64_t target, uint64_t data) {
     prep_rw(sqe, IORING_OP_ASYNC_CANCEL, -1, NULL, 0, 0, data);

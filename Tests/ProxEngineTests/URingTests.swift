@@ -85,10 +85,39 @@ struct URingWorkerTests {
         let counter = Counter()
         let n = Int(URingWorker.ringEntries) * 3 + 7
         try w.submit {
-            for _ in 0..<n { prox_prep_nop(w.sqe(), counter.retainedUserData(1)) }
+            for _ in 0..<n { prox_prep_nop(w.sqe(), counter.submitting(1)) }
         }.wait()
         for _ in 0..<200 where counter.done.withLockedValue({ $0 }) < n { usleep(10_000) }
         #expect(counter.done.withLockedValue { $0 } == n)
+    }
+
+    /// An object nobody else holds lives while its operations are in flight (it holds itself,
+    /// once, not once per operation), and is freed after the last completion, not before.
+    @Test func aTargetLivesUntilItsLastCompletion() throws {
+        final class Probe: URingTarget, @unchecked Sendable {
+            let done: NIOLockedValueBox<Int>
+            let completionsWhenFreed: NIOLockedValueBox<Int>
+            init(_ done: NIOLockedValueBox<Int>, _ freed: NIOLockedValueBox<Int>) {
+                self.done = done
+                self.completionsWhenFreed = freed
+            }
+            override func complete(tag: UInt64, result: Int32, flags: UInt32) {
+                #expect(opsInFlight == 10 - done.withLockedValue { $0 } - 1)
+                done.withLockedValue { $0 += 1 }
+            }
+            deinit { completionsWhenFreed.withLockedValue { $0 = done.withLockedValue { $0 } } }
+        }
+        let w = try URingWorker()
+        defer { try? w.syncShutdownGracefully() }
+        let done = NIOLockedValueBox(0)
+        let freed = NIOLockedValueBox(-1)
+        try w.submit {
+            let probe = Probe(done, freed)
+            for _ in 0..<10 { prox_prep_nop(w.sqe(), probe.submitting(1)) }
+        }.wait()
+        for _ in 0..<200 where freed.withLockedValue({ $0 }) < 0 { usleep(10_000) }
+        #expect(done.withLockedValue { $0 } == 10)
+        #expect(freed.withLockedValue { $0 } == 10)
     }
 
     /// The worker sleeps in the ring's wait with no timer: only the eventfd wakes it.
@@ -320,6 +349,47 @@ struct URingSocketTests {
         #expect(recv(peer, &b, 1, 0) == 0)
         #expect(r.closes.withLockedValue { $0 } == 1)
         Glibc.close(peer)
+    }
+
+    /// Sockets in fixed-file slots: bytes go both ways through the slot, and each closed socket's
+    /// slot comes back once the kernel emptied it, so a worker with two slots serves ten
+    /// connections one after another, each in a slot.
+    @Test func fixedFileSlotsCarryBytesAndComeBack() throws {
+        let w = try URingWorker(fileSlots: 2)
+        defer { try? w.syncShutdownGracefully() }
+        for i in 0..<10 {
+            var fds: [Int32] = [0, 0]
+            #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+            let r = Recorder()
+            let (s, inSlot) = try w.submit { () -> (URingSocket, Bool) in
+                let s = URingSocket(fd: fds[0], worker: w)
+                s.delegate = r
+                r.socket = s
+                s.takeFixedSlot()
+                s.read()
+                return (s, s.usesFixedSlot)
+            }.wait()
+            #expect(inSlot, "connection \(i) got no slot: slots of closed sockets did not come back")
+            let ping: [UInt8] = Array("ping \(i)".utf8)
+            #expect(send(fds[1], ping, ping.count, 0) == ping.count)
+            for _ in 0..<200 where r.bytes.withLockedValue({ $0.count }) < ping.count { usleep(5_000) }
+            #expect(r.bytes.withLockedValue { $0 } == ping)
+            try w.submit {
+                var b = ByteBufferAllocator().buffer(capacity: 4)
+                b.writeString("pong")
+                s.sendAndFlush(b)
+                s.closeAfterSending()
+            }.wait()
+            #expect(String(decoding: Self.readAll(fds[1]), as: UTF8.self) == "pong")
+            Glibc.close(fds[1])
+            var free = 0
+            for _ in 0..<200 {
+                free = try w.submit { w.freeSlotCount }.wait()
+                if free == 2 { break }
+                usleep(5_000)
+            }
+            #expect(free == 2)
+        }
     }
 
     @Test func connectToAClosedPortFails() throws {

@@ -73,6 +73,9 @@ int prox_ring_first_unsupported_op(struct prox_ring *ring, const uint8_t *ops, u
 /// `ring_mem` (page-aligned, `entries` * 16 bytes), and unregisters it. 0, or -errno.
 int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned entries, unsigned short bgid);
 
+/// Registers an empty table of `count` fixed files (IORING_REGISTER_FILES2, sparse; Linux 5.19).
+/// 0, or -errno.
+int prox_ring_register_file_slots(struct prox_ring *ring, unsigned count);
 // SQE preparations. Every one sets `user_data`.
 void prox_prep_nop(struct io_uring_sqe *sqe, uint64_t data);
 void prox_prep_read(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, uint64_t offset, uint64_t data);
@@ -91,6 +94,13 @@ void prox_prep_connect(struct io_uring_sqe *sqe, int fd, const struct sockaddr *
 void prox_prep_close(struct io_uring_sqe *sqe, int fd, uint64_t data);
 /// A relative timeout of `ts` that completes with -ETIME (or is cancelled).
 void prox_prep_timeout(struct io_uring_sqe *sqe, struct __kernel_timespec *ts, uint64_t data);
+/// Puts `*fds` (a descriptor, or -1 to empty the slot) into fixed-file slot `slot`. `fds` must
+/// stay valid until the SQE is submitted.
+void prox_prep_files_update(struct io_uring_sqe *sqe, int *fds, int slot, uint64_t data);
+/// The prepared operation names fixed-file slot `slot` instead of a descriptor.
+void prox_sqe_fixed_file(struct io_uring_sqe *sqe, int slot);
+/// The next SQE runs only after this one succeeded (IOSQE_IO_LINK).
+void prox_sqe_link(struct io_uring_sqe *sqe);
 /// Cancels the request whose user_data is `target`.
 void prox_prep_cancel(struct io_uring_sqe *sqe, uint64_t target, uint64_t data);
 

@@ -6,16 +6,28 @@ import NIOCore
 import ProxCore
 
 /// An object with operations in flight on a worker's ring. Each operation's `user_data` is the
-/// object's address with a 3-bit tag; the object is retained once per operation until its last
-/// completion, so it lives as long as the kernel may still write into its buffers.
+/// object's address with a 3-bit tag. While any operation is in flight the object holds one
+/// reference to itself, so it lives as long as the kernel may still write into its buffers: one
+/// retain per busy period, not one per operation (a keep-alive socket always has a receive in
+/// flight, and re-arms it while handling the last one's completion).
 class URingTarget {
-    /// One completion of an operation submitted with `tag`.
+    /// Operations submitted whose last completion has not come.
+    final var opsInFlight = 0
+    private final var holdsSelf = false
+
+    /// One completion of an operation submitted with `tag`. `opsInFlight` already counts the
+    /// operation out when this was its last completion.
     func complete(tag: UInt64, result: Int32, flags: UInt32) {}
 
-    /// The `user_data` for an operation of this object with `tag`, retaining the object for it.
+    /// The `user_data` for an operation of this object with `tag`, counted in flight.
     @inline(__always)
-    final func retainedUserData(_ tag: UInt64) -> UInt64 {
-        UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque())) | tag
+    final func submitting(_ tag: UInt64) -> UInt64 {
+        opsInFlight += 1
+        if !holdsSelf {
+            holdsSelf = true
+            _ = Unmanaged.passRetained(self)
+        }
+        return userData(tag)
     }
 
     /// The `user_data` an operation of this object with `tag` was submitted with (to cancel it).
@@ -25,14 +37,21 @@ class URingTarget {
     }
 
     /// Hands a completion to its object. `user_data` 0 marks an operation nobody waits for (a
-    /// cancel). A multishot operation keeps its retain while the kernel says more will come.
+    /// cancel). A multishot operation stays in flight while the kernel says more will come.
     @inline(__always)
     static func deliver(_ c: URingCompletion) {
         let bits = c.userData & ~UInt64(7)
         guard bits != 0, let p = UnsafeRawPointer(bitPattern: UInt(bits)) else { return }
         let object = Unmanaged<URingTarget>.fromOpaque(p)
-        let target = c.flags & UInt32(IORING_CQE_F_MORE) != 0 ? object.takeUnretainedValue() : object.takeRetainedValue()
-        target.complete(tag: c.userData & 7, result: c.result, flags: c.flags)
+        // The self-reference keeps the object alive through `complete`: no retain for the call.
+        let idle = object._withUnsafeGuaranteedRef { t -> Bool in
+            if c.flags & UInt32(IORING_CQE_F_MORE) == 0 { t.opsInFlight -= 1 }
+            t.complete(tag: c.userData & 7, result: c.result, flags: c.flags)
+            guard t.opsInFlight == 0, t.holdsSelf else { return false }
+            t.holdsSelf = false
+            return true
+        }
+        if idle { object.release() }
     }
 }
 
@@ -56,6 +75,8 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     static let recvTag: UInt64 = 1
     static let sendTag: UInt64 = 2
     static let connectTag: UInt64 = 3
+    /// The update that empties the socket's fixed-file slot.
+    static let slotTag: UInt64 = 5
     /// Queued bytes above which the socket reports itself unwritable, and below which writable
     /// again (SwiftNIO's defaults).
     static let highWater = 64 * 1024
@@ -96,10 +117,15 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     private var message: UnsafeMutablePointer<msghdr>?
     private var iovecs: UnsafeMutablePointer<iovec>?
 
-    private var opsInFlight = 0
     private(set) var isClosed = false
     private var closeWhenSent = false
     private var descriptorClosed = false
+    /// The socket's fixed-file slot (`URingWorker.takeSlot`), or -1: its operations then name
+    /// its descriptor.
+    private var slot: Int32 = -1
+    private var slotEmptying = false
+    /// Whether the socket's operations name a fixed-file slot (tests).
+    var usesFixedSlot: Bool { slot >= 0 }
 
     // Connecting (upstream sockets).
     private var connectPromise: EventLoopPromise<URingSocket>?
@@ -120,6 +146,18 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
 
     var eventLoop: any EventLoop { worker }
 
+    /// Puts the socket in a free fixed-file slot, if there is one. Called just before the
+    /// socket's first operation is prepared: the update is linked to it, so the operation runs
+    /// after the slot holds the socket (and fails, closing the connection, if it could not).
+    func takeFixedSlot() {
+        guard slot < 0, let s = worker.takeSlot() else { return }
+        worker.slotValues[Int(s)] = fd
+        let sqe = worker.sqe()
+        prox_prep_files_update(sqe, worker.slotValues + Int(s), s, 0)
+        prox_sqe_link(sqe)
+        slot = s
+    }
+
     // MARK: reading
 
     func read() {
@@ -134,9 +172,10 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             receiveBuffer.clear(minimumCapacity: receiveSize)
         }
         let (base, count) = receiveBuffer.withUnsafeMutableWritableBytes { ($0.baseAddress!, $0.count) }
-        prox_prep_recv(worker.sqe(), fd, base, UInt32(count), 0, receiveWaitsFirst ? 1 : 0, retainedUserData(Self.recvTag))
+        let sqe = worker.sqe()
+        prox_prep_recv(sqe, fd, base, UInt32(count), 0, receiveWaitsFirst ? 1 : 0, submitting(Self.recvTag))
+        if slot >= 0 { prox_sqe_fixed_file(sqe, slot) }
         receiving = true
-        opsInFlight += 1
     }
 
     func setReading(_ on: Bool) {
@@ -190,10 +229,12 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
 
     private func submitSend() {
         swap(&queued, &sending)
-        let userData = retainedUserData(Self.sendTag)
+        let userData = submitting(Self.sendTag)
         if sending.count == 1 {
             let (base, count) = sending[0].withUnsafeReadableBytes { ($0.baseAddress!, $0.count) }
-            prox_prep_send(worker.sqe(), fd, base, UInt32(count), Int32(MSG_NOSIGNAL), userData)
+            let sqe = worker.sqe()
+            prox_prep_send(sqe, fd, base, UInt32(count), Int32(MSG_NOSIGNAL), userData)
+            if slot >= 0 { prox_sqe_fixed_file(sqe, slot) }
         } else {
             if message == nil {
                 message = .allocate(capacity: 1)
@@ -207,10 +248,11 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             message!.pointee = msghdr()
             message!.pointee.msg_iov = iovecs
             message!.pointee.msg_iovlen = count
-            prox_prep_sendmsg(worker.sqe(), fd, message, Int32(MSG_NOSIGNAL), userData)
+            let sqe = worker.sqe()
+            prox_prep_sendmsg(sqe, fd, message, Int32(MSG_NOSIGNAL), userData)
+            if slot >= 0 { prox_sqe_fixed_file(sqe, slot) }
         }
         sendInFlight = true
-        opsInFlight += 1
     }
 
     private func sent(_ result: Int32) {
@@ -287,6 +329,16 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
 
     private func closeDescriptorIfIdle() {
         guard isClosed, opsInFlight == 0, !descriptorClosed else { return }
+        if slot >= 0 {
+            // The slot holds the socket open: it is emptied first, and given back (and the
+            // descriptor closed) when the kernel has done so.
+            if !slotEmptying {
+                slotEmptying = true
+                worker.slotValues[Int(slot)] = -1
+                prox_prep_files_update(worker.sqe(), worker.slotValues + Int(slot), slot, submitting(Self.slotTag))
+            }
+            return
+        }
         descriptorClosed = true
         sending.removeAll()
         // The next connection on this worker may receive into it.
@@ -302,13 +354,17 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     // MARK: completions
 
     override func complete(tag: UInt64, result: Int32, flags: UInt32) {
-        opsInFlight -= 1
         switch tag {
         case Self.recvTag:
             receiveWaitsFirst = flags & UInt32(IORING_CQE_F_SOCK_NONEMPTY) == 0
             received(result)
         case Self.sendTag: sent(result)
         case Self.connectTag: connectDone(result)
+        case Self.slotTag:
+            // A slot the kernel could not empty (it cannot happen short of a kernel bug) is not
+            // reused: the next socket would find it taken.
+            if result >= 0 { worker.giveSlot(slot) }
+            slot = -1
         default: break
         }
         if isClosed { closeDescriptorIfIdle() }
@@ -341,10 +397,12 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
         }
         withUnsafePointer(to: &s.address) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                prox_prep_connect(worker.sqe(), fd, $0, socklen_t(length), s.retainedUserData(connectTag))
+                s.takeFixedSlot()
+                let sqe = worker.sqe()
+                prox_prep_connect(sqe, fd, $0, socklen_t(length), s.submitting(connectTag))
+                if s.slot >= 0 { prox_sqe_fixed_file(sqe, s.slot) }
             }
         }
-        s.opsInFlight += 1
         s.connectTimer = worker.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) {
             guard s.connectPromise != nil else { return }
             s.connectTimedOut = true
@@ -444,7 +502,7 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
     func arm() {
         guard !stopped, !paused, !armed, !backingOff else { return }
         armed = true
-        prox_prep_multishot_accept(worker.sqe(), fd, Int32(SOCK_CLOEXEC.rawValue), retainedUserData(Self.acceptTag))
+        prox_prep_multishot_accept(worker.sqe(), fd, Int32(SOCK_CLOEXEC.rawValue), submitting(Self.acceptTag))
     }
 
     /// On the worker's thread: no more connections.
@@ -506,6 +564,7 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
         let handler = ClientConnectionHandler(state: state, listener: listener, client: ip, clientPort: port)
         socket.delegate = handler
         handler.attach(io: socket, allocator: ByteBufferAllocator())
+        socket.takeFixedSlot()
         socket.read()
     }
 
