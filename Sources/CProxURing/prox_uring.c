@@ -175,6 +175,55 @@ int prox_ring_register_file_slots(struct prox_ring *ring, unsigned count) {
     return r < 0 ? r : 0;
 }
 
+int prox_buf_ring_setup(struct prox_ring *ring, struct prox_buf_ring *br, unsigned entries, unsigned size,
+                        unsigned short group) {
+    memset(br, 0, sizeof(*br));
+    if (entries == 0 || (entries & (entries - 1)) != 0 || entries > 32768) return -EINVAL;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = ((size_t)entries * sizeof(struct io_uring_buf) + page - 1) / page * page;
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return -errno;
+    unsigned char *buffers = malloc((size_t)entries * size);
+    if (!buffers) { munmap(mem, len); return -ENOMEM; }
+    br->ring = mem;
+    br->ring_len = len;
+    br->buffers = buffers;
+    br->entries = entries;
+    br->size = size;
+    br->group = group;
+    for (unsigned i = 0; i < entries; i++) {
+        struct io_uring_buf *b = &br->ring->bufs[i];
+        b->addr = (uint64_t)(uintptr_t)(buffers + (size_t)i * size);
+        b->len = size;
+        b->bid = (unsigned short)i;
+    }
+    br->tail = (unsigned short)entries;
+    __atomic_store_n(&br->ring->tail, br->tail, __ATOMIC_RELEASE);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)mem;
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    int r = prox_uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+    if (r < 0) { prox_buf_ring_free(br); return r; }
+    return 0;
+}
+
+void prox_buf_ring_free(struct prox_buf_ring *br) {
+    if (br->ring) munmap(br->ring, br->ring_len);
+    free(br->buffers);
+    memset(br, 0, sizeof(*br));
+}
+
+void prox_buf_ring_recycle(struct prox_buf_ring *br, unsigned bid) {
+    struct io_uring_buf *b = &br->ring->bufs[br->tail & (br->entries - 1)];
+    b->addr = (uint64_t)(uintptr_t)(br->buffers + (size_t)bid * br->size);
+    b->len = br->size;
+    b->bid = (unsigned short)bid;
+    br->tail++;
+    __atomic_store_n(&br->ring->tail, br->tail, __ATOMIC_RELEASE);
+}
+
 static inline void prep_rw(struct io_uring_sqe *sqe, uint8_t op, int fd, const void *addr, unsigned len, uint64_t off,
                            uint64_t data) {
     sqe->opcode = op;
@@ -199,6 +248,13 @@ void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, i
     prep_rw(sqe, IORING_OP_RECV, fd, buf, len, 0, data);
     sqe->msg_flags = (uint32_t)flags;
     if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+}
+
+void prox_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, unsigned short group, uint64_t data) {
+    prep_rw(sqe, IORING_OP_RECV, fd, NULL, 0, 0, data);
+    sqe->ioprio |= IORING_RECV_MULTISHOT;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
 }
 
 void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data) {

@@ -351,6 +351,65 @@ struct URingSocketTests {
         Glibc.close(peer)
     }
 
+    /// A connection that holds reading back (it does not ask for more after a delivery) gets
+    /// nothing more until it asks: the multishot receive is cancelled, not left receiving. When
+    /// it asks again, what the peer sent meanwhile arrives, in order.
+    @Test func heldBackReadingStopsTheMultishotReceive() throws {
+        let (w, s, r, peer) = try Self.pair()
+        defer { try? w.syncShutdownGracefully() }
+        r.holdReads = true
+        #expect(send(peer, "a", 1, 0) == 1)
+        for _ in 0..<200 where r.bytes.withLockedValue({ $0.count }) < 1 { usleep(5_000) }
+        usleep(50_000)  // the cancel lands
+        #expect(send(peer, "b", 1, 0) == 1)
+        usleep(100_000)
+        #expect(r.bytes.withLockedValue { $0 } == Array("a".utf8))
+        r.holdReads = false
+        try w.submit { s.read() }.wait()
+        for _ in 0..<200 where r.bytes.withLockedValue({ $0.count }) < 2 { usleep(5_000) }
+        #expect(r.bytes.withLockedValue { $0 } == Array("ab".utf8))
+        Glibc.close(peer)
+    }
+
+    /// More sockets readable at once than the worker has receive buffers: receives that find
+    /// the ring empty end (`ENOBUFS`) and are armed again, and every socket gets all its bytes in
+    /// order.
+    @Test func aDryReceiveRingLosesNothing() throws {
+        let w = try URingWorker(receiveRingEntries: 2)
+        defer { try? w.syncShutdownGracefully() }
+        var peers: [Int32] = []
+        var recorders: [Recorder] = []
+        for _ in 0..<8 {
+            var fds: [Int32] = [0, 0]
+            #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+            let r = Recorder()
+            try w.submit {
+                let s = URingSocket(fd: fds[0], worker: w)
+                s.delegate = r
+                r.socket = s
+                s.read()
+            }.wait()
+            peers.append(fds[1])
+            recorders.append(r)
+        }
+        let data = Self.pattern(64 * 1024)
+        for _ in 0..<4 {
+            for p in peers {
+                #expect(data.withUnsafeBytes { send(p, $0.baseAddress!, 16 * 1024, 0) } == 16 * 1024)
+            }
+        }
+        for p in peers { _ = data.withUnsafeBytes { send(p, $0.baseAddress! + 16 * 1024, 1, 0) } }
+        let want = Array(data[0..<(16 * 1024)]) + Array(data[0..<(16 * 1024)]) + Array(data[0..<(16 * 1024)])
+            + Array(data[0..<(16 * 1024)]) + [data[16 * 1024]]
+        for r in recorders {
+            for _ in 0..<400 where r.bytes.withLockedValue({ $0.count }) < want.count { usleep(5_000) }
+            let got = r.bytes.withLockedValue { $0 }
+            #expect(got.count == want.count)
+            #expect(got == want, "bytes out of order or wrong")
+        }
+        for p in peers { Glibc.close(p) }
+    }
+
     /// Sockets in fixed-file slots: bytes go both ways through the slot, and each closed socket's
     /// slot comes back once the kernel emptied it, so a worker with two slots serves ten
     /// connections one after another, each in a slot.

@@ -76,6 +76,30 @@ int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned ent
 /// Registers an empty table of `count` fixed files (IORING_REGISTER_FILES2, sparse; Linux 5.19).
 /// 0, or -errno.
 int prox_ring_register_file_slots(struct prox_ring *ring, unsigned count);
+/// A provided-buffer ring (IORING_REGISTER_PBUF_RING, Linux 5.19): `entries` buffers of `size`
+/// bytes that the kernel picks from for multishot receives, and that the owner gives back once
+/// it has copied a completion's bytes out.
+struct prox_buf_ring {
+    struct io_uring_buf_ring *ring;
+    size_t ring_len;
+    unsigned char *buffers;
+    unsigned entries;
+    unsigned size;
+    unsigned short tail;
+    unsigned short group;
+};
+/// Maps and registers `entries` (a power of two) buffers of `size` bytes as group `group`, all
+/// given to the kernel. 0, or -errno (nothing is left allocated then).
+int prox_buf_ring_setup(struct prox_ring *ring, struct prox_buf_ring *br, unsigned entries, unsigned size,
+                        unsigned short group);
+/// Frees the memory (after the ring is closed, or the ring unregistered).
+void prox_buf_ring_free(struct prox_buf_ring *br);
+/// The start of buffer `bid`.
+static inline const unsigned char *prox_buf_ring_buffer(const struct prox_buf_ring *br, unsigned bid) {
+    return br->buffers + (size_t)bid * br->size;
+}
+/// Gives buffer `bid` back to the kernel.
+void prox_buf_ring_recycle(struct prox_buf_ring *br, unsigned bid);
 // SQE preparations. Every one sets `user_data`.
 void prox_prep_nop(struct io_uring_sqe *sqe, uint64_t data);
 void prox_prep_read(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, uint64_t offset, uint64_t data);
@@ -83,6 +107,10 @@ void prox_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned
 /// `poll_first`: the socket is believed empty, so the kernel arms its poll at once instead of
 /// first trying a receive that would fail (IORING_RECVSEND_POLL_FIRST, Linux 5.19).
 void prox_prep_recv(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, int flags, int poll_first, uint64_t data);
+/// A receive that stays armed, into buffers the kernel picks from group `group`: one completion
+/// per receive, with IORING_CQE_F_BUFFER and the buffer's id in `flags >> IORING_CQE_BUFFER_SHIFT`,
+/// and IORING_CQE_F_MORE while it stays armed (Linux 6.0).
+void prox_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, unsigned short group, uint64_t data);
 void prox_prep_send(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, int flags, uint64_t data);
 void prox_prep_accept(struct io_uring_sqe *sqe, int fd, int flags, uint64_t data);
 /// An accept that stays armed: one completion per connection, with IORING_CQE_F_MORE while it

@@ -106,6 +106,15 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     private var receiveWaitsFirst = false
     /// Reading stays on (another receive after each) until `setReading(false)`.
     private var reading = true
+    // The multishot receive (`URingWorker.receiveRing`).
+    /// Set by `read()`: whether the connection asked for more after a delivery.
+    private var readAsked = false
+    /// Bytes copied in this batch of completions wait in `receiveBuffer` for `deliverReceived`.
+    private var pendingDelivery = false
+    /// The receive is being cancelled (reading held back); `rearmAfterCancel`: `read()` was
+    /// called meanwhile.
+    private var cancelling = false
+    private var rearmAfterCancel = false
 
     /// Written, not yet handed to the kernel.
     private var queued: [ByteBuffer] = []
@@ -161,16 +170,22 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     // MARK: reading
 
     func read() {
-        guard !receiving, !isClosed else { return }
-        // Unique storage to receive into: the buffer's own memory again when the connection let
-        // go of the last bytes; when it still holds them (a request's slices), the buffer goes to
-        // the worker's ring and one that its holders let go of comes back, or new memory.
-        if receiveBuffer.modifyIfUniquelyOwned({ $0.clear(minimumCapacity: receiveSize) }) == nil {
-            let held = receiveBuffer
-            receiveBuffer = worker.receiveBuffers.take() ?? ByteBufferAllocator().buffer(capacity: receiveSize)
-            worker.receiveBuffers.give(held)
-            receiveBuffer.clear(minimumCapacity: receiveSize)
+        guard !isClosed else { return }
+        readAsked = true
+        if receiving {
+            // A multishot receive being cancelled (reading was held back): armed again when
+            // its last completion comes.
+            if cancelling { rearmAfterCancel = true }
+            return
         }
+        if let ring = worker.receiveRing {
+            let sqe = worker.sqe()
+            prox_prep_recv_multishot(sqe, fd, ring.pointee.group, submitting(Self.recvTag))
+            if slot >= 0 { prox_sqe_fixed_file(sqe, slot) }
+            receiving = true
+            return
+        }
+        prepareReceiveBuffer(minimumCapacity: receiveSize)
         let (base, count) = receiveBuffer.withUnsafeMutableWritableBytes { ($0.baseAddress!, $0.count) }
         let sqe = worker.sqe()
         prox_prep_recv(sqe, fd, base, UInt32(count), 0, receiveWaitsFirst ? 1 : 0, submitting(Self.recvTag))
@@ -178,9 +193,32 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
         receiving = true
     }
 
+    /// Unique, empty storage to receive into: the buffer's own memory again when the connection
+    /// let go of the last bytes; when it still holds them (a request's slices), the buffer goes
+    /// to the worker's ring and one that its holders let go of comes back, or new memory.
+    @inline(__always)
+    private func prepareReceiveBuffer(minimumCapacity: Int) {
+        if receiveBuffer.modifyIfUniquelyOwned({ $0.clear(minimumCapacity: minimumCapacity) }) == nil {
+            let held = receiveBuffer
+            receiveBuffer = worker.receiveBuffers.take() ?? ByteBufferAllocator().buffer(capacity: minimumCapacity)
+            worker.receiveBuffers.give(held)
+            receiveBuffer.clear(minimumCapacity: minimumCapacity)
+        }
+    }
+
     func setReading(_ on: Bool) {
         reading = on
-        if on { read() }
+        if on { read() } else { stopMultishot() }
+    }
+
+    /// Reading is held back: a multishot receive would go on receiving, so it is cancelled
+    /// (what it receives before the cancel lands is still handed on, as SwiftNIO hands on a
+    /// read already under way).
+    private func stopMultishot() {
+        guard receiving, !cancelling, worker.receiveRing != nil, !isClosed else { return }
+        cancelling = true
+        rearmAfterCancel = false
+        prox_prep_cancel(worker.sqe(), userData(Self.recvTag), 0)
     }
 
     private func received(_ result: Int32) {
@@ -203,6 +241,69 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
         d.socketReceived(receiveBuffer)
         d.socketReadComplete()
         if reading && !isClosed { d.socketReadRequested() }
+    }
+
+    /// A completion of the multishot receive: bytes in one of the worker's ring buffers (copied
+    /// into `receiveBuffer`, the ring buffer given back at once, and handed on when this batch
+    /// of completions is collected), or its end.
+    private func receivedMultishot(_ result: Int32, flags: UInt32) {
+        var wasCancelling = false
+        if flags & UInt32(IORING_CQE_F_MORE) == 0 {
+            // Its last completion, however it ended: a cancel under way is over too.
+            receiving = false
+            wasCancelling = cancelling
+            cancelling = false
+        }
+        if result > 0, flags & UInt32(IORING_CQE_F_BUFFER) != 0, let ring = worker.receiveRing {
+            let bid = flags >> UInt32(IORING_CQE_BUFFER_SHIFT)
+            if !isClosed {
+                let n = Int(result)
+                if !pendingDelivery {
+                    prepareReceiveBuffer(minimumCapacity: max(n, Self.firstReceive))
+                    pendingDelivery = true
+                    worker.deliverLater(self)
+                }
+                receiveBuffer.writeBytes(UnsafeRawBufferPointer(start: prox_buf_ring_buffer(ring, bid), count: n))
+            }
+            prox_buf_ring_recycle(ring, bid)
+            // Ended with bytes (the kernel stopped it): armed again after the delivery.
+            return
+        }
+        if isClosed || receiving { return }
+        switch result {
+        case -ENOBUFS, -EINTR, -EAGAIN:
+            // The ring ran dry in a burst: its buffers are back by the next submit.
+            if !pendingDelivery && reading { read() }
+        case -ECANCELED where wasCancelling:
+            if rearmAfterCancel && reading && !pendingDelivery { read() }
+        default:
+            // 0: the peer closed its side; < 0: an error such as a reset. What came before it
+            // is handed on first.
+            if pendingDelivery { deliverReceived() }
+            close()
+        }
+    }
+
+    /// Hands on what the multishot receive got in the last batch of completions (called by the
+    /// worker once the batch is collected), then keeps the receive armed if the connection
+    /// asks for more, or cancels it if the connection holds reading back.
+    func deliverReceived() {
+        guard pendingDelivery else { return }
+        pendingDelivery = false
+        guard !isClosed, let d = delegate else { return }
+        // Any `read()` from here on counts, not only the answer to `socketReadRequested`: the
+        // bytes may hand the socket to a new delegate that starts reading (a WebSocket relay).
+        readAsked = false
+        d.socketReceived(receiveBuffer)
+        d.socketReadComplete()
+        guard !isClosed else { return }
+        if reading { d.socketReadRequested() }
+        if isClosed { return }
+        if !readAsked || !reading {
+            stopMultishot()
+        } else if !receiving {
+            read()
+        }
     }
 
     // MARK: writing
@@ -356,8 +457,12 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     override func complete(tag: UInt64, result: Int32, flags: UInt32) {
         switch tag {
         case Self.recvTag:
-            receiveWaitsFirst = flags & UInt32(IORING_CQE_F_SOCK_NONEMPTY) == 0
-            received(result)
+            if worker.receiveRing != nil {
+                receivedMultishot(result, flags: flags)
+            } else {
+                receiveWaitsFirst = flags & UInt32(IORING_CQE_F_SOCK_NONEMPTY) == 0
+                received(result)
+            }
         case Self.sendTag: sent(result)
         case Self.connectTag: connectDone(result)
         case Self.slotTag:
