@@ -77,7 +77,8 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     /// Sockets whose receives in this batch of completions wait to be handed to their
     /// connections once the batch is collected: every read a socket got in one batch (the
     /// kernel posts one per buffer) reaches the connection as one.
-    private var deliveries: [URingSocket] = []
+    /// Each holds its socket (one retain per delivery, taken when queued, let go when done).
+    private var deliveries: [Unmanaged<URingSocket>] = []
 
     /// How many slots the worker's table has (0: none).
     let fileSlots: Int32
@@ -170,14 +171,17 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
 
     /// `socket` got bytes in this batch: it hands them on when the batch is collected.
     @inline(__always)
-    func deliverLater(_ socket: URingSocket) { deliveries.append(socket) }
+    func deliverLater(_ socket: URingSocket) { deliveries.append(.passRetained(socket)) }
 
     private func deliverReceived() {
         // A delivery can close other sockets or queue more work, but adds no delivery: those
         // come from completions only.
         var list = deliveries
         deliveries = []
-        for s in list { s.deliverReceived() }
+        for s in list {
+            s._withUnsafeGuaranteedRef { $0.deliverReceived() }
+            s.release()
+        }
         list.removeAll(keepingCapacity: true)
         if deliveries.isEmpty { deliveries = list }
     }
@@ -322,6 +326,9 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
                 var timeout = timerHeap.first.map { max(0, ($0 - now).nanoseconds) } ?? -1
                 if Self.maxWaitNanos > 0 && (timeout < 0 || timeout > Self.maxWaitNanos) { timeout = Self.maxWaitNanos }
                 if timeout != 0 { ring.submit(wait: 1, timeoutNanos: timeout) } else { ring.submit() }
+                // Under valgrind (the only user of the bound), a thread switch point: 3.19 holds
+                // its lock through `io_uring_enter`, and switches threads at a yield.
+                if Self.maxWaitNanos > 0 { sched_yield() }
                 clock.time = .now()
             }
             var woken = false
