@@ -37,22 +37,34 @@ public struct HeaderFields: Sendable {
     /// Lines added by stages, in order, each `Name: value\r\n`: names are tokens (others are
     /// dropped when added) and CR, LF and NUL in values were made SP, so a line can never split
     /// the head. Written after the received lines that remain.
-    public private(set) var addedBytes: [UInt8] = []
+    @usableFromInline var _addedBytes: [UInt8]
     /// The `knownBit`s of the names in `addedBytes`, plus `otherNameBit` when some name there
     /// has none: asking whether a well-known name was added costs a bit test instead of a walk,
     /// and asking about another name walks the lines only when such a name was added.
-    public private(set) var addedKnown: UInt32 = 0
+    @usableFromInline var _addedKnown: UInt32
+    /// The added lines (stored apart, settable only here, so that every line goes through `add`
+    /// and its checks; stored `@usableFromInline` so the initializer can be inlined).
+    @inlinable public var addedBytes: [UInt8] { _addedBytes }
+    @inlinable public var addedKnown: UInt32 { _addedKnown }
     /// In `addedKnown`: some added line's name has no `knownBit`.
     public static let otherNameBit: UInt32 = 1 << 31
 
     /// `addedStorage`: an empty array whose capacity the added lines may use (recycled from an
     /// earlier head; see `takeStorage`).
+    ///
+    /// Inlinable: called across modules (the parsers), it went through a wrapper that built the
+    /// value and then copied it whole into the caller's (six retains and releases a request).
+    @inlinable
     public init(bytes: ByteBuffer, slots: [HeaderSlot], addedStorage: [UInt8] = []) {
+        // Every field set once, nothing mutated after: a value changed after it was whole was
+        // built aside and then copied out whole.
+        var added = addedStorage
+        // Usually empty already (recycled emptied): `removeAll` costs about 50 instructions even then.
+        if !added.isEmpty { added.removeAll(keepingCapacity: true) }
         self.bytes = bytes
         self.slots = slots
-        self.addedBytes = addedStorage
-        // Usually empty already (recycled emptied): `removeAll` costs about 50 instructions even then.
-        if !addedBytes.isEmpty { self.addedBytes.removeAll(keepingCapacity: true) }
+        self._addedBytes = added
+        self._addedKnown = 0
     }
 
     /// Moves the slot and added-line arrays out, leaving these fields without lines, so their
@@ -61,14 +73,16 @@ public struct HeaderFields: Sendable {
         var s: [HeaderSlot] = []
         swap(&s, &slots)
         var a: [UInt8] = []
-        swap(&a, &addedBytes)
-        addedKnown = 0
+        swap(&a, &_addedBytes)
+        _addedKnown = 0
         return (s, a)
     }
 
     public init() {
         self.bytes = ByteBuffer()
         self.slots = []
+        self._addedBytes = []
+        self._addedKnown = 0
     }
 
     // MARK: reading
@@ -90,8 +104,8 @@ public struct HeaderFields: Sendable {
     @inlinable
     public func forEachAdded(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
                                       _ line: UnsafeRawBufferPointer) -> Bool) {
-        guard !addedBytes.isEmpty else { return }
-        addedBytes.withUnsafeBytes { all in
+        guard !_addedBytes.isEmpty else { return }
+        _addedBytes.withUnsafeBytes { all in
             var i = 0
             let n = all.count
             while i < n {
@@ -195,8 +209,8 @@ public struct HeaderFields: Sendable {
     /// Whether a stage added a line named `name`; a bit test for well-known names.
     @inlinable
     public func addedHas(_ name: HeaderName) -> Bool {
-        if name.knownBit != 0 { return addedKnown & name.knownBit != 0 }
-        guard addedKnown & Self.otherNameBit != 0 else { return false }
+        if name.knownBit != 0 { return _addedKnown & name.knownBit != 0 }
+        guard _addedKnown & Self.otherNameBit != 0 else { return false }
         var found = false
         forEachAdded { n, _, _ in
             if name.matches(n) { found = true; return false }
@@ -251,7 +265,7 @@ public struct HeaderFields: Sendable {
                 for i in hits { slots[i].removed = true }
             }
         }
-        guard !addedBytes.isEmpty, name.knownBit == 0 || addedKnown & name.knownBit != 0, addedHas(name) else { return }
+        guard !_addedBytes.isEmpty, name.knownBit == 0 || _addedKnown & name.knownBit != 0, addedHas(name) else { return }
         // Rare (a stage removing what an earlier one added): rebuild the added lines.
         var kept: [UInt8] = []
         var known: UInt32 = 0
@@ -263,8 +277,8 @@ public struct HeaderFields: Sendable {
             }
             return true
         }
-        addedBytes = kept
-        addedKnown = known
+        _addedBytes = kept
+        _addedKnown = known
     }
 
     /// Replaces every line named `name` with one line.
@@ -276,6 +290,9 @@ public struct HeaderFields: Sendable {
     /// Adds a line, keeping the ones already there. A name that is not a token is dropped (it
     /// could not be written safely); config validation rejects such names before this.
     public mutating func add(_ name: HeaderName, _ value: String) {
+        // A native string lends its bytes without a copy; `withUTF8` needs a mutable copy of the
+        // string (a retain and release of its storage a call, three calls a proxied request).
+        if value.utf8.withContiguousStorageIfAvailable({ add(name, bytes: UnsafeRawBufferPointer($0)) }) != nil { return }
         var v = value
         v.withUTF8 { add(name, bytes: UnsafeRawBufferPointer($0)) }
     }
@@ -287,7 +304,7 @@ public struct HeaderFields: Sendable {
         let lineLength = nameLength + value.count + 4
         // A proxied request typically gets 4-8 added lines (forwarding headers, filters): one
         // allocation instead of several regrowths.
-        if addedBytes.capacity == 0 { addedBytes.reserveCapacity(max(256, lineLength)) }
+        if _addedBytes.capacity == 0 { _addedBytes.reserveCapacity(max(256, lineLength)) }
         // The line is built with raw copies on the stack, then appended in one copy: appending
         // piece by piece went through the generic, element-at-a-time path (~800 instructions
         // a line, measured with callgrind).
@@ -316,9 +333,9 @@ public struct HeaderFields: Sendable {
             }
             v[n] = 0x0D
             v[n + 1] = 0x0A
-            addedBytes.append(contentsOf: UnsafeBufferPointer(line))
+            _addedBytes.append(contentsOf: UnsafeBufferPointer(line))
         }
-        addedKnown |= name.knownBit == 0 ? Self.otherNameBit : name.knownBit
+        _addedKnown |= name.knownBit == 0 ? Self.otherNameBit : name.knownBit
     }
 
     /// Adds a line whose value is the value of received slot `i` (say, the Host as received).
