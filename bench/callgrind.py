@@ -15,6 +15,11 @@ Usage: bench/callgrind.py [--prox .build-release/release/prox] [--config bench/c
 The upstream also answers POST /ext-filter with 204 (an external filter service saying
 "continue", for bench/ext-filter.yaml).
 
+`--config bench/compare-uring.yaml` counts the io_uring engine. valgrind 3.19 does not know that
+`io_uring_enter` blocks, so the script bounds the worker's waits (PROX_URING_MAX_WAIT_MS=10) and
+the worker then yields, which is where valgrind switches threads. Kernel work is not counted:
+compare engines by req/s and CPU (compare.sh), and by these counts only their user space.
+
 Target `niofloor` is bench/NIOFloor (built beside prox): SwiftNIO forwarding bytes verbatim, the
 floor under any proxy built on SwiftNIO channels. Target `uringfloor` is bench/URingFloor, its
 io_uring twin (built by bench/uring-floor.sh; --uringfloor names the binary).

@@ -151,13 +151,17 @@ int prox_ring_first_unsupported_op(struct prox_ring *ring, const uint8_t *ops, u
     return missing;
 }
 
-int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned entries, unsigned short bgid) {
+static int register_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned entries, unsigned short bgid) {
     struct io_uring_buf_reg reg;
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (uint64_t)(uintptr_t)ring_mem;
     reg.ring_entries = entries;
     reg.bgid = bgid;
-    int r = prox_uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+    return prox_uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+}
+
+int prox_ring_try_pbuf_ring(struct prox_ring *ring, void *ring_mem, unsigned entries, unsigned short bgid) {
+    int r = register_pbuf_ring(ring, ring_mem, entries, bgid);
     if (r < 0) return r;
     struct io_uring_buf_reg unreg;
     memset(&unreg, 0, sizeof(unreg));
@@ -199,12 +203,7 @@ int prox_buf_ring_setup(struct prox_ring *ring, struct prox_buf_ring *br, unsign
     }
     br->tail = (unsigned short)entries;
     __atomic_store_n(&br->ring->tail, br->tail, __ATOMIC_RELEASE);
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uint64_t)(uintptr_t)mem;
-    reg.ring_entries = entries;
-    reg.bgid = group;
-    int r = prox_uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1);
+    int r = register_pbuf_ring(ring, mem, entries, group);
     if (r < 0) { prox_buf_ring_free(br); return r; }
     return 0;
 }
