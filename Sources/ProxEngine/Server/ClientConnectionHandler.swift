@@ -160,9 +160,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// Bytes from the client.
-    func received(_ data: ByteBuffer) {
-        var buf = data
-        if inbox.readableBytes == 0 { inbox = buf } else { inbox.writeBuffer(&buf) }
+    /// Consuming: the buffer becomes the inbox without a retain of its own (the caller's copy is
+    /// handed over).
+    func received(_ data: consuming ByteBuffer) {
+        if inbox.readableBytes == 0 {
+            inbox = data
+        } else {
+            var buf = data
+            inbox.writeBuffer(&buf)
+        }
         machine.clientBytesArrived(now: state.now())
         process()
     }

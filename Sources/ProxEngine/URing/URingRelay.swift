@@ -113,7 +113,7 @@ final class URingRelay {
             self.isClient = isClient
         }
 
-        func socketReceived(_ data: ByteBuffer) { relay?.transfer(data, from: self) }
+        func socketReceived(_ data: consuming ByteBuffer) { relay?.transfer(data, from: self) }
 
         func socketReadComplete() {
             if let relay, let other = relay.partner(of: self) { other.socket.flush() }

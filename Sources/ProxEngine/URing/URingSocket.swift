@@ -58,7 +58,7 @@ class URingTarget {
 /// What a socket tells the connection it carries (`ClientConnectionHandler`, `UpstreamConnection`).
 protocol URingSocketDelegate: AnyObject {
     /// Bytes received; `socketReadComplete` follows.
-    func socketReceived(_ data: ByteBuffer)
+    func socketReceived(_ data: consuming ByteBuffer)
     func socketReadComplete()
     /// The socket could read again: the delegate calls `read()` unless it holds reading back.
     func socketReadRequested()
@@ -697,7 +697,7 @@ final class URingAcceptor: URingTarget, @unchecked Sendable {
 }
 
 extension ClientConnectionHandler: URingSocketDelegate {
-    func socketReceived(_ data: ByteBuffer) { received(data) }
+    func socketReceived(_ data: consuming ByteBuffer) { received(data) }
     func socketReadComplete() { readComplete() }
     func socketReadRequested() { requestRead() }
     func socketWritabilityChanged(_ writable: Bool) { writabilityChanged() }
@@ -705,7 +705,7 @@ extension ClientConnectionHandler: URingSocketDelegate {
 }
 
 extension UpstreamConnection: URingSocketDelegate {
-    func socketReceived(_ data: ByteBuffer) { received(data) }
+    func socketReceived(_ data: consuming ByteBuffer) { received(data) }
     func socketReadComplete() { readComplete() }
     func socketReadRequested() { readMore() }
     func socketWritabilityChanged(_ writable: Bool) { writabilityChanged(writable) }

@@ -217,15 +217,20 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { received(unwrapInboundIn(data)) }
 
     /// Bytes from the upstream.
-    func received(_ data: ByteBuffer) {
-        var buf = data
+    /// Consuming, as `ClientConnectionHandler.received`.
+    func received(_ data: consuming ByteBuffer) {
         guard delegate != nil else {
             // Bytes while idle: the upstream is not speaking HTTP/1.1 as we expect.
             close()
             return
         }
         receivedAny = true
-        if inbox.readableBytes == 0 { inbox = buf } else { inbox.writeBuffer(&buf) }
+        if inbox.readableBytes == 0 {
+            inbox = data
+        } else {
+            var buf = data
+            inbox.writeBuffer(&buf)
+        }
         while delegate != nil, let ev = parser.next(&inbox) {
             deliver(ev)
         }
