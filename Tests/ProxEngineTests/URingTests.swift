@@ -371,6 +371,25 @@ struct URingSocketTests {
         Glibc.close(peer)
     }
 
+    /// A burst grows the buffer the socket receives into; once it is handed on, the next bytes
+    /// go into a buffer of ordinary size, so a connection that once uploaded megabytes does not
+    /// hold a large buffer while it idles.
+    @Test func aBurstDoesNotLeaveALargeReceiveBuffer() throws {
+        let (w, s, r, peer) = try Self.pair()
+        defer { try? w.syncShutdownGracefully() }
+        let data = Self.pattern(2 << 20)
+        let sent = data.withUnsafeBytes { send(peer, $0.baseAddress!, $0.count, 0) }
+        #expect(sent == data.count)
+        for _ in 0..<500 where r.bytes.withLockedValue({ $0.count }) < data.count { usleep(5_000) }
+        #expect(r.bytes.withLockedValue { $0.count } == data.count)
+        #expect(send(peer, "x", 1, 0) == 1)
+        for _ in 0..<200 where r.bytes.withLockedValue({ $0.count }) < data.count + 1 { usleep(5_000) }
+        #expect(r.bytes.withLockedValue { $0.count } == data.count + 1)
+        let capacity = try w.submit { s.receiveCapacity }.wait()
+        #expect(capacity <= URingSocket.maxReceive, "receive buffer kept at \(capacity) bytes")
+        Glibc.close(peer)
+    }
+
     /// More sockets readable at once than the worker has receive buffers: receives that find
     /// the ring empty end (`ENOBUFS`) and are armed again, and every socket gets all its bytes in
     /// order.

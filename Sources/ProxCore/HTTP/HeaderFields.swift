@@ -52,12 +52,12 @@ public struct HeaderFields: Sendable {
     /// `addedStorage`: an empty array whose capacity the added lines may use (recycled from an
     /// earlier head; see `takeStorage`).
     ///
-    /// Inlinable: called across modules (the parsers), it went through a wrapper that built the
-    /// value and then copied it whole into the caller's (six retains and releases a request).
+    /// Inlinable: the parsers, in another module, make one a head (46 instructions a request
+    /// less, callgrind).
     @inlinable
     public init(bytes: ByteBuffer, slots: [HeaderSlot], addedStorage: [UInt8] = []) {
         // Every field set once, nothing mutated after: a value changed after it was whole was
-        // built aside and then copied out whole.
+        // built aside and then copied out whole (six retains and releases a request).
         var added = addedStorage
         // Usually empty already (recycled emptied): `removeAll` costs about 50 instructions even then.
         if !added.isEmpty { added.removeAll(keepingCapacity: true) }

@@ -135,6 +135,8 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     private var slotEmptying = false
     /// Whether the socket's operations name a fixed-file slot (tests).
     var usesFixedSlot: Bool { slot >= 0 }
+    /// The capacity of the buffer the socket receives into (tests).
+    var receiveCapacity: Int { receiveBuffer.capacity }
 
     // Connecting (upstream sockets).
     private var connectPromise: EventLoopPromise<URingSocket>?
@@ -259,6 +261,10 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             if !isClosed {
                 let n = Int(result)
                 if !pendingDelivery {
+                    // One batch can bring hundreds of KiB (the kernel posts a completion per ring
+                    // buffer while data is waiting): a buffer grown past `maxReceive` goes, so a
+                    // connection does not hold it for the rest of its life.
+                    if receiveBuffer.capacity > Self.maxReceive { receiveBuffer = ByteBuffer() }
                     prepareReceiveBuffer(minimumCapacity: max(n, Self.firstReceive))
                     pendingDelivery = true
                     worker.deliverLater(self)

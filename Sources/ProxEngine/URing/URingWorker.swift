@@ -61,7 +61,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     /// Buffers the kernel receives into for every socket's multishot receive (a provided-buffer
     /// ring), or nil: sockets then arm one receive at a time into their own buffer. A receive
     /// that stays armed saves arming the socket's poll and preparing an SQE for every read
-    /// (about 2% of the worker's CPU at `wrk -c64`); its bytes are copied out of the ring's
+    /// (about 1.5% of the worker's CPU at `wrk -c64`, by perf's shares); its bytes are copied out of the ring's
     /// buffer, which goes back to the kernel at once. `PROX_URING_MULTISHOT=0` turns it off.
     private(set) var receiveRing: UnsafeMutablePointer<prox_buf_ring>?
     /// 512 buffers of 4 KiB: 2 MiB a worker. A receive finding none left ends (`ENOBUFS`) and the
