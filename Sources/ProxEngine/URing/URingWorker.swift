@@ -35,6 +35,13 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
 
     // The worker thread's own.
     private var localTasks: [() -> Void] = []
+    /// Whether the remote queue may hold something: set when the eventfd's read completes (every
+    /// hand-over that finds the thread not yet told writes it) and when a stop is asked on this
+    /// thread. A turn without it skips the lock: one lock round trip (about 60 instructions)
+    /// a turn fewer.
+    private var lookAtRemote = true
+    /// A stop was asked (read with the remote queue); it stays asked.
+    private var stopSeen = false
     private var timerHeap = DeadlineHeap()
     private var timers: [UInt64: Timer] = [:]
     private let nextTimerID = NIOLockedValueBox<UInt64>(0)
@@ -282,7 +289,10 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
             queue.async { callback(nil) }
             return
         }
-        if inEventLoop { return }  // the loop sees `stopRequested` when this task returns
+        if inEventLoop {
+            lookAtRemote = true  // the loop sees `stopRequested` when this task returns
+            return
+        }
         signal()
     }
 
@@ -311,18 +321,23 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
             }
         }
         armWake(ring)
+        // Whether `clock` was read since the turn's work: just after a wait it was.
+        var clockRead = false
         while true {
-            runDueTimers()
-            // One lock round trip per turn: the hand-over and the stop request are read together.
-            // Work handed over after it wakes the wait below through the eventfd (`wakeSignalled`
-            // was cleared), so the remote queue need not be looked at again before waiting.
+            runDueTimers(clockRead: clockRead)
+            clockRead = false
+            // The hand-over and the stop request are read together, under the lock, only in a turn
+            // after the eventfd's read completed: every hand-over that finds `wakeSignalled`
+            // clear writes it, so work handed over is never missed, and the remote queue need not
+            // be looked at again before waiting.
             if runTasks() && localTasks.isEmpty && lock.withLock({ remoteTasks.isEmpty }) { break }
             if !localTasks.isEmpty {
                 // More to do: submit what is prepared and collect what completed, without waiting.
                 ring.submit()
             } else {
                 // Nothing to do: wait for a completion (the eventfd's, at least) or the next timer.
-                let now = NIODeadline.now()
+                // The turn's time serves for the timeout: a timer is late by this turn's tasks at most.
+                let now = clock.time
                 var timeout = timerHeap.first.map { max(0, ($0 - now).nanoseconds) } ?? -1
                 if Self.maxWaitNanos > 0 && (timeout < 0 || timeout > Self.maxWaitNanos) { timeout = Self.maxWaitNanos }
                 if timeout != 0 { ring.submit(wait: 1, timeoutNanos: timeout) } else { ring.submit() }
@@ -330,6 +345,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
                 // its lock through `io_uring_enter`, and switches threads at a yield.
                 if Self.maxWaitNanos > 0 { sched_yield() }
                 clock.time = .now()
+                clockRead = true
             }
             var woken = false
             _ = ring.drainCompletions { c in
@@ -341,7 +357,10 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
                 }
             }
             if !deliveries.isEmpty { deliverReceived() }
-            if woken { armWake(ring) }
+            if woken {
+                armWake(ring)
+                lookAtRemote = true
+            }
         }
         finish(ring)
     }
@@ -353,25 +372,30 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     /// Runs the tasks handed over and those queued on this thread; returns whether a stop was
     /// requested.
     private func runTasks() -> Bool {
-        let (remote, stop): ([() -> Void], Bool) = lock.withLock {
-            let r = remoteTasks
-            remoteTasks = []
-            // Awake now: what is handed over from here on is seen before the next wait, or wakes it.
-            wakeSignalled = false
-            return (r, stopRequested)
+        if lookAtRemote {
+            lookAtRemote = false
+            let (remote, stop): ([() -> Void], Bool) = lock.withLock {
+                let r = remoteTasks
+                remoteTasks = []
+                // Awake now: what is handed over from here on is seen before the next wait, or wakes it.
+                wakeSignalled = false
+                return (r, stopRequested)
+            }
+            if stop { stopSeen = true }
+            for t in remote { t() }
         }
-        for t in remote { t() }
         // Tasks queued by these tasks run in the next turn, after completions are collected.
         var local = localTasks
         localTasks = []
         for t in local { t() }
         local.removeAll()
-        return stop
+        return stopSeen
     }
 
-    private func runDueTimers() {
-        let now = NIODeadline.now()
-        clock.time = now
+    /// `clockRead`: `clock` holds the time a wait just returned; otherwise it is read here.
+    private func runDueTimers(clockRead: Bool) {
+        let now: NIODeadline
+        if clockRead { now = clock.time } else { now = .now(); clock.time = now }
         while let (deadline, id) = timerHeap.peek(), deadline <= now {
             timerHeap.pop()
             timers.removeValue(forKey: id)?.run()
