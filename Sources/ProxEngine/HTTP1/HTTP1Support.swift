@@ -170,13 +170,38 @@ func h1IsFieldValue(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
     return true
 }
 
-/// ASCII case-insensitive comparison of `p[start..<start+lit.count]` with a lowercase literal.
+/// ASCII case-insensitive comparison of `p[start..<start+length]` with a lowercase literal.
+///
+/// Eight (or four) bytes at a time: OR-ing 0x20 into each byte lowercases a letter, and the
+/// literal's bytes (lowercase letters, digits, `-`, `.`) already have that bit. Another byte
+/// that OR-ing makes equal to one of them is a control byte (CR for `-`, 0x10-0x19 for a digit,
+/// SO for `.`), and every caller compares bytes the parsers already checked hold none (token
+/// names, field values, a request target): for them the result is the byte-by-byte one. The
+/// byte-wise loop took 640 of the response head's 2,400 instructions (callgrind).
 @inline(__always) @usableFromInline
 func h1EqualsLower(_ p: UnsafeRawBufferPointer, _ start: Int, _ length: Int, _ lit: StaticString) -> Bool {
     guard length == lit.utf8CodeUnitCount else { return false }
-    let l = lit.utf8Start
-    for i in 0..<length where asciiLower(p[start + i]) != l[i] { return false }
-    return true
+    let l = UnsafeRawPointer(lit.utf8Start)
+    if length < 4 {
+        for i in 0..<length where asciiLower(p[start + i]) != l.load(fromByteOffset: i, as: UInt8.self) { return false }
+        return true
+    }
+    let b = p.baseAddress.unsafelyUnwrapped + start
+    precondition(start >= 0 && start + length <= p.count)
+    if length < 8 {
+        // Two words, overlapping when `length` < 8.
+        let m: UInt32 = 0x2020_2020
+        return b.loadUnaligned(as: UInt32.self) | m == l.loadUnaligned(as: UInt32.self)
+            && b.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self) | m == l.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self)
+    }
+    let m: UInt64 = 0x2020_2020_2020_2020
+    var i = 0
+    while i + 8 < length {
+        if b.loadUnaligned(fromByteOffset: i, as: UInt64.self) | m != l.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+        i += 8
+    }
+    // The last word ends at the end (overlapping the one before when `length` is not a multiple of 8).
+    return b.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self) | m == l.loadUnaligned(fromByteOffset: length - 8, as: UInt64.self)
 }
 
 /// Case-insensitive comparison of two byte ranges of `p`.
