@@ -1,5 +1,5 @@
 import ProxConfig
-import ProxCore
+@testable import ProxCore
 import ProxFilters
 import Testing
 
@@ -61,6 +61,17 @@ import Testing
         #expect(s.routes[0].chain.responseStages.isEmpty)
         let resp = runResponse(ctx, ran: ran)
         #expect(resp.header(HeaderName("X-Trace")) == nil)
+    }
+
+    @Test func hexDigitsAreTheNumberInLowercaseHex() {
+        var rng = SplitMix64(seed: 3)
+        let edges: [UInt32] = [0, 1, 9, 10, 15, 16, 0x0F0F_0F0F, 0x9A9A_9A9A, 0xFFFF_FFFF, 0x1234_5678, 0xABCD_EF01]
+        for v in edges + (0..<2000).map({ _ in UInt32(truncatingIfNeeded: rng.next()) }) {
+            let word = RequestID.hexDigits(v)
+            let text = withUnsafeBytes(of: word) { String(decoding: $0, as: UTF8.self) }
+            let want = String(repeating: "0", count: 8 - String(v, radix: 16).count) + String(v, radix: 16)
+            #expect(text == want, "\(v)")
+        }
     }
 
     @Test func idsAreUnique() {
