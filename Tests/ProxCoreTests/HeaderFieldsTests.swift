@@ -100,4 +100,25 @@ struct HeaderFieldsTests {
         f.add(.xForwardedHost, valueOfSlot: f.firstSlot(.host)!)
         #expect(f.first(.xForwardedHost) == "api.example.com:8080")
     }
+
+    @Test func knownBitConstantsAreTheNamesBits() {
+        #expect(HeaderName.Bit.host == HeaderName.host.knownBit)
+        #expect(HeaderName.Bit.xForwardedFor == HeaderName.xForwardedFor.knownBit)
+        #expect(HeaderName.Bit.xForwardedProto == HeaderName.xForwardedProto.knownBit)
+        #expect(HeaderName.Bit.xForwardedHost == HeaderName.xForwardedHost.knownBit)
+        #expect(HeaderName.Bit.via == HeaderName.via.knownBit)
+    }
+
+    @Test func lentNamesAreTheNames() {
+        #expect(HeaderName.Lent.host.takeUnretainedValue() === HeaderName.host)
+        #expect(HeaderName.Lent.xForwardedFor.takeUnretainedValue() === HeaderName.xForwardedFor)
+        #expect(HeaderName.Lent.xForwardedProto.takeUnretainedValue() === HeaderName.xForwardedProto)
+        #expect(HeaderName.Lent.xForwardedHost.takeUnretainedValue() === HeaderName.xForwardedHost)
+        #expect(HeaderName.Lent.via.takeUnretainedValue() === HeaderName.via)
+        var f = received([("Host", "a.example")])
+        f.add(HeaderName.Lent.via, "1.1 prox")
+        f.add(HeaderName.Lent.xForwardedHost, valueOfSlot: f.firstSlot(HeaderName.Lent.host)!)
+        #expect(String(decoding: f.addedBytes, as: UTF8.self) == "Via: 1.1 prox\r\nX-Forwarded-Host: a.example\r\n")
+        #expect(f.addedKnown == HeaderName.Bit.via | HeaderName.Bit.xForwardedHost)
+    }
 }

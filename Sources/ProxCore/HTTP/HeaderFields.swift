@@ -338,6 +338,24 @@ public struct HeaderFields: Sendable {
         _addedKnown |= name.knownBit == 0 ? Self.otherNameBit : name.knownBit
     }
 
+    /// `add`, with a well-known name lent without a retain (`HeaderName.Lent`).
+    @inlinable
+    public mutating func add(_ name: Unmanaged<HeaderName>, _ value: String) {
+        name._withUnsafeGuaranteedRef { add($0, value) }
+    }
+
+    /// `add(_:valueOfSlot:)`, with a well-known name lent without a retain.
+    @inlinable
+    public mutating func add(_ name: Unmanaged<HeaderName>, valueOfSlot i: Int) {
+        name._withUnsafeGuaranteedRef { add($0, valueOfSlot: i) }
+    }
+
+    /// `firstSlot`, with a well-known name lent without a retain.
+    @inlinable
+    public func firstSlot(_ name: Unmanaged<HeaderName>) -> Int? {
+        name._withUnsafeGuaranteedRef { firstSlot($0) }
+    }
+
     /// Adds a line whose value is the value of received slot `i` (say, the Host as received).
     public mutating func add(_ name: HeaderName, valueOfSlot i: Int) {
         let b = bytes

@@ -79,6 +79,30 @@ public final class HeaderName: Hashable, Sendable, CustomStringConvertible {
     public static let server = HeaderName("Server")
 }
 
+extension HeaderName {
+    /// The `knownBit`s of the well-known names, as constants: the hot path tests them without
+    /// reaching a `HeaderName` (passing `HeaderName.via` to a function retains and releases it,
+    /// an atomic pair each time). `HeaderNameTests` checks them against `knownBit`.
+    public enum Bit {
+        public static let host: UInt32 = 1 << 0
+        public static let xForwardedFor: UInt32 = 1 << 1
+        public static let xForwardedProto: UInt32 = 1 << 2
+        public static let xForwardedHost: UInt32 = 1 << 3
+        public static let via: UInt32 = 1 << 4
+    }
+
+    /// Well-known names lent without a retain, for the hot path: the `static let`s live as long
+    /// as the process, and an `Unmanaged` is loaded from a global as plain bits, where loading
+    /// the reference itself retains it. `HeaderFields` takes them as it takes a name.
+    public enum Lent {
+        public static let host = Unmanaged.passUnretained(HeaderName.host)
+        public static let xForwardedFor = Unmanaged.passUnretained(HeaderName.xForwardedFor)
+        public static let xForwardedProto = Unmanaged.passUnretained(HeaderName.xForwardedProto)
+        public static let xForwardedHost = Unmanaged.passUnretained(HeaderName.xForwardedHost)
+        public static let via = Unmanaged.passUnretained(HeaderName.via)
+    }
+}
+
 @inlinable @inline(__always)
 public func asciiLower(_ b: UInt8) -> UInt8 {
     (b &- 0x41) < 26 ? b | 0x20 : b

@@ -263,15 +263,17 @@ public enum RequestFlow {
                 default: break
                 }
             }
-            seen.xff = seen.xff || h.fields.addedHas(.xForwardedFor)
-            seen.xfp = seen.xfp || h.fields.addedHas(.xForwardedProto)
-            seen.xfh = seen.xfh || h.fields.addedHas(.xForwardedHost)
-            seen.via = seen.via || h.fields.addedHas(.via)
+            // Bit tests (`addedHas` for these names), without reaching the names themselves.
+            let added = h.fields.addedKnown
+            seen.xff = seen.xff || added & HeaderName.Bit.xForwardedFor != 0
+            seen.xfp = seen.xfp || added & HeaderName.Bit.xForwardedProto != 0
+            seen.xfh = seen.xfh || added & HeaderName.Bit.xForwardedHost != 0
+            seen.via = seen.via || added & HeaderName.Bit.via != 0
             if seen.xff && trusted { seen.priorXFF = h.fields.all(.xForwardedFor).joined(separator: ", ") }
             if seen.via { seen.priorVia = h.fields.all(.via).joined(separator: ", ") }
             if !seen.xfh || !trusted {
                 // The Host as received is copied as bytes; one a stage added is rare.
-                seen.hostSlot = h.fields.firstSlot(.host)
+                seen.hostSlot = h.fields.firstSlot(HeaderName.Lent.host)
                 if seen.hostSlot == nil { seen.host = h.fields.first(.host) }
             }
             return seen
@@ -281,17 +283,18 @@ public enum RequestFlow {
         } else if plan.xff {
             ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
         } else {
-            ctx.head.fields.add(.xForwardedFor, ctx.clientIPText)
+            // The common case's names are lent (`HeaderName.Lent`): no retain and release each.
+            ctx.head.fields.add(HeaderName.Lent.xForwardedFor, ctx.clientIPText)
         }
         if !plan.xfp {
-            ctx.head.fields.add(.xForwardedProto, ctx.scheme)
+            ctx.head.fields.add(HeaderName.Lent.xForwardedProto, ctx.scheme)
         } else if !trusted {
             ctx.head.fields.set(.xForwardedProto, ctx.scheme)
         }
         if plan.xfh && !trusted { ctx.head.fields.remove(.xForwardedHost) }
         if !plan.xfh || !trusted {
             if let i = plan.hostSlot {
-                ctx.head.fields.add(.xForwardedHost, valueOfSlot: i)
+                ctx.head.fields.add(HeaderName.Lent.xForwardedHost, valueOfSlot: i)
             } else if let h = plan.host {
                 ctx.head.fields.add(.xForwardedHost, h)
             }
@@ -300,7 +303,7 @@ public enum RequestFlow {
         if let prior = plan.priorVia {
             ctx.head.fields.set(.via, prior + ", " + via)
         } else {
-            ctx.head.fields.add(.via, via)
+            ctx.head.fields.add(HeaderName.Lent.via, via)
         }
         // Prox answers `100 Continue` itself once the chain has passed.
         if ctx.head.expectContinue { ctx.head.fields.remove(.expect) }

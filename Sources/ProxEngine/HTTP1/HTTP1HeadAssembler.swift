@@ -145,7 +145,7 @@ struct HeadAssembler {
         if !fields.addedBytes.isEmpty {
             // Added lines are serialized already: one copy, unless a stage added a name the
             // writer owns (framing, or Host, which the request writer puts first).
-            let skip = HeaderName.framingBits | (skipHost ? HeaderName.host.knownBit : 0)
+            let skip = HeaderName.framingBits | (skipHost ? HeaderName.Bit.host : 0)
             if fields.addedKnown & skip == 0 {
                 fields.addedBytes.withUnsafeBytes { put($0) }
             } else {

@@ -56,7 +56,7 @@ public enum HTTP1Writer {
             w.put(" HTTP/1.1\r\nHost: ")
             if let h = head.rewrittenHost {
                 w.putValue(h)
-            } else if let i = fields.firstSlot(.host) {
+            } else if let i = fields.firstSlot(HeaderName.Lent.host) {
                 fields.withValueBytes(ofSlot: i) { w.put($0) }
             } else {
                 _ = fields.withFirstAddedValue(.host) { w.put($0) }
