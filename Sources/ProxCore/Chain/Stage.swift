@@ -137,18 +137,53 @@ extension Stage {
     public func completed(_ ctx: RequestContext, _ summary: ExchangeSummary) {}
 }
 
+/// Calls one stage's phases, for the chain's loops. A class per stage type, its stage stored
+/// as its concrete type: calling a phase on a stage read out of an array of `any Stage` copied
+/// the stage out of its existential box first (the value witnesses' copy and destroy, and a
+/// retain and release of what it holds), on every phase of every request.
+@usableFromInline
+class StageCaller: @unchecked Sendable {
+    @usableFromInline func request(_ ctx: RequestContext) -> Verdict { .next }
+    @usableFromInline func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict { .next }
+    @usableFromInline func response(_ ctx: RequestContext, _ head: inout ResponseHead) {}
+    @usableFromInline func responseBody(_ ctx: RequestContext, _ part: ByteBuffer) {}
+    @usableFromInline func completed(_ ctx: RequestContext, _ summary: ExchangeSummary) {}
+
+    static func make(_ stage: any Stage) -> StageCaller {
+        func typed<S: Stage>(_ s: S) -> StageCaller { TypedStageCaller(s) }
+        return typed(stage)
+    }
+}
+
+final class TypedStageCaller<S: Stage>: StageCaller, @unchecked Sendable {
+    let stage: S
+    init(_ stage: S) { self.stage = stage }
+    override func request(_ ctx: RequestContext) -> Verdict { stage.request(ctx) }
+    override func requestBody(_ ctx: RequestContext, _ part: ByteBuffer) -> BodyVerdict { stage.requestBody(ctx, part) }
+    override func response(_ ctx: RequestContext, _ head: inout ResponseHead) { stage.response(ctx, &head) }
+    override func responseBody(_ ctx: RequestContext, _ part: ByteBuffer) { stage.responseBody(ctx, part) }
+    override func completed(_ ctx: RequestContext, _ summary: ExchangeSummary) { stage.completed(ctx, summary) }
+}
+
 /// A route's stages in order, with the response-side ones precomputed.
-public struct RouteChain: Sendable {
+///
+/// A class: the engine reaches it through the route in every phase of every request, and a
+/// struct read out of the route was copied, its arrays retained and released each time.
+public final class RouteChain: Sendable {
     public let stages: [any Stage]
+    /// `stages`, each behind its `StageCaller`, which this array owns.
+    let owned: [StageCaller]
+    /// The same callers, lent: what the phases call. Read out of an array of references, each
+    /// caller was retained and released around its call; these are plain bits, and `owned`
+    /// keeps every caller alive as long as the chain.
+    @usableFromInline let callers: [Unmanaged<StageCaller>]
     /// Indices into `stages` of the stages that handle responses.
     public let responseStages: [Int]
 
     /// The later phases some stage of this chain takes part in: the engine reads it once per
     /// request (`Exchange.phases`) and skips the phases no stage uses.
     public let phasesUsed: StagePhases
-    /// Which stages run the body and completion phases; nil when none does. Kept behind one
-    /// reference so the chain stays two arrays wide: the engine copies it out of the route on
-    /// every request, and each array in it costs a retain and a release per copy.
+    /// Which stages run the body and completion phases; nil when none does.
     public let later: LaterPhaseStages?
     /// The index of the first stage that needs the request body before it runs
     /// (`requestBodyBuffer > 0`), or `stages.count` when none does; and the most body any stage
@@ -158,6 +193,8 @@ public struct RouteChain: Sendable {
 
     public init(_ stages: [any Stage]) {
         self.stages = stages
+        self.owned = stages.map(StageCaller.make)
+        self.callers = owned.map { Unmanaged.passUnretained($0) }
         self.bodyBufferAt = stages.firstIndex { $0.requestBodyBuffer > 0 } ?? stages.count
         self.bodyBufferBytes = stages.map(\.requestBodyBuffer).max() ?? 0
         let phases = stages.map { $0.phases.union($0.handlesResponse ? .responseHead : []) }
@@ -183,7 +220,7 @@ public struct RouteChain: Sendable {
         guard let later else { return .next }
         ctx.bodyBytesSeen += Int64(part.readableBytes)
         for i in later.requestBody where i < ranCount {
-            if case .respond(let r) = stages[i].requestBody(ctx, part) { return .respond(r) }
+            if case .respond(let r) = callers[i]._withUnsafeGuaranteedRef { $0.requestBody(ctx, part) } { return .respond(r) }
         }
         return .next
     }
@@ -195,7 +232,7 @@ public struct RouteChain: Sendable {
         var j = list.count - 1
         while j >= 0 {
             let i = list[j]
-            if i < ranCount { stages[i].responseBody(ctx, part) }
+            if i < ranCount { callers[i]._withUnsafeGuaranteedRef { $0.responseBody(ctx, part) } }
             j -= 1
         }
     }
@@ -207,7 +244,7 @@ public struct RouteChain: Sendable {
         var j = list.count - 1
         while j >= 0 {
             let i = list[j]
-            if i < ranCount { stages[i].completed(ctx, summary) }
+            if i < ranCount { callers[i]._withUnsafeGuaranteedRef { $0.completed(ctx, summary) } }
             j -= 1
         }
     }
@@ -217,8 +254,8 @@ public struct RouteChain: Sendable {
     @inlinable
     public func runRequest(_ ctx: RequestContext, from start: Int = 0) -> (Verdict, Int) {
         var i = start
-        while i < stages.count {
-            let v = stages[i].request(ctx)
+        while i < callers.count {
+            let v = callers[i]._withUnsafeGuaranteedRef { $0.request(ctx) }
             i += 1
             switch v {
             case .next: continue
@@ -233,8 +270,8 @@ public struct RouteChain: Sendable {
     @inlinable
     public func runRequest(_ ctx: RequestContext, from start: Int, upTo end: Int) -> (Verdict, Int) {
         var i = start
-        while i < min(end, stages.count) {
-            let v = stages[i].request(ctx)
+        while i < min(end, callers.count) {
+            let v = callers[i]._withUnsafeGuaranteedRef { $0.request(ctx) }
             i += 1
             switch v {
             case .next: continue
@@ -250,7 +287,7 @@ public struct RouteChain: Sendable {
         var j = responseStages.count - 1
         while j >= 0 {
             let i = responseStages[j]
-            if i < ranCount { stages[i].response(ctx, &head) }
+            if i < ranCount { callers[i]._withUnsafeGuaranteedRef { $0.response(ctx, &head) } }
             j -= 1
         }
     }

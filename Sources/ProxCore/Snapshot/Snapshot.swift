@@ -225,6 +225,14 @@ public final class Route: Sendable {
         self.transport = transport
     }
 
+    /// The chain's response phase (`RouteChain.runResponse`). Called on the route, which the
+    /// caller holds, so the chain is read in place: reached as `route.chain` from the engine,
+    /// the chain was retained and released around the call.
+    @inline(never)
+    public func runResponse(_ ctx: RequestContext, _ head: inout ResponseHead, ranCount: Int) {
+        chain.runResponse(ctx, &head, ranCount: ranCount)
+    }
+
     /// Fills the context's captures from the route's regexes, when templates need them.
     public func captureInto(_ ctx: RequestContext) {
         if needsPathCaptures, case .regex(let r)? = match.path {

@@ -653,7 +653,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         ex.upstreamDoneAt = now
         if let route = ex.ctx.route {
             ex.phases = route.chain.phasesUsed
-            route.chain.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
+            route.runResponse(ex.ctx, &head, ranCount: ex.ctx.stagesRun)
             if ex.ctx.isTracing {
                 ex.ctx.record("upstream first byte", looked: "the upstream's response head", decided: "status \(head.status)",
                               why: "time to first byte from the request's arrival")
