@@ -385,6 +385,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
             for t in remote { t() }
         }
         // Tasks queued by these tasks run in the next turn, after completions are collected.
+        if localTasks.isEmpty { return stopSeen }
         var local = localTasks
         localTasks = []
         for t in local { t() }
