@@ -31,8 +31,14 @@ final class UpstreamDispatch {
 
     /// First attempt: pick an endpoint of `pool`, reuse an idle connection to it or connect.
     func dispatch(_ ex: Exchange, _ pool: PoolSpec) -> Outcome {
-        let runtime = ex.runtime ?? upstreams.runtime(pool, version: ex.ctx.snapshot.version, balancers: balancers)
+        // The runtime is stored once (a store retains the new value and releases the old).
+        if let runtime = ex.runtime { return dispatch(ex, pool, runtime) }
+        let runtime = upstreams.runtime(pool, version: ex.ctx.snapshot.version, balancers: balancers)
         ex.runtime = runtime
+        return dispatch(ex, pool, runtime)
+    }
+
+    private func dispatch(_ ex: Exchange, _ pool: PoolSpec, _ runtime: PoolRuntime) -> Outcome {
         let entry = runtime.balancer
         guard let decision = UpstreamStage.decide(pool, entry, excluding: nil) else {
             return .failed(.noEndpoint, detail: "pool \(pool.id) has no eligible endpoint")
