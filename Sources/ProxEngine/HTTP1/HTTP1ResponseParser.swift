@@ -73,6 +73,7 @@ public struct HTTP1ResponseParser {
 
     // The body cases mirror `HTTP1RequestParser.next` on purpose: a shared body state machine (plain or
     // generic over the event type) measured 500-700 more instructions per proxied request.
+    @inline(__always)
     public mutating func next(_ buffer: inout ByteBuffer) -> HTTP1ResponseEvent? {
         switch state {
         case .head:

@@ -203,7 +203,7 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
                 switch ev {
                 case .end:
                     delegate = d
-                    deliver(.end)
+                    deliver(.end, to: d)
                     return
                 default: break
                 }
@@ -219,7 +219,7 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// Bytes from the upstream.
     /// Consuming, as `ClientConnectionHandler.received`.
     func received(_ data: consuming ByteBuffer) {
-        guard delegate != nil else {
+        guard var d = delegate else {
             // Bytes while idle: the upstream is not speaking HTTP/1.1 as we expect.
             close()
             return
@@ -231,16 +231,20 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
             var buf = data
             inbox.writeBuffer(&buf)
         }
-        while delegate != nil, let ev = parser.next(&inbox) {
-            deliver(ev)
+        // The delegate is held once for the read, not once an event (a retain and release
+        // each; a response is three). An event may end the exchange, or hand this connection to
+        // another one (back to the pool and taken again at once): it is looked at after each.
+        while let ev = parser.next(&inbox) {
+            deliver(ev, to: d)
+            guard let now = delegate else { break }
+            if now !== d { d = now }
         }
         // A consumed read buffer goes now: SwiftNIO reuses its receive buffer only when nothing
         // else holds it (an idle pooled connection would otherwise keep two).
         if inbox.readableBytes == 0 { inbox = upstreams.emptyBuffer }
     }
 
-    private func deliver(_ ev: consuming HTTP1ResponseEvent) {
-        guard let d = delegate else { return }
+    private func deliver(_ ev: consuming HTTP1ResponseEvent, to d: any UpstreamDelegate) {
         // Consumed, so the head moves to the delegate instead of being copied (retains).
         switch consume ev {
         case .informational(let h): d.upstreamInformational(self, h)
