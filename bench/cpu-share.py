@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Where a request's CPU goes on this machine: the load generator, the upstream and the proxy.
+
+For each round, Prox and then nginx as the proxy (same upstream, same wrk, one thread each):
+wrk runs for a few seconds and the CPU time each process spent over the window (from
+/proc/<pid>/stat) is divided by the requests served in it; the machine's idle time over the
+same window comes from /proc/stat. This is what says whether the proxy's CPU per request is
+what limits req/s (docs/BENCHMARKS.md, "What bounds the 1-thread cells").
+
+  python3 bench/cpu-share.py [--prox .build-release/release/prox] [--config bench/compare-uring.yaml]
+                             [--conns 64] [--threads 1] [--rounds 4] [--duration 4]
+
+Needs nginx and wrk (scripts/setup.sh --bench). Loopback only; bounded in time.
+"""
+import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+
+
+def tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(); out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                todo += [int(x) for x in open(f"/proc/{p}/task/{t}/children").read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def ticks(pids):
+    t = 0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            t += int(f[11]) + int(f[12])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return t
+
+
+def idle_ticks():
+    f = open("/proc/stat").readline().split()
+    return int(f[4]) + int(f[5])
+
+
+NGINX_COMMON = """daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
+client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+"""
+
+
+def start(cmd, port, log):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+    wait_port(port)
+    return p
+
+
+def stop(p):
+    try: os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError: pass
+    try: p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL); p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prox", default=".build-release/release/prox")
+    ap.add_argument("--config", default="bench/compare-uring.yaml")
+    ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=4)
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool): raise SystemExit(f"needs {tool}: scripts/setup.sh --bench")
+
+    work = tempfile.mkdtemp(prefix="prox-share-")
+    up_dir = os.path.join(work, "upstream"); os.makedirs(up_dir)
+    up_port = free_port()
+    open(f"{up_dir}/nginx.conf", "w").write("worker_processes 1;\n" + NGINX_COMMON.format(d=up_dir) +
+        f"server {{ listen 127.0.0.1:{up_port} backlog=4096; location / {{ return 200 \"ok\"; }} }} }}\n")
+    upstream = start(["nginx", "-p", up_dir, "-c", f"{up_dir}/nginx.conf"], up_port, f"{up_dir}/stderr.log")
+    rows = {"prox": [], "nginx": []}
+    try:
+        for r in range(args.rounds):
+            for target in ("prox", "nginx"):
+                port = free_port()
+                d = tempfile.mkdtemp(dir=work, prefix=target)
+                if target == "prox":
+                    cfg = f"{d}/config.yaml"
+                    open(cfg, "w").write(open(args.config).read().replace("{port}", str(port))
+                                         .replace("{upstream}", f"127.0.0.1:{up_port}").replace("{threads}", str(args.threads)))
+                    cmd = [args.prox, "serve", "--no-watch", "--config", cfg, "--threads", str(args.threads)]
+                else:
+                    open(f"{d}/nginx.conf", "w").write(f"worker_processes {args.threads};\n" + NGINX_COMMON.format(d=d) +
+                        f"upstream origin {{ server 127.0.0.1:{up_port}; keepalive 1024; keepalive_requests 100000000; keepalive_timeout 300s; }}\n"
+                        f"server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ proxy_pass http://origin; proxy_http_version 1.1;"
+                        f" proxy_set_header Connection \"\"; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }} }} }}\n")
+                    cmd = ["nginx", "-p", d, "-c", f"{d}/nginx.conf"]
+                proxy = start(cmd, port, f"{d}/stderr.log")
+                url = f"http://127.0.0.1:{port}/"
+                try:
+                    subprocess.run(["wrk", "-t1", f"-c{args.conns}", "-d1s", url], capture_output=True, timeout=30)
+                    wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration + 2}s", url],
+                                           stdout=subprocess.PIPE, text=True)
+                    time.sleep(0.5)
+                    procs = {"wrk": [wrk.pid], "upstream": tree(upstream.pid), "proxy": tree(proxy.pid)}
+                    t0 = {k: ticks(v) for k, v in procs.items()}; i0 = idle_ticks(); w0 = time.time()
+                    time.sleep(args.duration)
+                    t1 = {k: ticks(v) for k, v in procs.items()}; i1 = idle_ticks(); w1 = time.time()
+                    out = wrk.communicate(timeout=60)[0]
+                finally:
+                    stop(proxy)
+                rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                n = rps * (w1 - w0)
+                us = {k: (t1[k] - t0[k]) / TCK * 1e6 / n for k in procs}
+                idle = (i1 - i0) / TCK / (w1 - w0) * 100
+                rows[target].append((rps, us["wrk"], us["upstream"], us["proxy"], idle))
+                print(f"round {r} {target:5} {rps:9.0f} req/s  wrk {us['wrk']:.2f}  upstream {us['upstream']:.2f}"
+                      f"  proxy {us['proxy']:.2f} µs/req  idle {idle:.1f}% of one core", flush=True)
+    finally:
+        stop(upstream)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nc{args.conns}, {args.threads} thread(s), medians of {args.rounds} rounds:")
+    print("| proxy | req/s | wrk µs/req | upstream µs/req | proxy µs/req | idle, of one core |")
+    print("|---|---|---|---|---|---|")
+    for target, rs in rows.items():
+        med = [statistics.median(x[i] for x in rs) for i in range(5)]
+        print(f"| {target} | {med[0]:,.0f} | {med[1]:.2f} | {med[2]:.2f} | {med[3]:.2f} | {med[4]:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
