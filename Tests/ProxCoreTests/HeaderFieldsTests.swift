@@ -121,4 +121,23 @@ struct HeaderFieldsTests {
         #expect(String(decoding: f.addedBytes, as: UTF8.self) == "Via: 1.1 prox\r\nX-Forwarded-Host: a.example\r\n")
         #expect(f.addedKnown == HeaderName.Bit.via | HeaderName.Bit.xForwardedHost)
     }
+
+    @Test func recycledAddedStorageShowsOnlyTheNewLines() {
+        var f = received([("Host", "a.example")])
+        f.add(HeaderName("X-Long-Name-Added-First"), String(repeating: "v", count: 300))
+        f.add(HeaderName("X-B"), "2")
+        var (slots, added) = f.takeStorage()
+        slots.removeAll(keepingCapacity: true)
+        #expect(added.count >= 300)
+        // The next head gets the same memory, old bytes and all: only its own lines show.
+        var g = HeaderFields(bytes: ByteBuffer(), slots: slots, addedStorage: added)
+        #expect(g.addedByteCount == 0 && g.addedBytes.isEmpty && g.addedLines.isEmpty)
+        g.add(HeaderName("X-C"), "3")
+        #expect(String(decoding: g.addedBytes, as: UTF8.self) == "X-C: 3\r\n")
+        #expect(g.withAddedBytes { String(decoding: $0, as: UTF8.self) } == "X-C: 3\r\n")
+        #expect(g.addedLines.map { "\($0.name)=\($0.value)" } == ["X-C=3"])
+        #expect(g.first(HeaderName("X-B")) == nil)
+        g.remove(HeaderName("X-C"))
+        #expect(g.addedByteCount == 0)
+    }
 }

@@ -142,12 +142,12 @@ struct HeadAssembler {
             }
             if runEnd > runStart { put(UnsafeRawBufferPointer(rebasing: all[runStart..<runEnd])) }
         }
-        if !fields.addedBytes.isEmpty {
+        if fields.addedByteCount > 0 {
             // Added lines are serialized already: one copy, unless a stage added a name the
             // writer owns (framing, or Host, which the request writer puts first).
             let skip = HeaderName.framingBits | (skipHost ? HeaderName.Bit.host : 0)
             if fields.addedKnown & skip == 0 {
-                fields.addedBytes.withUnsafeBytes { put($0) }
+                fields.withAddedBytes { put($0) }
             } else {
                 fields.forEachAdded { name, _, line in
                     if HeaderName.knownBit(ofLowercasedOrNot: name) & skip == 0 { put(line) }
@@ -160,6 +160,6 @@ struct HeadAssembler {
     /// An upper bound on what `putFields` writes.
     @inlinable
     static func fieldsBound(_ fields: HeaderFields) -> Int {
-        fields.bytes.readableBytes + 4 * fields.slots.count + fields.addedBytes.count
+        fields.bytes.readableBytes + 4 * fields.slots.count + fields.addedByteCount
     }
 }

@@ -44,10 +44,8 @@ struct H1Spares {
             s.removeAll(keepingCapacity: true)
             slots = s
         }
-        if added.capacity == 0 && a.capacity > 0 && a.capacity <= 4096 {
-            a.removeAll(keepingCapacity: true)
-            added = a
-        }
+        // Its bytes stay: the next head's lines overwrite them (`HeaderFields` counts its own).
+        if added.capacity == 0 && a.capacity > 0 && a.capacity <= 4096 { added = a }
     }
 
     var isEmpty: Bool { slots.capacity == 0 && added.capacity == 0 }
