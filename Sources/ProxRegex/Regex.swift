@@ -46,6 +46,10 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
     /// For an anchored pattern: literal bytes every subject it matches begins with (empty when
     /// none are known, e.g. caseless patterns or a top-level `|`). nil when not anchored.
     public let anchoredLiteralPrefix: [UInt8]?
+    /// The pattern is an anchored literal and nothing else (`^/api/`, `\\A/v1`; not caseless):
+    /// a subject matches exactly when it begins with `anchoredLiteralPrefix`. The router files
+    /// such a route as a path prefix and runs no regex for it.
+    public let isAnchoredLiteral: Bool
     /// Size of the compiled pattern in bytes (PCRE2_INFO_SIZE).
     public let compiledSize: Int
 
@@ -83,9 +87,12 @@ public final class Regex: @unchecked Sendable, CustomStringConvertible {
         let syntax = PatternSyntax(bytes)
         self.isSpliceable = syntax.spliceable
         if isAnchored && !caseless && !syntax.topLevelAlternation {
-            self.anchoredLiteralPrefix = PatternSyntax.literalPrefix(bytes, anchoredOption: anchored)
+            let literal = PatternSyntax.anchoredLiteral(bytes, anchoredOption: anchored)
+            self.anchoredLiteralPrefix = literal.bytes
+            self.isAnchoredLiteral = literal.whole
         } else {
             self.anchoredLiteralPrefix = isAnchored ? [] : nil
+            self.isAnchoredLiteral = false
         }
     }
 

@@ -163,11 +163,20 @@ struct PatternSyntax {
     /// The literal bytes every match must start with, for a pattern PCRE2 reports as anchored.
     /// Empty when nothing literal is known. The caller checks anchoring and caselessness.
     static func literalPrefix(_ p: [UInt8], anchoredOption: Bool) -> [UInt8] {
+        anchoredLiteral(p, anchoredOption: anchoredOption).bytes
+    }
+
+    /// `literalPrefix`, and whether the literal is the whole pattern (`^/api/v1`): then a
+    /// subject matches exactly when it begins with the literal.
+    static func anchoredLiteral(_ p: [UInt8], anchoredOption: Bool) -> (bytes: [UInt8], whole: Bool) {
         let n = p.count
-        if n > 0 && p[0] == UInt8(ascii: "^") { return literalRun(p, from: 1).bytes }
-        if n > 1 && p[0] == UInt8(ascii: "\\") && p[1] == UInt8(ascii: "A") { return literalRun(p, from: 2).bytes }
-        if anchoredOption { return literalRun(p, from: 0).bytes }
-        return []
+        var from = -1
+        if n > 0 && p[0] == UInt8(ascii: "^") { from = 1 }
+        else if n > 1 && p[0] == UInt8(ascii: "\\") && p[1] == UInt8(ascii: "A") { from = 2 }
+        else if anchoredOption { from = 0 }
+        if from < 0 { return ([], false) }
+        let run = literalRun(p, from: from)
+        return (run.bytes, run.end == n)
     }
 
     /// The literal bytes the pattern text spells from `from` on, stopping before anything that

@@ -125,6 +125,26 @@ import ProxCore
         #expect(try Regex("^/a\\db").anchoredLiteralPrefix == Array("/a".utf8))
         #expect(try Regex("^/caf\u{e9}/x").anchoredLiteralPrefix == Array("/caf".utf8))
     }
+
+    /// Whole anchored literals are what the router files as path prefixes: each must match
+    /// exactly the subjects that begin with its literal.
+    @Test func anchoredLiteral() throws {
+        let whole: [(String, Bool, String)] = [("^/", false, "/"), ("^/api/v1/", false, "/api/v1/"), ("\\A/v1", false, "/v1"),
+                                               ("^/a\\.b\\/c", false, "/a.b/c"), ("/abc", true, "/abc"), ("^", false, "")]
+        for (p, anchored, lit) in whole {
+            let r = try Regex(p, anchored: anchored)
+            #expect(r.isAnchoredLiteral, "\(p)")
+            #expect(r.anchoredLiteralPrefix == Array(lit.utf8), "\(p)")
+            for s in ["", "/", "/a", "/api/v1/", "/api/v1/x", "/v1", "/v10", "/a.b/c", "/a.b/cd", "/abc", "/x/abc"] {
+                #expect(s.utf8.starts(with: lit.utf8) == r.matches(s), "\(p) on \(s)")
+            }
+        }
+        for p in ["^/api$", "^/api/v1/users/[0-9]+$", "^/a|^/b", "^/ab?", "^/a\\d", "/api", "^/caf\u{e9}", "^/a b",
+                  "^/x(?i)", "^/a#b"] {
+            #expect(try !Regex(p).isAnchoredLiteral, "\(p)")
+        }
+        #expect(try !Regex("^/abc", caseless: true).isAnchoredLiteral)
+    }
 }
 
 /// Brute force: the lowest index whose pattern matches.
