@@ -208,7 +208,7 @@ struct PathMatchConfig: ConfigObject {
     var regex: Positioned<Regex>?
 
     static let schemaName = "PathMatch"
-    static let doc = "How the path is matched: exactly, by prefix, or by a PCRE2 regex. A regex searches the path as written: it is not anchored unless it says so (`^/api/`). Its groups are available to templates as `{path.1}`, `{path.NAME}`."
+    static let doc = "How the path is matched: exactly, by prefix, or by a PCRE2 regex. A regex searches the path as written: it is not anchored unless it says so (`^/api/`). Its groups are available to templates as `{path.1}`, `{path.NAME}`. A regex that is an anchored literal and nothing else (`^/api/`) is matched as the prefix it spells, with no regex run per request."
     static let rules: [ConfigRule] = [.exactlyOne(["exact", "prefix", "regex"])]
 
     static var fields: [ConfigField<Self>] {[
