@@ -12,46 +12,14 @@ what limits req/s (docs/BENCHMARKS.md, "What bounds the 1-thread cells").
 
 Needs nginx and wrk (scripts/setup.sh --bench). Loopback only; bounded in time.
 """
-import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
+
+# The side-by-side script's helpers (as bench/soak.py uses them): the same upstream, the same
+# nginx settings.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench"))
+from compare import NGINX_COMMON, cpu_ticks, free_port, start_upstream, stop, tree, wait_port, write  # noqa: E402
 
 TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
-
-
-def tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop(); out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                todo += [int(x) for x in open(f"/proc/{p}/task/{t}/children").read().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return out
-
-
-def ticks(pids):
-    t = 0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            t += int(f[11]) + int(f[12])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return t
 
 
 def idle_ticks():
@@ -59,26 +27,10 @@ def idle_ticks():
     return int(f[4]) + int(f[5])
 
 
-NGINX_COMMON = """daemon off; pid {d}/nginx.pid; error_log {d}/error.log warn;
-events {{ worker_connections 16384; }}
-http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
-client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-"""
-
-
 def start(cmd, port, log):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
     wait_port(port)
     return p
-
-
-def stop(p):
-    try: os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError: pass
-    try: p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL); p.wait()
 
 
 def main():
@@ -94,11 +46,7 @@ def main():
         if not shutil.which(tool): raise SystemExit(f"needs {tool}: scripts/setup.sh --bench")
 
     work = tempfile.mkdtemp(prefix="prox-share-")
-    up_dir = os.path.join(work, "upstream"); os.makedirs(up_dir)
-    up_port = free_port()
-    open(f"{up_dir}/nginx.conf", "w").write("worker_processes 1;\n" + NGINX_COMMON.format(d=up_dir) +
-        f"server {{ listen 127.0.0.1:{up_port} backlog=4096; location / {{ return 200 \"ok\"; }} }} }}\n")
-    upstream = start(["nginx", "-p", up_dir, "-c", f"{up_dir}/nginx.conf"], up_port, f"{up_dir}/stderr.log")
+    upstream, up_port = start_upstream(work)
     rows = {"prox": [], "nginx": []}
     try:
         for r in range(args.rounds):
@@ -107,11 +55,11 @@ def main():
                 d = tempfile.mkdtemp(dir=work, prefix=target)
                 if target == "prox":
                     cfg = f"{d}/config.yaml"
-                    open(cfg, "w").write(open(args.config).read().replace("{port}", str(port))
+                    write(cfg, open(args.config).read().replace("{port}", str(port))
                                          .replace("{upstream}", f"127.0.0.1:{up_port}").replace("{threads}", str(args.threads)))
                     cmd = [args.prox, "serve", "--no-watch", "--config", cfg, "--threads", str(args.threads)]
                 else:
-                    open(f"{d}/nginx.conf", "w").write(f"worker_processes {args.threads};\n" + NGINX_COMMON.format(d=d) +
+                    write(f"{d}/nginx.conf", f"worker_processes {args.threads};\n" + NGINX_COMMON.format(d=d) +
                         f"upstream origin {{ server 127.0.0.1:{up_port}; keepalive 1024; keepalive_requests 100000000; keepalive_timeout 300s; }}\n"
                         f"server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ proxy_pass http://origin; proxy_http_version 1.1;"
                         f" proxy_set_header Connection \"\"; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }} }} }}\n")
@@ -124,9 +72,9 @@ def main():
                                            stdout=subprocess.PIPE, text=True)
                     time.sleep(0.5)
                     procs = {"wrk": [wrk.pid], "upstream": tree(upstream.pid), "proxy": tree(proxy.pid)}
-                    t0 = {k: ticks(v) for k, v in procs.items()}; i0 = idle_ticks(); w0 = time.time()
+                    t0 = {k: cpu_ticks(v) for k, v in procs.items()}; i0 = idle_ticks(); w0 = time.time()
                     time.sleep(args.duration)
-                    t1 = {k: ticks(v) for k, v in procs.items()}; i1 = idle_ticks(); w1 = time.time()
+                    t1 = {k: cpu_ticks(v) for k, v in procs.items()}; i1 = idle_ticks(); w1 = time.time()
                     out = wrk.communicate(timeout=60)[0]
                 finally:
                     stop(proxy)
