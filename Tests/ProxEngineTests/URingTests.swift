@@ -66,6 +66,39 @@ import Testing
 /// handed over from other threads wakes its ring.
 @Suite(.enabled(if: URingProbe.run().available, "io_uring is not available here"))
 struct URingWorkerTests {
+    /// A registration the kernel refuses is said (`degraded`, which `ProxServer` logs), and the
+    /// worker still serves without it.
+    @Test func aRefusedRegistrationIsSaid() throws {
+        let ok = try URingWorker()
+        defer { try? ok.syncShutdownGracefully() }
+        #expect(ok.degraded.isEmpty)
+        // 3 buffers: a provided-buffer ring's size must be a power of two (EINVAL).
+        let w = try URingWorker(receiveRingEntries: URingWorker.multishotReceive ? 3 : 0)
+        defer { try? w.syncShutdownGracefully() }
+        if URingWorker.multishotReceive {
+            #expect(w.degraded.count == 1)
+            #expect(w.degraded.first?.contains("receive buffer ring of 3 buffers refused") == true, "\(w.degraded)")
+        }
+        #expect(try w.submit { w.inEventLoop }.wait())
+    }
+
+    /// A fixed-file table larger than the descriptor limit is refused by the kernel: the worker
+    /// asks for no more than the limit, and gets it.
+    @Test func theFixedFileTableFitsTheDescriptorLimit() throws {
+        var rl = rlimit()
+        #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0)
+        let limit = rl.rlim_cur == rlim_t.max ? Int32(1 << 20) : Int32(clamping: rl.rlim_cur)
+        #expect(URingWorker.slotsWithinLimit(limit + 1) == limit)
+        #expect(URingWorker.slotsWithinLimit(2) == 2)
+        #expect(URingWorker.slotsWithinLimit(0) == 0)
+        // A worker with a table of the limit's size, when that is of a size to make here.
+        guard limit <= 65_536 else { return }
+        let w = try URingWorker(fileSlots: limit + 1, receiveRingEntries: 0)
+        defer { try? w.syncShutdownGracefully() }
+        #expect(w.degraded.isEmpty, "\(w.degraded)")
+        #expect(try w.submit { w.freeSlotCount }.wait() == Int(limit))
+    }
+
     @Test func submitRunsOnTheWorker() throws {
         let w = try URingWorker()
         defer { try? w.syncShutdownGracefully() }

@@ -49,7 +49,12 @@ public final class ProxServer: @unchecked Sendable {
         var loops: [any EventLoop] = Array(group.makeIterator())
         #if os(Linux)
         if self.engine == .uring {
-            for i in 0..<max(1, threads) { loops.append(try URingWorker(name: "prox-uring-\(i)")) }
+            for i in 0..<max(1, threads) {
+                let w = try URingWorker(name: "prox-uring-\(i)")
+                // Still serving, slower: said once, at start.
+                for what in w.degraded { logger.warning("io_uring worker \(w.name): \(what)") }
+                loops.append(w)
+            }
         }
         #endif
         for loop in loops {

@@ -113,7 +113,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
     public init(name: String = "prox-uring", fileSlots: Int32 = URingWorker.defaultFileSlots,
                 receiveRingEntries: UInt32 = URingWorker.defaultReceiveRingEntries) throws {
         self.name = name
-        self.fileSlots = fileSlots
+        self.fileSlots = Self.slotsWithinLimit(fileSlots)
         self.receiveRingEntries = Self.multishotReceive ? receiveRingEntries : 0
         slotValues = .allocate(capacity: Int(max(1, fileSlots)))
         // Blocking: the ring's read waits on it (a write never blocks short of 2^64 - 1 wakes).
@@ -134,6 +134,9 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
                 started.signal()
                 return
             }
+            // The fixed-file table and the receive ring are set up before `init` returns, so
+            // that what the kernel refused is known (`degraded`) to whoever starts the worker.
+            self.setUpRegistrations(ring)
             started.signal()
             self.run(ring)
         })
@@ -307,19 +310,46 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
         return uringSQEAfterSubmitting(r)
     }
 
-    private func run(_ ring: consuming URing) {
-        self.ring = ring.raw
-        if fileSlots > 0 && prox_ring_register_file_slots(ring.raw, UInt32(fileSlots)) == 0 {
-            freeSlots = (0..<fileSlots).reversed()
+    /// `requested`, or the process's descriptor limit when that is lower: the kernel refuses a
+    /// fixed-file table larger than `RLIMIT_NOFILE` (EMFILE), and a socket that finds no free
+    /// slot uses its descriptor anyway.
+    static func slotsWithinLimit(_ requested: Int32) -> Int32 {
+        var rl = rlimit()
+        guard requested > 0, getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0,
+              rl.rlim_cur != rlim_t.max, rl.rlim_cur < rlim_t(requested) else { return requested }
+        return Int32(rl.rlim_cur)
+    }
+
+    /// What the kernel refused when the worker set up its ring's registrations, one line each
+    /// (empty when it took everything asked). The engine still works without them, slower:
+    /// sockets use their descriptors, or one receive at a time. Written by the worker's thread
+    /// before `init` returns (the start semaphore orders it), read-only after.
+    public private(set) var degraded: [String] = []
+
+    /// Registers the fixed-file table and the provided-buffer ring; on the worker's thread.
+    private func setUpRegistrations(_ ring: borrowing URing) {
+        if fileSlots > 0 {
+            let rc = prox_ring_register_file_slots(ring.raw, UInt32(fileSlots))
+            if rc == 0 {
+                freeSlots = (0..<fileSlots).reversed()
+            } else {
+                degraded.append("fixed-file table of \(fileSlots) slots refused (\(String(cString: strerror(-rc)))): sockets use their descriptors")
+            }
         }
         if receiveRingEntries > 0 {
             let r = UnsafeMutablePointer<prox_buf_ring>.allocate(capacity: 1)
-            if prox_buf_ring_setup(ring.raw, r, receiveRingEntries, Self.receiveRingBufferSize, Self.receiveRingGroup) == 0 {
+            let rc = prox_buf_ring_setup(ring.raw, r, receiveRingEntries, Self.receiveRingBufferSize, Self.receiveRingGroup)
+            if rc == 0 {
                 receiveRing = r
             } else {
                 r.deallocate()
+                degraded.append("receive buffer ring of \(receiveRingEntries) buffers refused (\(String(cString: strerror(-rc)))): one receive at a time")
             }
         }
+    }
+
+    private func run(_ ring: consuming URing) {
+        self.ring = ring.raw
         armWake(ring)
         // Whether `clock` was read since the turn's work: just after a wait it was.
         var clockRead = false
