@@ -31,7 +31,7 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
     /// Every stored field of `RequestContext`. A field added to the class fails
     /// `everyFieldIsListed` until it is listed here, and reset (`RequestContext.reset`) unless it
     /// belongs to the connection.
-    static let perRequest: Set<String> = ["route", "requestID", "pathCaptures", "hostCaptures", "requestBody", "requestBodyComplete",
+    static let perRequest: Set<String> = ["route", "requestIDText", "requestIDBits", "pathCaptures", "hostCaptures", "requestBody", "requestBodyComplete",
                                           "bodyBytesSeen", "dryRun", "trace", "poolID", "endpoint", "randomOverride", "stagesRun",
                                           "slotValues"]
     /// Given again by `begin` for each request.
@@ -54,7 +54,9 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
         let fresh = Self.make(s)
         let ctx = Self.make(s)
         ctx.route = s.routes[0]
-        ctx.requestID = "r-1"
+        // A generated id read as text: both of its fields are set.
+        ctx.generatedRequestID = RequestID.Generated(high: 1, low: 2)
+        _ = ctx.requestID
         ctx.pathCaptures = ["p"]
         ctx.hostCaptures = ["h"]
         var body = ByteBuffer()
@@ -132,7 +134,8 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
         ex.upstreamDoneAt = .now()
         ex.errorCategory = "upstream_reset"
         ex.tunnel = ByteRelay.Stats(clientToUpstream: 1, upstreamToClient: 2, started: .now())
-        ex.ctx.requestID = "r-1"
+        ex.ctx.generatedRequestID = RequestID.Generated(high: 1, low: 2)
+        _ = ex.ctx.requestID
         for name in Self.perRequest {
             #expect(!same(fields(ex)[name]!, fields(fresh)[name]!), "the test must change \(name)")
         }

@@ -21,7 +21,39 @@ public final class RequestContext {
     /// connection; nil on cleartext, or when the client sent none.
     public let tlsClient: TLSClientIdentity?
     public package(set) var route: Route?
-    public var requestID: String = ""
+    /// The request's id: set by the `request_id` filter (or made by the engine for an error
+    /// response); empty until then. A generated id is kept as its 128 bits and made a `String`
+    /// only when read here: the hot path writes it into header lines with `withRequestIDBytes`.
+    public var requestID: String {
+        get {
+            if requestIDText.isEmpty, let g = requestIDBits { requestIDText = g.text }
+            return requestIDText
+        }
+        set {
+            requestIDText = newValue
+            requestIDBits = nil
+        }
+    }
+    /// The id as text: a client's kept id, or a generated one once read as a `String`.
+    @usableFromInline var requestIDText = ""
+    /// The id as generated, or nil (none yet, or one given as text).
+    public var generatedRequestID: RequestID.Generated? {
+        get { requestIDBits }
+        set {
+            requestIDBits = newValue
+            requestIDText = ""
+        }
+    }
+    @usableFromInline var requestIDBits: RequestID.Generated?
+    /// True once the request has an id.
+    @inlinable public var hasRequestID: Bool { requestIDBits != nil || !requestIDText.isEmpty }
+    /// Lends the id's bytes (empty without one); a generated id is written on the stack.
+    @inlinable
+    public func withRequestIDBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if requestIDText.isEmpty, let g = requestIDBits { return g.withDigits(body) }
+        if let r = requestIDText.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }
+        return Array(requestIDText.utf8).withUnsafeBytes(body)
+    }
     /// Captures of the chosen route's path regex and host regex, when templates use them.
     public package(set) var pathCaptures: [String?] = []
     public package(set) var hostCaptures: [String?] = []
@@ -85,7 +117,8 @@ public final class RequestContext {
     package func reset(emptyBytes: ByteBuffer) {
         head.dropReceivedBytes(keeping: emptyBytes)
         route = nil
-        requestID = ""
+        requestIDText = ""
+        requestIDBits = nil
         if !pathCaptures.isEmpty { pathCaptures = [] }
         if !hostCaptures.isEmpty { hostCaptures = [] }
         requestBody = nil

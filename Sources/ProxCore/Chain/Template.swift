@@ -22,6 +22,8 @@ public struct Template: Sendable, CustomStringConvertible {
     public let parts: [Part]
     /// Set when the template has no variables: rendering returns it with no work.
     public let constant: String?
+    /// Set when the template is `{request_id}` alone: `withRendered` lends the id's bytes.
+    @usableFromInline let isRequestIDAlone: Bool
 
     public var description: String { source }
     public var usesPathCaptures: Bool { parts.contains { if case .pathCapture = $0 { return true }; return false } }
@@ -82,6 +84,7 @@ public struct Template: Sendable, CustomStringConvertible {
         if !lit.isEmpty { parts.append(.literal(lit)) }
         self.parts = parts
         if parts.isEmpty { constant = "" } else if parts.count == 1, case .literal(let s) = parts[0] { constant = s } else { constant = nil }
+        isRequestIDAlone = parts == [.requestID]
     }
 
     static func resolve(_ name: String, offset: Int, scope: CaptureScope) throws(ParseError) -> Part {
@@ -139,6 +142,16 @@ public struct Template: Sendable, CustomStringConvertible {
             return " (did you mean {\(best)}?)"
         }
         return ""
+    }
+
+    /// Renders against a request and lends the value's bytes. `{request_id}` alone lends a
+    /// generated id's digits without making a `String` (a heap allocation a request).
+    @inlinable
+    public func withRendered<R>(_ ctx: RequestContext, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if isRequestIDAlone { return ctx.withRequestIDBytes(body) }
+        let v = render(ctx)
+        if let r = v.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }
+        return Array(v.utf8).withUnsafeBytes(body)
     }
 
     /// Renders against a request.

@@ -304,6 +304,12 @@ public struct HeaderFields: Sendable {
         add(name, value)
     }
 
+    /// `set`, with the value as bytes (CR, LF and NUL become SP).
+    public mutating func set(_ name: HeaderName, bytes value: UnsafeRawBufferPointer) {
+        remove(name)
+        add(name, bytes: value)
+    }
+
     /// Adds a line, keeping the ones already there. A name that is not a token is dropped (it
     /// could not be written safely); config validation rejects such names before this.
     public mutating func add(_ name: HeaderName, _ value: String) {

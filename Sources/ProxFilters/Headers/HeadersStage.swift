@@ -79,8 +79,9 @@ public struct HeadersStage: Stage {
         func applyToRequest(_ ctx: RequestContext) {
             switch kind {
             case .remove: ctx.head.fields.remove(name)
-            case .set: let v = template.unsafelyUnwrapped.render(ctx); ctx.head.fields.set(name, v)
-            case .add: let v = template.unsafelyUnwrapped.render(ctx); ctx.head.fields.add(name, v)
+            // Lent bytes: a generated request id or a rendered string, never `ctx.head`'s own.
+            case .set: template.unsafelyUnwrapped.withRendered(ctx) { ctx.head.fields.set(name, bytes: $0) }
+            case .add: template.unsafelyUnwrapped.withRendered(ctx) { ctx.head.fields.add(name, bytes: $0) }
             }
         }
 
@@ -88,8 +89,8 @@ public struct HeadersStage: Stage {
         func apply(_ fields: inout HeaderFields, _ ctx: RequestContext) {
             switch kind {
             case .remove: fields.remove(name)
-            case .set: fields.set(name, template.unsafelyUnwrapped.render(ctx))
-            case .add: fields.add(name, template.unsafelyUnwrapped.render(ctx))
+            case .set: template.unsafelyUnwrapped.withRendered(ctx) { fields.set(name, bytes: $0) }
+            case .add: template.unsafelyUnwrapped.withRendered(ctx) { fields.add(name, bytes: $0) }
             }
         }
     }

@@ -25,17 +25,18 @@ public struct RequestIDStage: Stage {
             ctx.record(kind, looked: "\(header.name): \(v)", decided: "keep \(v)", why: "trust_incoming and the id is valid")
             return .next
         }
-        let id = RequestID.generate()
-        ctx.requestID = id
-        ctx.head.fields.set(header, id)
+        // Kept as its bits and written as bytes: no `String` unless something reads one.
+        let id = RequestID.Generated.next()
+        ctx.generatedRequestID = id
+        id.withDigits { ctx.head.fields.set(header, bytes: $0) }
         ctx.record(kind, looked: incoming.map { "\(header.name): \($0)" } ?? "no \(header.name)",
-                   decided: "generate \(id)",
+                   decided: "generate \(id.text)",
                    why: incoming == nil ? "the request has none"
                        : trustIncoming ? "the incoming id is not valid" : "incoming ids are not trusted")
         return .next
     }
 
     public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {
-        head.fields.set(header, ctx.requestID)
+        ctx.withRequestIDBytes { head.fields.set(header, bytes: $0) }
     }
 }
