@@ -41,7 +41,7 @@ struct H1Spares {
     mutating func keep(_ fields: inout HeaderFields) {
         var (s, a) = fields.takeStorage()
         if slots.capacity == 0 && s.capacity > 0 && s.capacity <= 256 {
-            s.removeAll(keepingCapacity: true)
+            s.removeAllKeepingStorage()
             slots = s
         }
         // Its bytes stay: the next head's lines overwrite them (`HeaderFields` counts its own).

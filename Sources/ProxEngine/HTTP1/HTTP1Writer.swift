@@ -30,7 +30,7 @@ public enum HTTP1Writer {
         bound += 3 * (head.rewrittenTarget?.utf8.count ?? Int(head.targetLength))
         bound += head.rewrittenHost?.utf8.count ?? 0
         if case .other(let m) = head.method { bound += 3 * m.utf8.count }
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { buf in
+        out.writeInPlace(minimumWritableBytes: bound) { buf in
             var w = HeadAssembler(buf.baseAddress!)
             switch head.method {
             case .get: w.put("GET ")
@@ -88,7 +88,7 @@ public enum HTTP1Writer {
                                          into out: inout ByteBuffer) {
         let status = head.status
         let bound = HeadAssembler.fieldsBound(head.fields) + 128 + head.reason.utf8.count + extraLines.count
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { buf in
+        out.writeInPlace(minimumWritableBytes: bound) { buf in
             var w = HeadAssembler(buf.baseAddress!)
             w.put("HTTP/1.1 ")
             if status >= 100 && status <= 999 {
@@ -160,7 +160,7 @@ public enum HTTP1Writer {
     /// Connection are skipped (framing is the writer's), as are added names that are not
     /// tokens; CR, LF and NUL in added values become SP.
     public static func writeFields(_ fields: HeaderFields, skipHost: Bool, into out: inout ByteBuffer) {
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: HeadAssembler.fieldsBound(fields)) { buf in
+        out.writeInPlace(minimumWritableBytes: HeadAssembler.fieldsBound(fields)) { buf in
             var w = HeadAssembler(buf.baseAddress!)
             w.putFields(fields, skipHost: skipHost)
             return w.i

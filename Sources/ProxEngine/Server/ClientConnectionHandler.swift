@@ -805,13 +805,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if var h = ex.pendingClientHead.take() {
             if h.readableBytes + body.readableBytes <= Self.coalesceLimit {
                 // Still held back: the response's end (or the end of this read) sends it.
-                var b = body
                 if chunked {
-                    HTTP1Writer.writeChunkHeader(size: b.readableBytes, into: &h)
-                    h.writeBuffer(&b)
+                    HTTP1Writer.writeChunkHeader(size: body.readableBytes, into: &h)
+                    h.appendBytes(of: body)
                     h.writeStaticString("\r\n")
                 } else {
-                    h.writeBuffer(&b)
+                    h.appendBytes(of: body)
                 }
                 ex.pendingClientHead = h
                 return

@@ -269,7 +269,7 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
                     pendingDelivery = true
                     worker.deliverLater(self)
                 }
-                receiveBuffer.writeBytes(UnsafeRawBufferPointer(start: prox_buf_ring_buffer(ring, bid), count: n))
+                receiveBuffer.appendBytes(UnsafeRawBufferPointer(start: prox_buf_ring_buffer(ring, bid), count: n))
             }
             prox_buf_ring_recycle(ring, bid)
             // Ended with bytes (the kernel stopped it): armed again after the delivery.
@@ -384,7 +384,7 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
             }
         }
         if done == sending.count {
-            sending.removeAll(keepingCapacity: true)
+            sending.removeAllKeepingStorage()
         } else {
             sending.removeFirst(done)
         }
@@ -400,7 +400,7 @@ final class URingSocket: URingTarget, ConnectionIO, @unchecked Sendable {
     private func resubmitUnsent() {
         if !sending.isEmpty {
             sending.append(contentsOf: queued)
-            queued.removeAll(keepingCapacity: true)
+            queued.removeAllKeepingStorage()
             swap(&sending, &queued)
         }
         if !queued.isEmpty { submitSend() }

@@ -4,6 +4,7 @@ import Dispatch
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
+import ProxCore
 
 /// One io_uring worker: a thread with its own ring, conforming to NIOCore's `EventLoop`, so
 /// promises, futures, `Verdict.suspend` and scheduled work resolve on it exactly as on a SwiftNIO
@@ -192,7 +193,7 @@ public final class URingWorker: EventLoop, @unchecked Sendable {
             s._withUnsafeGuaranteedRef { $0.deliverReceived() }
             s.release()
         }
-        list.removeAll(keepingCapacity: true)
+        list.removeAllKeepingStorage()
         if deliveries.isEmpty { deliveries = list }
     }
 
