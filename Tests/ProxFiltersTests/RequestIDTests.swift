@@ -63,6 +63,62 @@ import Testing
         #expect(resp.header(HeaderName("X-Trace")) == nil)
     }
 
+    /// On the hot path (no trace) a generated id is kept as bits and written into header lines
+    /// from the stack: every line shows the same id, and no `String` is made until one is read.
+    @Test func aGeneratedIDIsWrittenWithoutAString() throws {
+        let s = try #require(snapshot(config("""
+          - id: r
+            chain:
+              - request_id
+              - headers:
+                  request:
+                    set: {X-Copy: "{request_id}", X-Both: "id={request_id}"}
+                  response:
+                    set: {X-Copy: "{request_id}"}
+            proxy: up
+        """)))
+        let head = RequestHead.make(method: .get, target: "/", headers: [("Host", "example.com"), ("X-Request-Id", "from-client")])
+        let ctx = RequestContext(head: head, snapshot: s, listener: s.listeners[0], client: IPAddress("127.0.0.1")!,
+                                 clientPort: 40000, eventLoop: nil)
+        ctx.route = s.routes[0]
+        #expect(!ctx.hasRequestID)
+        let (v, ran) = runRequest(ctx)
+        #expect(v.isNext && ran == 2)
+        let id = try #require(ctx.generatedRequestID)
+        #expect(ctx.requestIDText.isEmpty, "no String made on the way")
+        #expect(ctx.hasRequestID)
+        #expect(Self.isHexID(id.text))
+        #expect(ctx.head.fields.all(.xRequestID) == [id.text])
+        #expect(ctx.head.fields.all(HeaderName("X-Copy")) == [id.text])
+        #expect(ctx.head.fields.all(HeaderName("X-Both")) == ["id=" + id.text])
+        let resp = runResponse(ctx, ran: ran, headers: [("X-Request-Id", "from-upstream")])
+        #expect(resp.fields.all(.xRequestID) == [id.text])
+        #expect(resp.fields.all(HeaderName("X-Copy")) == [id.text])
+        #expect(ctx.requestIDText.isEmpty)
+        // Read as a String: the same id, and made once.
+        #expect(ctx.requestID == id.text)
+        #expect(ctx.requestIDText == id.text)
+        #expect(ctx.generatedRequestID == id)
+        // An id set as text replaces the generated one everywhere after.
+        ctx.requestID = "set-by-a-stage"
+        #expect(ctx.generatedRequestID == nil)
+        let again = runResponse(ctx, ran: ran)
+        #expect(again.fields.all(.xRequestID) == ["set-by-a-stage"])
+        #expect(again.fields.all(HeaderName("X-Copy")) == ["set-by-a-stage"])
+        ctx.generatedRequestID = id
+        #expect(ctx.requestID == id.text)
+    }
+
+    @Test func generatedDigitsAreTheBitsInHex() {
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<500 {
+            let g = RequestID.Generated(high: rng.next(), low: rng.next())
+            let hex = { (v: UInt64) in String(repeating: "0", count: 16 - String(v, radix: 16).count) + String(v, radix: 16) }
+            #expect(g.text == hex(g.high) + hex(g.low))
+            #expect(g.withDigits { String(decoding: $0, as: UTF8.self) } == g.text)
+        }
+    }
+
     @Test func hexDigitsAreTheNumberInLowercaseHex() {
         var rng = SplitMix64(seed: 3)
         let edges: [UInt32] = [0, 1, 9, 10, 15, 16, 0x0F0F_0F0F, 0x9A9A_9A9A, 0xFFFF_FFFF, 0x1234_5678, 0xABCD_EF01]

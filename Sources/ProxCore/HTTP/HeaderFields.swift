@@ -400,6 +400,37 @@ public struct HeaderFields: Sendable {
     }
 }
 
+/// Header lines serialized once, `Name: value\r\n` each and checked as `add` checks them, for
+/// heads that get the same lines again and again (a connection's forwarding lines, the proxy's
+/// `Via`): `HeaderFields.add(_: HeaderLines)` adds them all with one copy.
+public struct HeaderLines: Sendable {
+    public let bytes: [UInt8]
+    /// The `addedKnown` bits of the lines' names.
+    public let knownBits: UInt32
+
+    public init(_ lines: [(HeaderName, String)]) {
+        var f = HeaderFields()
+        for (n, v) in lines { f.add(n, v) }
+        bytes = f.addedBytes
+        knownBits = f.addedKnown
+    }
+}
+
+extension HeaderFields {
+    /// Adds lines serialized beforehand, after the ones already added.
+    public mutating func add(_ lines: HeaderLines) {
+        let n = lines.bytes.count
+        guard n > 0 else { return }
+        let start = _addedCount
+        if start + n > _addedStorage.count { growAddedStorage(to: start + n) }
+        _addedStorage.withUnsafeMutableBytes { all in
+            lines.bytes.withUnsafeBytes { (all.baseAddress! + start).copyMemory(from: $0.baseAddress!, byteCount: n) }
+        }
+        _addedCount = start + n
+        _addedKnown |= lines.knownBits
+    }
+}
+
 extension StringProtocol {
     /// Trims the given ASCII characters from both ends.
     public func trimmingCharacters(in set: String) -> String {

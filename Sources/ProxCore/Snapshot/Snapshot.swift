@@ -266,6 +266,10 @@ public struct ServerSettings: Sendable {
     /// `Via` values, made once: `1.1 <name>` and `1.0 <name>`.
     public let via11: String
     public let via10: String
+    /// The `Via` line every request sent upstream gets, made once (`Via: 1.1 <name>`, or 1.0 for
+    /// an HTTP/1.0 request).
+    public let requestViaLine11: HeaderLines
+    public let requestViaLine10: HeaderLines
     /// `server.trace`: the header that asks for a live trace and the token it must carry; nil
     /// when live traces are off (the request path then pays one nil check).
     public let liveTrace: LiveTraceSettings?
@@ -293,6 +297,8 @@ public struct ServerSettings: Sendable {
         self.liveTraceNameLength = UInt32(truncatingIfNeeded: liveTrace?.header.lowercased.count ?? 0)
         self.via11 = "1.1 " + serverName
         self.via10 = "1.0 " + serverName
+        self.requestViaLine11 = HeaderLines([(.via, via11)])
+        self.requestViaLine10 = HeaderLines([(.via, via10)])
         self.responseVia = responseVia
         self.viaLine11 = responseVia ? Array("Via: 1.1 \(serverName)\r\n".utf8) : []
         self.viaLine10 = responseVia ? Array("Via: 1.0 \(serverName)\r\n".utf8) : []

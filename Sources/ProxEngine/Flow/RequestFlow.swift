@@ -248,7 +248,13 @@ public enum RequestFlow {
     /// X-Forwarded-For/-Proto/-Host from the client are kept (and appended to) only when the
     /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
     /// cannot forge its address to the upstream.
-    public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String) {
+    /// The forwarding lines a request from this client gets when it brought none: made once per
+    /// connection by the engine (`prepareUpstreamHead`'s `forwarding`).
+    public static func forwardingLines(clientIPText: String, scheme: String) -> HeaderLines {
+        HeaderLines([(.xForwardedFor, clientIPText), (.xForwardedProto, scheme)])
+    }
+
+    public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String, forwarding: HeaderLines? = nil) {
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
         // Read phase: the head lent in place (reading a struct stored in a class would copy it),
         // one pass over the received lines. The writes below then edit the context's arrays in
@@ -279,18 +285,23 @@ public enum RequestFlow {
             }
             return seen
         }
-        if let prior = plan.priorXFF {
-            ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
-        } else if plan.xff {
-            ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
+        if !plan.xff && !plan.xfp {
+            // The common case: neither came in. The connection's two lines, made once (the
+            // engine's `forwarding`), are one copy.
+            ctx.head.fields.add(forwarding ?? forwardingLines(clientIPText: ctx.clientIPText, scheme: ctx.scheme))
         } else {
-            // The common case's names are lent (`HeaderName.Lent`): no retain and release each.
-            ctx.head.fields.add(HeaderName.Lent.xForwardedFor, ctx.clientIPText)
-        }
-        if !plan.xfp {
-            ctx.head.fields.add(HeaderName.Lent.xForwardedProto, ctx.scheme)
-        } else if !trusted {
-            ctx.head.fields.set(.xForwardedProto, ctx.scheme)
+            if let prior = plan.priorXFF {
+                ctx.head.fields.set(.xForwardedFor, prior + ", " + ctx.clientIPText)
+            } else if plan.xff {
+                ctx.head.fields.set(.xForwardedFor, ctx.clientIPText)
+            } else {
+                ctx.head.fields.add(HeaderName.Lent.xForwardedFor, ctx.clientIPText)
+            }
+            if !plan.xfp {
+                ctx.head.fields.add(HeaderName.Lent.xForwardedProto, ctx.scheme)
+            } else if !trusted {
+                ctx.head.fields.set(.xForwardedProto, ctx.scheme)
+            }
         }
         if plan.xfh && !trusted { ctx.head.fields.remove(.xForwardedHost) }
         if !plan.xfh || !trusted {
@@ -300,11 +311,11 @@ public enum RequestFlow {
                 ctx.head.fields.add(.xForwardedHost, h)
             }
         }
-        let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
         if let prior = plan.priorVia {
+            let via = ctx.head.versionMinor == 0 ? ctx.snapshot.settings.via10 : ctx.snapshot.settings.via11
             ctx.head.fields.set(.via, prior + ", " + via)
         } else {
-            ctx.head.fields.add(HeaderName.Lent.via, via)
+            ctx.head.fields.add(ctx.head.versionMinor == 0 ? ctx.snapshot.settings.requestViaLine10 : ctx.snapshot.settings.requestViaLine11)
         }
         // Prox answers `100 Continue` itself once the chain has passed.
         if ctx.head.expectContinue { ctx.head.fields.remove(.expect) }

@@ -62,6 +62,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var framing = false
     private var heldDispatch: (attempt: Int, sendContinue: Bool)?
     private var serverName: String { state.snapshot.settings.serverName }
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` as this connection's requests get them, made
+    /// on the first request proxied (`RequestFlow.forwardingLines`).
+    private lazy var forwardingLines = RequestFlow.forwardingLines(clientIPText: clientIPText, scheme: scheme)
     /// How long a connection idle between requests keeps its finished exchange for the next
     /// (checked at the 250 ms timeout sweep).
     static let keepSpareWhileIdle = TimeAmount.milliseconds(250)
@@ -575,7 +578,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         // `ex.ctx` at each use, no local: a local would still hold the context when a failed
         // dispatch finishes the exchange, and a context held elsewhere is not reused.
-        RequestFlow.prepareUpstreamHead(ex.ctx, serverName: serverName)
+        RequestFlow.prepareUpstreamHead(ex.ctx, serverName: serverName, forwarding: forwardingLines)
         // The same mapping dry-run shows.
         let framing = RequestFlow.upstreamRequestFraming(machine.request.framing)
         // Room for the head with its forwarding lines: no regrowth.
