@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import ProxCore
 
@@ -361,7 +368,14 @@ public struct HTTP1ResponseParser {
             }
             if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             if info.reasonEnd > info.reasonStart {
-                reason = String(decoding: UnsafeRawBufferPointer(rebasing: p[info.reasonStart..<info.reasonEnd]), as: UTF8.self)
+                let received = UnsafeRawBufferPointer(rebasing: p[info.reasonStart..<info.reasonEnd])
+                // Nearly every upstream sends the standard phrase: that constant is used, no
+                // String made from the bytes and validated.
+                let standard = reasonPhrase(status)
+                let same = standard.utf8.withContiguousStorageIfAvailable {
+                    $0.count == received.count && memcmp($0.baseAddress!, received.baseAddress!, received.count) == 0
+                } ?? false
+                reason = same ? standard : String(decoding: received, as: UTF8.self)
             }
         }
 

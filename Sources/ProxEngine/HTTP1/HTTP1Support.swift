@@ -245,10 +245,37 @@ func h1NormalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String
     if end > from && p[end - 1] == UInt8(ascii: ".") { end -= 1 }
     let n = end - from
     if n <= 0 { return "" }
+    if n <= 32, let base = p.baseAddress {
+        // Lowercased on the stack a word at a time (a byte at a time through a closure cost
+        // about 130 instructions for `127.0.0.1`, callgrind), then one String.
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &words) { buf in
+            buf.baseAddress!.copyMemory(from: base + from, byteCount: n)
+            var k = 0
+            while k < n {
+                let w = buf.loadUnaligned(fromByteOffset: k, as: UInt64.self)
+                buf.storeBytes(of: h1LowercaseASCII(w), toByteOffset: k, as: UInt64.self)
+                k += 8
+            }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: buf[0..<n]), as: UTF8.self)
+        }
+    }
     return String(unsafeUninitializedCapacity: n) { out in
         for i in 0..<n { out[i] = asciiLower(p[from + i]) }
         return n
     }
+}
+
+/// The eight bytes of `w` with `A`-`Z` lowercased; every other byte (non-ASCII included) is
+/// left as it is.
+@inline(__always) @usableFromInline
+func h1LowercaseASCII(_ w: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let low7 = w & (ones &* 0x7F)
+    let aboveZ = low7 &+ ones &* (0x7F - 0x5A)  // high bit set where the byte is above `Z`
+    let atLeastA = low7 &+ ones &* (0x80 - 0x41)  // high bit set where the byte is `A` or above
+    let upper = (atLeastA ^ aboveZ) & ~w & (ones &* 0x80)
+    return w | (upper >> 2)
 }
 
 /// Parses a Content-Length value (a list of identical decimal numbers is allowed, RFC 9110 8.6).
