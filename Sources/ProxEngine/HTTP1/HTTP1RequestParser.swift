@@ -36,6 +36,8 @@ public struct HTTP1RequestParser {
     @usableFromInline var info = H1RequestInfo()
     @usableFromInline var chunked = H1ChunkedDecoder()
     @usableFromInline var spares = H1Spares()
+    /// The connection's last Host, kept across its requests.
+    @usableFromInline var hostCache = H1HostCache()
 
     public init(limits: HTTP1Limits = .default) {
         self.limits = limits
@@ -421,7 +423,7 @@ public struct HTTP1RequestParser {
             if info.connection.other { h1RemoveConnectionListed(p, &slots) }
             let hs = info.hostSlot >= 0 ? slots[info.hostSlot] : nil
             if info.absolute {
-                host = h1NormalizedHost(p, from: info.authorityStart, to: info.authorityEnd)
+                host = hostCache.normalized(p, from: info.authorityStart, to: info.authorityEnd)
                 let n = info.authorityEnd - info.authorityStart
                 if let hs, Int(hs.valueLength) == n, h1EqualsIgnoringCase(p, Int(hs.valueStart), info.authorityStart, n) {
                     hostDiffers = false
@@ -429,7 +431,7 @@ public struct HTTP1RequestParser {
                     hostDiffers = true
                 }
             } else if let hs {
-                host = h1NormalizedHost(p, from: Int(hs.valueStart), to: Int(hs.valueStart + hs.valueLength))
+                host = hostCache.normalized(p, from: Int(hs.valueStart), to: Int(hs.valueStart + hs.valueLength))
             }
         }
 
