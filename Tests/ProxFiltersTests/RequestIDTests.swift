@@ -132,9 +132,12 @@ import Testing
     @Test func generatedDigitsAreTheBitsInHex() {
         var rng = SplitMix64(seed: 5)
         for _ in 0..<500 {
-            let g = RequestID.Generated(high: rng.next(), low: rng.next())
+            let (high, low) = (rng.next(), rng.next())
+            let g = RequestID.Generated(high: high, low: low)
             let hex = { (v: UInt64) in String(repeating: "0", count: 16 - String(v, radix: 16).count) + String(v, radix: 16) }
-            #expect(g.text == hex(g.high) + hex(g.low))
+            #expect(g.text == hex(high) + hex(low))
+            #expect(g == RequestID.Generated(high: high, low: low))
+            #expect(g != RequestID.Generated(high: high, low: low ^ 1))
             #expect(g.withDigits { String(decoding: $0, as: UTF8.self) } == g.text)
         }
     }

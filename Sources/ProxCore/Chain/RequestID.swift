@@ -7,16 +7,16 @@ import Glibc
 public enum RequestID {
     public static func generate() -> String { Generated.next().text }
 
-    /// A generated id: its 128 bits, shown as 32 hex digits. Kept as two words so that a request
-    /// whose id only goes into header lines makes no `String` (one of 32 bytes is a heap
+    /// A generated id: its 128 bits, kept as the 32 hex digits they show as (written once, lent
+    /// to every header line that carries the id). Kept as bytes, not a `String`, so that a
+    /// request whose id only goes into header lines makes none (a String of 32 bytes is a heap
     /// allocation and a free, about 600 instructions a request, callgrind).
     public struct Generated: Sendable, Equatable, CustomStringConvertible {
-        public let high: UInt64
-        public let low: UInt64
+        @usableFromInline let digits: (UInt64, UInt64, UInt64, UInt64)
 
         public init(high: UInt64, low: UInt64) {
-            self.high = high
-            self.low = low
+            digits = (RequestID.hexDigits(UInt32(truncatingIfNeeded: high >> 32)), RequestID.hexDigits(UInt32(truncatingIfNeeded: high)),
+                      RequestID.hexDigits(UInt32(truncatingIfNeeded: low >> 32)), RequestID.hexDigits(UInt32(truncatingIfNeeded: low)))
         }
 
         /// The next id from the calling thread's generator.
@@ -29,13 +29,14 @@ public enum RequestID {
             return Generated(high: g.next(), low: g.next())
         }
 
-        /// Lends the 32 digits, written on the stack.
+        /// Lends the 32 digits.
         @inlinable
         public func withDigits<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-            var words = (RequestID.hexDigits(UInt32(truncatingIfNeeded: high >> 32)), RequestID.hexDigits(UInt32(truncatingIfNeeded: high)),
-                         RequestID.hexDigits(UInt32(truncatingIfNeeded: low >> 32)), RequestID.hexDigits(UInt32(truncatingIfNeeded: low)))
+            var words = digits
             return try withUnsafeBytes(of: &words) { try body($0) }
         }
+
+        public static func == (a: Generated, b: Generated) -> Bool { a.digits == b.digits }
 
         /// The 32 digits as a string (an allocation: for logs, templates and traces).
         public var text: String {
@@ -52,7 +53,7 @@ public enum RequestID {
     /// memory order. All eight at once: each nibble is spread into a byte of its own, then
     /// `'0'` is added to every byte, and `'a' - '0' - 10` more to those of 10 and above. A digit
     /// at a time from a table cost about 300 instructions an id (callgrind).
-    @inlinable @inline(__always)
+    @inline(__always)
     static func hexDigits(_ v: UInt32) -> UInt64 {
         var x = UInt64(v)
         x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
