@@ -10,9 +10,8 @@ import ProxCore
 /// One request is handled at a time; pipelined requests wait in `inbox` until the response
 /// before them is complete, so responses keep their order. Everything runs on the connection's
 /// event loop.
-final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
+final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     typealias Machine = ExchangeStateMachine
 
@@ -206,9 +205,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if io.isWritable, let up = exchange?.upstream { up.setAutoRead(true) }
     }
 
-    func read(context: ChannelHandlerContext) { requestRead() }
-
-    /// The engine is ready to read more: it may, unless reading is paused.
+    /// The io_uring engine is ready to read more: it may, unless reading is paused. (SwiftNIO
+    /// reads on its own; pausing turns its `autoRead` off. An outbound `read` here would put
+    /// this handler in the path of every read SwiftNIO asks for: about 200 instructions a
+    /// request, callgrind.)
     func requestRead() {
         if readsPaused { readPending = true; return }
         readClient()
@@ -224,14 +224,31 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func pauseReads() { readsPaused = true }
+    private func pauseReads() {
+        guard !readsPaused else { return }
+        readsPaused = true
+        if let c = nio { Self.setAutoRead(c, false) }
+    }
 
     private func resumeReads() {
         guard readsPaused else { return }
         readsPaused = false
+        if let c = nio {
+            Self.setAutoRead(c, true)
+            return
+        }
         if readPending {
             readPending = false
             readClient()
+        }
+    }
+
+    /// SwiftNIO's reading on or off, at once (on the loop, without a future).
+    private static func setAutoRead(_ c: ChannelHandlerContext, _ on: Bool) {
+        if let options = c.channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: on)
+        } else {
+            c.setReading(on)
         }
     }
 
@@ -750,7 +767,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             ex.tunnel = stats
             self.finishExchange(ex, then: .nothing)
         }
-        // Out of the pipeline first: its `read` pausing must not hold the relay's reads back.
+        // Reading paused for HTTP is not the relay's: it paces its sides itself.
+        if readsPaused {
+            readsPaused = false
+            Self.setAutoRead(context, true)
+        }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         relay.start(client: channel, upstream: detached.channel, fromClient: fromClient, fromUpstream: detached.rest)
     }
