@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import ProxCore
 import Testing
@@ -40,6 +43,40 @@ import Testing
         }
         #expect(try c.readResponse().text == "slow 50\n")
         #expect(try c.readResponse().text.contains("target=/echo/last"))
+    }
+
+    /// Requests pipelined behind one the upstream is slow to answer are read up to a bound
+    /// (`ClientConnectionHandler.maxBufferedPipeline`), then reading pauses and the rest stays
+    /// in the kernel: the client's sends block. Without the pause Prox would read all 64 MiB.
+    @Test func aPipelinedFloodBehindASlowRequestStaysInTheKernel() throws {
+        let up = try TestUpstream()
+        defer { up.stop() }
+        let prox = try ProxHarness(simpleProxyConfig, upstream: up.address)
+        defer { prox.stop() }
+        let c = try TestClient(port: prox.port, timeoutSeconds: 1)
+        try c.send("GET /slow?ms=4000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        let request = Array("GET /echo/flood HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        var chunk: [UInt8] = []
+        while chunk.count < 1 << 20 { chunk += request }
+        let total = 64 << 20
+        var sent = 0
+        // Each send waits at most the client's 1 s send timeout: a paused proxy stops taking bytes.
+        flood: while sent < total {
+            var off = 0
+            while off < chunk.count {
+                let n = chunk.withUnsafeBytes { Glibc.send(c.fd, $0.baseAddress! + off, chunk.count - off, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break flood }
+                off += n
+                sent += n
+            }
+        }
+        // Kernel buffers on loopback hold a few MiB each way; Prox holds 64 KiB and a read.
+        #expect(sent < 32 << 20, "the proxy took \(sent >> 20) MiB of a pipelined flood behind a slow request")
+        #expect(sent > 0)
+        // The proxy still serves others meanwhile.
+        let other = try prox.client()
+        try other.send("GET /echo/other HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try other.readResponse().text.contains("target=/echo/other"))
     }
 
     @Test func forwardingHeadersAndHopByHopRemoval() throws {
