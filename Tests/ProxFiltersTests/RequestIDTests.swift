@@ -63,24 +63,27 @@ import Testing
         #expect(resp.header(HeaderName("X-Trace")) == nil)
     }
 
-    /// On the hot path (no trace) a generated id is kept as bits and written into header lines
-    /// from the stack: every line shows the same id, and no `String` is made until one is read.
-    @Test func aGeneratedIDIsWrittenWithoutAString() throws {
+    /// A route of `request_id` then `headers` with `edits`, and a request through it as the
+    /// engine runs one: no trace (tracing takes another path through the stages).
+    static func untraced(_ edits: String) throws -> (Snapshot, RequestContext) {
         let s = try #require(snapshot(config("""
           - id: r
             chain:
               - request_id
-              - headers:
-                  request:
-                    set: {X-Copy: "{request_id}"}
-                  response:
-                    set: {X-Copy: "{request_id}"}
+              - headers: \(edits)
             proxy: up
         """)))
         let head = RequestHead.make(method: .get, target: "/", headers: [("Host", "example.com"), ("X-Request-Id", "from-client")])
         let ctx = RequestContext(head: head, snapshot: s, listener: s.listeners[0], client: IPAddress("127.0.0.1")!,
                                  clientPort: 40000, eventLoop: nil)
         ctx.route = s.routes[0]
+        return (s, ctx)
+    }
+
+    /// On the hot path a generated id is kept as its digits and lent to each header line: every
+    /// line shows the same id, and no `String` is made until one is read.
+    @Test func aGeneratedIDIsWrittenWithoutAString() throws {
+        let (_, ctx) = try Self.untraced(#"{request: {set: {X-Copy: "{request_id}"}}, response: {set: {X-Copy: "{request_id}"}}}"#)
         #expect(!ctx.hasRequestID)
         let (v, ran) = runRequest(ctx)
         #expect(v.isNext && ran == 2)
@@ -110,19 +113,7 @@ import Testing
 
     /// A template with more than the id reads it as a String: the same id.
     @Test func aTemplateAroundTheIDReadsTheSameID() throws {
-        let s = try #require(snapshot(config("""
-          - id: r
-            chain:
-              - request_id
-              - headers:
-                  request:
-                    set: {X-Both: "id={request_id}"}
-            proxy: up
-        """)))
-        let head = RequestHead.make(method: .get, target: "/", headers: [("Host", "example.com")])
-        let ctx = RequestContext(head: head, snapshot: s, listener: s.listeners[0], client: IPAddress("127.0.0.1")!,
-                                 clientPort: 40000, eventLoop: nil)
-        ctx.route = s.routes[0]
+        let (_, ctx) = try Self.untraced(#"{request: {set: {X-Both: "id={request_id}"}}}"#)
         _ = runRequest(ctx)
         let id = try #require(ctx.generatedRequestID)
         #expect(ctx.head.fields.all(HeaderName("X-Both")) == ["id=" + id.text])
