@@ -101,8 +101,9 @@ private enum TestSlot: ContextSlot { typealias Value = Int }
     static let perRequest: Set<String> = ["pending", "bodyWanted", "pool", "runtime", "endpointIndex", "upstream", "upstreamHead", "pendingClientHead",
                                           "phases", "status", "bytesOut", "upstreamSentAt", "upstreamDoneAt", "errorCategory",
                                           "tunnel"]
-    /// Kept (`ctx`, reset itself), or given again by `begin` (`start`, `finished`).
-    static let others: Set<String> = ["ctx", "start", "finished"]
+    /// Kept (`ctx`, reset itself; `forwarding`, the connection's), or given again by `begin`
+    /// (`start`, `finished`).
+    static let others: Set<String> = ["ctx", "start", "finished", "forwarding"]
 
     @Test func everyFieldIsListed() throws {
         let ex = Exchange(ctx: RequestContextResetTests.make(try testSnapshot()), now: .now())

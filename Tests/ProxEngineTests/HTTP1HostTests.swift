@@ -19,7 +19,7 @@ import Testing
     }
 
     static func randomHost(_ rng: inout SplitMix64) -> [UInt8] {
-        let alphabet = Array("abcxyzABCXYZ019-.@[`{".utf8)
+        let alphabet = Array("abcxyzABCXYZ019-.@[`{:]".utf8)
         let n = Int(rng.next() % 40) + 1
         var h = (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
         switch rng.next() % 4 {

@@ -47,7 +47,23 @@ public final class RequestContext {
     @usableFromInline var requestIDBits: RequestID.Generated?
     /// True once the request has an id.
     @inlinable public var hasRequestID: Bool { requestIDBits != nil || !requestIDText.isEmpty }
-    /// Lends the id's bytes (empty without one); a generated id is written on the stack.
+    /// Writes the id as the value of a `name` line in `fields`, replacing any (`set`) or not
+    /// (`add`). A generated id's digits are copied without the check for CR and LF that other
+    /// values get.
+    @inlinable
+    public func writeRequestID(_ name: HeaderName, into fields: inout HeaderFields, replacing: Bool) {
+        if requestIDText.isEmpty, let g = requestIDBits {
+            g.withDigits { d in
+                if replacing { fields.set(name, cleanBytes: d) } else { fields.add(name, cleanBytes: d) }
+            }
+        } else if replacing {
+            fields.set(name, requestIDText)
+        } else {
+            fields.add(name, requestIDText)
+        }
+    }
+
+    /// Lends the id's bytes (empty without one).
     @inlinable
     public func withRequestIDBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         if requestIDText.isEmpty, let g = requestIDBits { return g.withDigits(body) }

@@ -22,8 +22,9 @@ public struct Template: Sendable, CustomStringConvertible {
     public let parts: [Part]
     /// Set when the template has no variables: rendering returns it with no work.
     public let constant: String?
-    /// Set when the template is `{request_id}` alone: `withRendered` lends the id's bytes.
-    @usableFromInline let isRequestIDAlone: Bool
+    /// Set when the template is `{request_id}` alone: `withRendered` lends the id's bytes, and
+    /// a header edit can write it with `RequestContext.writeRequestID`.
+    public let isRequestIDAlone: Bool
 
     public var description: String { source }
     public var usesPathCaptures: Bool { parts.contains { if case .pathCapture = $0 { return true }; return false } }

@@ -335,6 +335,23 @@ public struct HeaderFields: Sendable {
 
     /// Adds a line whose value is `bytes` (CR, LF and NUL become SP).
     public mutating func add(_ name: HeaderName, bytes value: UnsafeRawBufferPointer) {
+        addLine(name, value, check: true)
+    }
+
+    /// Adds a line whose value the caller knows holds no CR, LF or NUL (a generated request id's
+    /// hex digits): copied without looking at it.
+    public mutating func add(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
+        addLine(name, value, check: false)
+    }
+
+    /// `set` with `add(_:cleanBytes:)`.
+    public mutating func set(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
+        remove(name)
+        addLine(name, value, check: false)
+    }
+
+    @inline(__always)
+    mutating func addLine(_ name: HeaderName, _ value: UnsafeRawBufferPointer, check: Bool) {
         guard name.isToken else { return }
         let nameLength = name.nameBytes.count
         let n = value.count
@@ -352,7 +369,7 @@ public struct HeaderFields: Sendable {
             if n > 0 { UnsafeMutableRawPointer(v).copyMemory(from: value.baseAddress!, byteCount: n) }
             // Eight bytes at a time: a word with no byte below 0x0E (CR, LF and NUL are all below
             // it) is passed whole; byte by byte only from a word that has one, and at the end.
-            var k = 0
+            var k = check ? 0 : n
             while k < n {
                 if k + 8 <= n {
                     let w = UnsafeRawPointer(v + k).loadUnaligned(as: UInt64.self)
@@ -404,27 +421,37 @@ public struct HeaderFields: Sendable {
 /// heads that get the same lines again and again (a connection's forwarding lines, the proxy's
 /// `Via`): `HeaderFields.add(_: HeaderLines)` adds them all with one copy.
 public struct HeaderLines: Sendable {
-    public let bytes: [UInt8]
+    /// The lines are the first `byteCount` bytes (the array is the one they were written in).
+    @usableFromInline let storage: [UInt8]
+    public let byteCount: Int
     /// The `addedKnown` bits of the lines' names.
     public let knownBits: UInt32
 
-    public init(_ lines: [(HeaderName, String)]) {
+    /// The lines `build` adds to empty fields; one allocation.
+    public init(_ build: (inout HeaderFields) -> Void) {
         var f = HeaderFields()
-        for (n, v) in lines { f.add(n, v) }
-        bytes = f.addedBytes
+        build(&f)
         knownBits = f.addedKnown
+        byteCount = f.addedByteCount
+        storage = f.takeStorage().added
     }
+
+    public init(_ lines: [(HeaderName, String)]) {
+        self.init { f in for (n, v) in lines { f.add(n, v) } }
+    }
+
+    public var bytes: [UInt8] { Array(storage[0..<byteCount]) }
 }
 
 extension HeaderFields {
     /// Adds lines serialized beforehand, after the ones already added.
     public mutating func add(_ lines: HeaderLines) {
-        let n = lines.bytes.count
+        let n = lines.byteCount
         guard n > 0 else { return }
         let start = _addedCount
         if start + n > _addedStorage.count { growAddedStorage(to: start + n) }
         _addedStorage.withUnsafeMutableBytes { all in
-            lines.bytes.withUnsafeBytes { (all.baseAddress! + start).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            lines.storage.withUnsafeBytes { (all.baseAddress! + start).copyMemory(from: $0.baseAddress!, byteCount: n) }
         }
         _addedCount = start + n
         _addedKnown |= lines.knownBits

@@ -248,10 +248,13 @@ public enum RequestFlow {
     /// X-Forwarded-For/-Proto/-Host from the client are kept (and appended to) only when the
     /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
     /// cannot forge its address to the upstream.
-    /// The forwarding lines a request from this client gets when it brought none: made once per
-    /// connection by the engine (`prepareUpstreamHead`'s `forwarding`).
+    /// The forwarding lines a request from this client gets when it brought none: made once and
+    /// kept with the connection's exchange by the engine (`prepareUpstreamHead`'s `forwarding`).
     public static func forwardingLines(clientIPText: String, scheme: String) -> HeaderLines {
-        HeaderLines([(.xForwardedFor, clientIPText), (.xForwardedProto, scheme)])
+        HeaderLines { f in
+            f.add(HeaderName.Lent.xForwardedFor, clientIPText)
+            f.add(HeaderName.Lent.xForwardedProto, scheme)
+        }
     }
 
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String, forwarding: HeaderLines? = nil) {

@@ -266,28 +266,65 @@ func h1NormalizedHost(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String
     }
 }
 
-/// A connection's last Host, as received and normalized. A keep-alive client sends the same Host
-/// with every request, and making its String (small, but validated) cost about 300
-/// instructions a request (callgrind); a repeat costs a 32-byte compare.
+/// A connection's last Host, normalized. A keep-alive client sends the same Host with every
+/// request, and making its String (small, but validated) cost about 300 instructions a request
+/// (callgrind). A repeat is recognized by comparing the received bytes with the kept String,
+/// which is all the cache holds (16 bytes a connection).
 @usableFromInline
 struct H1HostCache {
-    var raw: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-    var length = -1
+    /// The last host, when a received Host normalizes to it exactly when it is these bytes in
+    /// any case, then nothing or `:` and a port: not empty, not ending in `.`, and either
+    /// bracketed or free of `:` (`h1NormalizedHost` cuts at the last `:`, and at a final `.`).
     var host = ""
 
-    /// `h1NormalizedHost(p, from:, to:)`, from the cache when the bytes are the last ones.
+    /// `h1NormalizedHost(p, from:, to:)`, the kept String when the bytes are a repeat.
     @inline(__always) @usableFromInline
     mutating func normalized(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> String {
-        let n = to - from
-        guard n > 0, n <= 32, let base = p.baseAddress else { return h1NormalizedHost(p, from: from, to: to) }
-        var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &w) { $0.baseAddress!.copyMemory(from: base + from, byteCount: n) }
-        if n == length && w == raw { return host }
+        if !host.isEmpty, let base = p.baseAddress, repeats(base + from, to - from) { return host }
         let h = h1NormalizedHost(p, from: from, to: to)
-        raw = w
-        length = n
-        host = h
+        host = Self.cacheable(h) ? h : ""
         return h
+    }
+
+    @inline(__always)
+    private func repeats(_ raw: UnsafeRawPointer, _ n: Int) -> Bool {
+        host.utf8.withContiguousStorageIfAvailable { kept in
+            let k = kept.count
+            guard n >= k, Self.lowercased(raw, equals: UnsafeRawBufferPointer(kept)) else { return false }
+            if n == k { return true }
+            guard raw.load(fromByteOffset: k, as: UInt8.self) == h1Colon else { return false }
+            // One `:` only: the port's. `a:b` and `a:b:1` normalize differently.
+            var i = k + 1
+            while i < n {
+                if raw.load(fromByteOffset: i, as: UInt8.self) == h1Colon { return false }
+                i += 1
+            }
+            return true
+        } ?? false
+    }
+
+    /// Whether the `kept.count` bytes at `raw`, `A`-`Z` lowercased, are `kept`.
+    @inline(__always)
+    static func lowercased(_ raw: UnsafeRawPointer, equals kept: UnsafeRawBufferPointer) -> Bool {
+        let n = kept.count
+        guard let k = kept.baseAddress else { return n == 0 }
+        var i = 0
+        while i + 8 <= n {
+            if h1LowercaseASCII(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) != k.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
+        }
+        while i < n {
+            if asciiLower(raw.load(fromByteOffset: i, as: UInt8.self)) != k.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    static func cacheable(_ h: String) -> Bool {
+        guard let first = h.utf8.first, h.utf8.last != UInt8(ascii: ".") else { return false }
+        return first == UInt8(ascii: "[") || !h.utf8.contains(h1Colon)
     }
 }
 

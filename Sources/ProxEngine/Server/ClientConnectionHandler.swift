@@ -61,9 +61,6 @@ final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var framing = false
     private var heldDispatch: (attempt: Int, sendContinue: Bool)?
     private var serverName: String { state.snapshot.settings.serverName }
-    /// `X-Forwarded-For` and `X-Forwarded-Proto` as this connection's requests get them, made
-    /// on the first request proxied (`RequestFlow.forwardingLines`).
-    private lazy var forwardingLines = RequestFlow.forwardingLines(clientIPText: clientIPText, scheme: scheme)
     /// How long a connection idle between requests keeps its finished exchange for the next
     /// (checked at the 250 ms timeout sweep).
     static let keepSpareWhileIdle = TimeAmount.milliseconds(250)
@@ -595,7 +592,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
         // `ex.ctx` at each use, no local: a local would still hold the context when a failed
         // dispatch finishes the exchange, and a context held elsewhere is not reused.
-        RequestFlow.prepareUpstreamHead(ex.ctx, serverName: serverName, forwarding: forwardingLines)
+        // The connection's forwarding lines, kept with its exchange: an idle connection, whose
+        // exchange is given back, holds none.
+        if ex.forwarding == nil { ex.forwarding = RequestFlow.forwardingLines(clientIPText: clientIPText, scheme: scheme) }
+        RequestFlow.prepareUpstreamHead(ex.ctx, serverName: serverName, forwarding: ex.forwarding)
         // The same mapping dry-run shows.
         let framing = RequestFlow.upstreamRequestFraming(machine.request.framing)
         // Room for the head with its forwarding lines: no regrowth.

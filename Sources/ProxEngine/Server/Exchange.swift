@@ -40,6 +40,9 @@ final class Exchange {
     var errorCategory = ""
     /// Set when a `101` made the exchange a tunnel, once the tunnel ended: its figures.
     var tunnel: ByteRelay.Stats?
+    /// The connection's `X-Forwarded-For` and `-Proto` lines (`RequestFlow.forwardingLines`),
+    /// made on the first request proxied and kept across `reset`: they are the connection's.
+    var forwarding: HeaderLines?
 
     init(ctx: RequestContext, now: NIODeadline) {
         self.ctx = ctx

@@ -66,6 +66,8 @@ public struct HeadersStage: Stage {
         let name: HeaderName
         /// nil for `remove`.
         let template: Template?
+        /// The template is `{request_id}` alone: the id is written as its bytes.
+        let writesRequestID: Bool
 
         init(_ edit: Edit) {
             switch edit {
@@ -73,13 +75,16 @@ public struct HeadersStage: Stage {
             case .set(let n, let t): (kind, name, template) = (.set, n, t)
             case .add(let n, let t): (kind, name, template) = (.add, n, t)
             }
+            writesRequestID = template?.isRequestIDAlone ?? false
         }
 
         /// As `Edit.applyToRequest`: the value is rendered before the head is modified.
         func applyToRequest(_ ctx: RequestContext) {
             switch kind {
             case .remove: ctx.head.fields.remove(name)
-            // Lent bytes: a generated request id or a rendered string, never `ctx.head`'s own.
+            case .set where writesRequestID: ctx.writeRequestID(name, into: &ctx.head.fields, replacing: true)
+            case .add where writesRequestID: ctx.writeRequestID(name, into: &ctx.head.fields, replacing: false)
+            // Lent bytes: a rendered string, never `ctx.head`'s own.
             case .set: template.unsafelyUnwrapped.withRendered(ctx) { ctx.head.fields.set(name, bytes: $0) }
             case .add: template.unsafelyUnwrapped.withRendered(ctx) { ctx.head.fields.add(name, bytes: $0) }
             }
@@ -89,6 +94,8 @@ public struct HeadersStage: Stage {
         func apply(_ fields: inout HeaderFields, _ ctx: RequestContext) {
             switch kind {
             case .remove: fields.remove(name)
+            case .set where writesRequestID: ctx.writeRequestID(name, into: &fields, replacing: true)
+            case .add where writesRequestID: ctx.writeRequestID(name, into: &fields, replacing: false)
             case .set: template.unsafelyUnwrapped.withRendered(ctx) { fields.set(name, bytes: $0) }
             case .add: template.unsafelyUnwrapped.withRendered(ctx) { fields.add(name, bytes: $0) }
             }

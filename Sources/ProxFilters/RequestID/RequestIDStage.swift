@@ -28,7 +28,7 @@ public struct RequestIDStage: Stage {
         // Kept as its bits and written as bytes: no `String` unless something reads one.
         let id = RequestID.Generated.next()
         ctx.generatedRequestID = id
-        id.withDigits { ctx.head.fields.set(header, bytes: $0) }
+        id.withDigits { ctx.head.fields.set(header, cleanBytes: $0) }
         ctx.record(kind, looked: incoming.map { "\(header.name): \($0)" } ?? "no \(header.name)",
                    decided: "generate \(id.text)",
                    why: incoming == nil ? "the request has none"
@@ -37,6 +37,6 @@ public struct RequestIDStage: Stage {
     }
 
     public func response(_ ctx: RequestContext, _ head: inout ResponseHead) {
-        ctx.withRequestIDBytes { head.fields.set(header, bytes: $0) }
+        ctx.writeRequestID(header, into: &head.fields, replacing: true)
     }
 }
