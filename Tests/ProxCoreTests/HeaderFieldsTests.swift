@@ -140,4 +140,30 @@ struct HeaderFieldsTests {
         g.remove(HeaderName("X-C"))
         #expect(g.addedByteCount == 0)
     }
+
+    /// Clean bytes (a generated id's digits) and lines made once come out as `add` makes them.
+    @Test func cleanBytesAndHeaderLinesAreWhatAddMakes() {
+        var checked = received([("Host", "a.example"), ("X-Id", "old")])
+        var clean = checked
+        let values = ["0123456789abcdef0123456789abcdef", "", "x", "v1.2 (7)"]
+        for (i, v) in values.enumerated() {
+            checked.add(HeaderName("X-\(i)"), v)
+            Array(v.utf8).withUnsafeBytes { clean.add(HeaderName("X-\(i)"), cleanBytes: $0) }
+        }
+        checked.set(HeaderName("X-Id"), "new")
+        Array("new".utf8).withUnsafeBytes { clean.set(HeaderName("X-Id"), cleanBytes: $0) }
+        #expect(clean.addedBytes == checked.addedBytes)
+        #expect(clean.addedKnown == checked.addedKnown)
+        #expect(clean.effective.map { "\($0.name)=\($0.value)" } == checked.effective.map { "\($0.name)=\($0.value)" })
+
+        let lines = HeaderLines([(.xForwardedFor, "192.0.2.1"), (HeaderName("X-Other"), "a\r\nb")])
+        var viaLines = received([("Host", "a.example")])
+        var viaAdd = viaLines
+        viaLines.add(lines)
+        viaAdd.add(.xForwardedFor, "192.0.2.1")
+        viaAdd.add(HeaderName("X-Other"), "a\r\nb")
+        #expect(viaLines.addedBytes == viaAdd.addedBytes)
+        #expect(viaLines.addedKnown == viaAdd.addedKnown)
+        #expect(lines.bytes == viaAdd.addedBytes)
+    }
 }

@@ -83,7 +83,7 @@ import Testing
     /// On the hot path a generated id is kept as its digits and lent to each header line: every
     /// line shows the same id, and no `String` is made until one is read.
     @Test func aGeneratedIDIsWrittenWithoutAString() throws {
-        let (_, ctx) = try Self.untraced(#"{request: {set: {X-Copy: "{request_id}"}}, response: {set: {X-Copy: "{request_id}"}}}"#)
+        let (_, ctx) = try Self.untraced(#"{request: {set: {X-Copy: "{request_id}"}, add: {X-Added: "{request_id}"}}, response: {set: {X-Copy: "{request_id}"}}}"#)
         #expect(!ctx.hasRequestID)
         let (v, ran) = runRequest(ctx)
         #expect(v.isNext && ran == 2)
@@ -93,6 +93,7 @@ import Testing
         #expect(Self.isHexID(id.text))
         #expect(ctx.head.fields.all(.xRequestID) == [id.text])
         #expect(ctx.head.fields.all(HeaderName("X-Copy")) == [id.text])
+        #expect(ctx.head.fields.all(HeaderName("X-Added")) == [id.text])
         let resp = runResponse(ctx, ran: ran, headers: [("X-Request-Id", "from-upstream")])
         #expect(resp.fields.all(.xRequestID) == [id.text])
         #expect(resp.fields.all(HeaderName("X-Copy")) == [id.text])
