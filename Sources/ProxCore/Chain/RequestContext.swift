@@ -22,8 +22,9 @@ public final class RequestContext {
     public let tlsClient: TLSClientIdentity?
     public package(set) var route: Route?
     /// The request's id: set by the `request_id` filter (or made by the engine for an error
-    /// response); empty until then. A generated id is kept as its 128 bits and made a `String`
-    /// only when read here: the hot path writes it into header lines with `withRequestIDBytes`.
+    /// response); empty until then. A generated id is kept as its hex digits
+    /// (`generatedRequestID`) and made a `String` only when read here: the hot path writes it
+    /// into header lines with `writeRequestID`.
     public var requestID: String {
         get {
             if requestIDText.isEmpty, let g = requestIDBits { requestIDText = g.text }

@@ -242,12 +242,6 @@ public enum RequestFlow {
         }
     }
 
-    /// Prepares the request head for the upstream: forwarding headers, Via, Expect. Runs once per
-    /// attempt's head, on the request's loop.
-    ///
-    /// X-Forwarded-For/-Proto/-Host from the client are kept (and appended to) only when the
-    /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
-    /// cannot forge its address to the upstream.
     /// The forwarding lines a request from this client gets when it brought none: made once and
     /// kept with the connection's exchange by the engine (`prepareUpstreamHead`'s `forwarding`).
     public static func forwardingLines(clientIPText: String, scheme: String) -> HeaderLines {
@@ -257,6 +251,13 @@ public enum RequestFlow {
         }
     }
 
+    /// Prepares the request head for the upstream: forwarding headers, Via, Expect. Runs once per
+    /// attempt's head, on the request's loop.
+    ///
+    /// X-Forwarded-For/-Proto/-Host from the client are kept (and appended to) only when the
+    /// peer is in the listener's `trusted_proxies`; otherwise they are replaced, so a client
+    /// cannot forge its address to the upstream. `forwarding`: `forwardingLines` for this
+    /// request's client and scheme, made beforehand (nil: made here).
     public static func prepareUpstreamHead(_ ctx: RequestContext, serverName: String, forwarding: HeaderLines? = nil) {
         let trusted = !ctx.listener.trustedProxies.isEmpty && ctx.listener.trustedProxies.contains { $0.contains(ctx.client) }
         // Read phase: the head lent in place (reading a struct stored in a class would copy it),
