@@ -7,6 +7,10 @@ wrk runs for a few seconds and the CPU time each process spent over the window (
 same window comes from /proc/stat. This is what says whether the proxy's CPU per request is
 what limits req/s (docs/BENCHMARKS.md, "What bounds the 1-thread cells").
 
+Also per 100 requests: how often each process went to sleep waiting (its threads' voluntary
+context switches, /proc/<pid>/task/*/status) and the machine's context switches (/proc/stat):
+how finely the three processes hand work to each other.
+
   python3 bench/cpu-share.py [--prox .build-release/release/prox] [--config bench/compare-uring.yaml]
                              [--conns 64] [--threads 1] [--rounds 4] [--duration 4]
 
@@ -25,6 +29,31 @@ TCK = os.sysconf("SC_CLK_TCK")
 def idle_ticks():
     f = open("/proc/stat").readline().split()
     return int(f[4]) + int(f[5])
+
+
+def sleeps(pids):
+    """Voluntary context switches of every thread of `pids` (a thread waiting for work)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                for line in open(f"/proc/{pid}/task/{t}/status"):
+                    if line.startswith("voluntary_ctxt_switches"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+    return total
+
+
+def machine_switches():
+    for line in open("/proc/stat"):
+        if line.startswith("ctxt "):
+            return int(line.split()[1])
+    return 0
 
 
 def start(cmd, port, log):
@@ -73,8 +102,10 @@ def main():
                     time.sleep(0.5)
                     procs = {"wrk": [wrk.pid], "upstream": tree(upstream.pid), "proxy": tree(proxy.pid)}
                     t0 = {k: cpu_ticks(v) for k, v in procs.items()}; i0 = idle_ticks(); w0 = time.time()
+                    s0 = {k: sleeps(v) for k, v in procs.items()}; c0 = machine_switches()
                     time.sleep(args.duration)
                     t1 = {k: cpu_ticks(v) for k, v in procs.items()}; i1 = idle_ticks(); w1 = time.time()
+                    s1 = {k: sleeps(v) for k, v in procs.items()}; c1 = machine_switches()
                     out = wrk.communicate(timeout=60)[0]
                 finally:
                     stop(proxy)
@@ -82,18 +113,23 @@ def main():
                 n = rps * (w1 - w0)
                 us = {k: (t1[k] - t0[k]) / TCK * 1e6 / n for k in procs}
                 idle = (i1 - i0) / TCK / (w1 - w0) * 100
-                rows[target].append((rps, us["wrk"], us["upstream"], us["proxy"], idle))
+                sl = {k: (s1[k] - s0[k]) * 100 / n for k in procs}
+                cs = (c1 - c0) * 100 / n
+                rows[target].append((rps, us["wrk"], us["upstream"], us["proxy"], idle, sl["wrk"], sl["upstream"], sl["proxy"], cs))
                 print(f"round {r} {target:5} {rps:9.0f} req/s  wrk {us['wrk']:.2f}  upstream {us['upstream']:.2f}"
-                      f"  proxy {us['proxy']:.2f} µs/req  idle {idle:.1f}% of one core", flush=True)
+                      f"  proxy {us['proxy']:.2f} µs/req  idle {idle:.1f}% of one core;  per 100 requests: sleeps"
+                      f" wrk {sl['wrk']:.1f} upstream {sl['upstream']:.1f} proxy {sl['proxy']:.1f}, switches {cs:.1f}", flush=True)
     finally:
         stop(upstream)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nc{args.conns}, {args.threads} thread(s), medians of {args.rounds} rounds:")
-    print("| proxy | req/s | wrk µs/req | upstream µs/req | proxy µs/req | idle, of one core |")
-    print("|---|---|---|---|---|---|")
+    print("| proxy | req/s | wrk µs/req | upstream µs/req | proxy µs/req | idle, of one core |"
+          " sleeps per 100 requests (wrk / upstream / proxy) | machine's switches per 100 requests |")
+    print("|---|---|---|---|---|---|---|---|")
     for target, rs in rows.items():
-        med = [statistics.median(x[i] for x in rs) for i in range(5)]
-        print(f"| {target} | {med[0]:,.0f} | {med[1]:.2f} | {med[2]:.2f} | {med[3]:.2f} | {med[4]:.1f}% |")
+        med = [statistics.median(x[i] for x in rs) for i in range(9)]
+        print(f"| {target} | {med[0]:,.0f} | {med[1]:.2f} | {med[2]:.2f} | {med[3]:.2f} | {med[4]:.1f}% |"
+              f" {med[5]:.1f} / {med[6]:.1f} / {med[7]:.1f} | {med[8]:.1f} |")
 
 
 if __name__ == "__main__":
