@@ -4,7 +4,7 @@ extension Array {
     /// through the generic `replaceSubrange` (about 110 instructions a call, callgrind), and the
     /// hot path empties several short arrays a request (one to a few elements).
     @inlinable
-    public mutating func removeAllKeepingStorage() {
+    package mutating func removeAllKeepingStorage() {
         let n = count
         if n == 0 { return }
         if n <= 8 {

@@ -5,7 +5,7 @@ extension ByteBuffer {
     /// with a generic `dropFirst` that is not inlined (about 70 instructions a call, three calls a
     /// proxied request, callgrind); this asks for room and copies into it.
     @inlinable
-    public mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         guard n > 0, let source = bytes.baseAddress else { return }
         reserveCapacity(minimumWritableBytes: n)
@@ -18,7 +18,7 @@ extension ByteBuffer {
 
     /// Appends the readable bytes of `other` (which is left as it was).
     @inlinable
-    public mutating func appendBytes(of other: ByteBuffer) {
+    package mutating func appendBytes(of other: ByteBuffer) {
         other.withUnsafeReadableBytes { appendBytes($0) }
     }
 }
@@ -29,7 +29,7 @@ extension ByteBuffer {
     /// the writer index and returns how many it wrote.
     @inlinable
     @discardableResult
-    public mutating func writeInPlace(minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+    package mutating func writeInPlace(minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
         reserveCapacity(minimumWritableBytes: minimumWritableBytes)
         let at = writerIndex
         let written = withVeryUnsafeMutableBytes { all in

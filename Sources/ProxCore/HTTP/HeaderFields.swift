@@ -339,13 +339,16 @@ public struct HeaderFields: Sendable {
     }
 
     /// Adds a line whose value the caller knows holds no CR, LF or NUL (a generated request id's
-    /// hex digits): copied without looking at it.
-    public mutating func add(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
+    /// hex digits): copied without looking at it. Not public: a value that broke that promise
+    /// would split the head, so custom filters get the checked `add` only.
+    @usableFromInline
+    package mutating func add(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
         addLine(name, value, check: false)
     }
 
-    /// `set` with `add(_:cleanBytes:)`.
-    public mutating func set(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
+    /// `set` with `add(_:cleanBytes:)`; not public either.
+    @usableFromInline
+    package mutating func set(_ name: HeaderName, cleanBytes value: UnsafeRawBufferPointer) {
         remove(name)
         addLine(name, value, check: false)
     }
